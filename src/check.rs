@@ -1,0 +1,253 @@
+//! The check table of SPEC §3 as one decision. Rows that need only the request run in
+//! the worker; rows about the key run inside the key's Durable Object against its
+//! authoritative record; the plan row runs against the account's. When both lookups
+//! fail, the lower row answers, so the result is the same as checking in table order.
+
+use crate::cidr;
+use crate::config::Plan;
+use crate::error::ApiError;
+use crate::model::{AdminStatus, Environment, Identity, KeyRecord};
+use crate::policy;
+use serde::{Deserialize, Serialize};
+
+/// Row 1: plain HTTP passes only where configuration allows it.
+pub fn check_transport(scheme: &str, allow_http: bool) -> Result<(), ApiError> {
+    if scheme == "https" || allow_http {
+        Ok(())
+    } else {
+        Err(ApiError::HttpsRequired)
+    }
+}
+
+/// The credential of `Authorization: Bearer <key>` (scheme case-insensitive).
+pub fn bearer_token(authorization: Option<&str>) -> Option<&str> {
+    let value = authorization?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// What the key's object needs to know about a request to decide rows 3–11.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccessRequest {
+    pub hash: String,
+    pub deployment_env: Environment,
+    pub client_ip: Option<String>,
+    pub permission: String,
+    pub project: Option<String>,
+}
+
+/// Rows 3–7 and 9–11, in table order, against the key's record.
+pub fn check_key(rec: &KeyRecord, req: &AccessRequest, now: i64) -> Result<Identity, ApiError> {
+    // Row 3: a stale index entry (rotated or deleted secret) is an unknown key.
+    if !rec.accepts_hash(&req.hash, now) {
+        return Err(ApiError::InvalidKey);
+    }
+    match rec.status {
+        AdminStatus::Revoked => return Err(ApiError::KeyRevoked),
+        AdminStatus::Inactive => return Err(ApiError::KeyInactive),
+        AdminStatus::Active => {}
+    }
+    if rec.is_expired(now) {
+        return Err(ApiError::KeyExpired);
+    }
+    if rec.environment != req.deployment_env {
+        return Err(ApiError::WrongEnvironment);
+    }
+    // Row 8 (plan) is the account's: see `check_plan`.
+    let ip = req.client_ip.as_deref().and_then(|s| s.parse().ok());
+    if !cidr::allowed(&rec.ip_allowlist, ip) {
+        return Err(ApiError::IpNotAllowed);
+    }
+    if !policy::holds(&rec.permissions, &req.permission) {
+        return Err(ApiError::MissingPermission {
+            permission: req.permission.clone(),
+        });
+    }
+    if !policy::project_allowed(&rec.projects, req.project.as_deref()) {
+        return Err(ApiError::ProjectForbidden {
+            project: req.project.clone().unwrap_or_default(),
+        });
+    }
+    Ok(Identity::of(rec))
+}
+
+/// Row 8: the account's plan must include API access. An unknown plan has none.
+pub fn check_plan(plan: Option<&Plan>) -> Result<(), ApiError> {
+    match plan {
+        Some(p) if p.api_access => Ok(()),
+        _ => Err(ApiError::UpgradeRequired),
+    }
+}
+
+/// Joins the key's verdict and the account's: the failure of the lowest row wins.
+pub fn combine<T>(key: Result<T, ApiError>, account: Result<(), ApiError>) -> Result<T, ApiError> {
+    match (key, account) {
+        (Err(k), Err(a)) => Err(if a.row() < k.row() { a } else { k }),
+        (Err(k), Ok(())) => Err(k),
+        (Ok(_), Err(a)) => Err(a),
+        (Ok(v), Ok(())) => Ok(v),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Quotas, RateLimits};
+    use serde_json::Map;
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    fn record() -> KeyRecord {
+        KeyRecord {
+            id: "key_1".into(),
+            account: "acme".into(),
+            name: "ci".into(),
+            alias: None,
+            category: None,
+            environment: Environment::Production,
+            permissions: vec!["read:all".into()],
+            projects: vec![],
+            created_at: NOW - 1000,
+            expires_at: None,
+            status: AdminStatus::Active,
+            rate_limits: RateLimits::default(),
+            quotas: Quotas::default(),
+            ip_allowlist: vec![],
+            metadata: Map::new(),
+            prefix: "kw_live_abcdef".into(),
+            usage_count: 0,
+            last_used_at: None,
+            hash: "h1".into(),
+            previous_hash: None,
+            previous_hash_until: None,
+            updated_at: NOW - 1000,
+        }
+    }
+
+    fn request() -> AccessRequest {
+        AccessRequest {
+            hash: "h1".into(),
+            deployment_env: Environment::Production,
+            client_ip: Some("10.0.0.1".into()),
+            permission: "read:all".into(),
+            project: None,
+        }
+    }
+
+    fn code(r: Result<Identity, ApiError>) -> &'static str {
+        r.err().map(|e| e.code()).unwrap_or("ok")
+    }
+
+    #[test]
+    fn transport_and_bearer() {
+        assert_eq!(check_transport("http", false), Err(ApiError::HttpsRequired));
+        assert!(check_transport("http", true).is_ok());
+        assert!(check_transport("https", false).is_ok());
+        assert_eq!(bearer_token(Some("Bearer abc")), Some("abc"));
+        assert_eq!(bearer_token(Some("bearer   abc ")), Some("abc"));
+        assert_eq!(bearer_token(Some("Basic abc")), None);
+        assert_eq!(bearer_token(Some("Bearer ")), None);
+        assert_eq!(bearer_token(Some("abc")), None);
+        assert_eq!(bearer_token(None), None);
+    }
+
+    #[test]
+    fn a_valid_key_passes_with_its_identity() {
+        let id = check_key(&record(), &request(), NOW).unwrap();
+        assert_eq!(id.key_id, "key_1");
+        assert_eq!(id.account, "acme");
+    }
+
+    #[test]
+    fn each_row_fails_alone() {
+        let r = request();
+        let with = |f: &dyn Fn(&mut KeyRecord)| {
+            let mut rec = record();
+            f(&mut rec);
+            code(check_key(&rec, &r, NOW))
+        };
+        assert_eq!(with(&|k| k.hash = "other".into()), "invalid_key");
+        assert_eq!(with(&|k| k.status = AdminStatus::Revoked), "key_revoked");
+        assert_eq!(with(&|k| k.status = AdminStatus::Inactive), "key_inactive");
+        assert_eq!(with(&|k| k.expires_at = Some(NOW)), "key_expired");
+        assert_eq!(with(&|k| k.expires_at = Some(NOW + 1)), "ok");
+        assert_eq!(with(&|k| k.environment = Environment::Staging), "wrong_environment");
+        assert_eq!(with(&|k| k.ip_allowlist = vec!["192.168.0.0/16".into()]), "ip_not_allowed");
+        assert_eq!(with(&|k| k.ip_allowlist = vec!["10.0.0.0/8".into()]), "ok");
+        assert_eq!(with(&|k| k.permissions = vec!["customer:read".into()]), "insufficient_permissions");
+        let mut scoped = request();
+        scoped.project = Some("p2".into());
+        let mut rec = record();
+        rec.projects = vec!["p1".into()];
+        assert_eq!(
+            check_key(&rec, &scoped, NOW),
+            Err(ApiError::ProjectForbidden { project: "p2".into() })
+        );
+    }
+
+    #[test]
+    fn rows_are_checked_in_table_order() {
+        // A key failing every row answers with the first one, then the next...
+        let mut rec = record();
+        rec.hash = "other".into();
+        rec.status = AdminStatus::Revoked;
+        rec.expires_at = Some(NOW - 1);
+        rec.environment = Environment::Staging;
+        rec.ip_allowlist = vec!["192.168.0.0/16".into()];
+        rec.permissions = vec![];
+        rec.projects = vec!["p1".into()];
+        let mut req = request();
+        req.project = Some("p2".into());
+        let expected = [
+            "invalid_key",
+            "key_revoked",
+            "key_expired",
+            "wrong_environment",
+            "ip_not_allowed",
+            "insufficient_permissions",
+            "project_forbidden",
+            "ok",
+        ];
+        for want in expected {
+            assert_eq!(code(check_key(&rec, &req, NOW)), want);
+            match want {
+                "invalid_key" => rec.hash = "h1".into(),
+                "key_revoked" => rec.status = AdminStatus::Active,
+                "key_expired" => rec.expires_at = None,
+                "wrong_environment" => rec.environment = Environment::Production,
+                "ip_not_allowed" => rec.ip_allowlist.clear(),
+                "insufficient_permissions" => rec.permissions = vec!["admin".into()],
+                "project_forbidden" => rec.projects.push("p2".into()),
+                _ => {}
+            }
+        }
+        // Inactive comes after revoked and before expired.
+        rec.status = AdminStatus::Inactive;
+        rec.expires_at = Some(NOW - 1);
+        assert_eq!(code(check_key(&rec, &req, NOW)), "key_inactive");
+    }
+
+    #[test]
+    fn grace_period_keeps_the_old_secret_until_it_ends() {
+        let mut rec = record();
+        rec.hash = "new".into();
+        rec.previous_hash = Some("h1".into());
+        rec.previous_hash_until = Some(NOW + 5_000);
+        assert_eq!(code(check_key(&rec, &request(), NOW)), "ok");
+        assert_eq!(code(check_key(&rec, &request(), NOW + 5_000)), "invalid_key");
+    }
+
+    #[test]
+    fn plan_row_sits_between_environment_and_ip() {
+        let free = Plan { api_access: false, rate_limits: Default::default(), account_limits: Default::default() };
+        assert_eq!(check_plan(Some(&free)), Err(ApiError::UpgradeRequired));
+        assert_eq!(check_plan(None), Err(ApiError::UpgradeRequired));
+        let plan = check_plan(Some(&free));
+        assert_eq!(combine(Err::<(), _>(ApiError::KeyRevoked), plan.clone()), Err(ApiError::KeyRevoked));
+        assert_eq!(combine(Err::<(), _>(ApiError::WrongEnvironment), plan.clone()), Err(ApiError::WrongEnvironment));
+        assert_eq!(combine(Err::<(), _>(ApiError::IpNotAllowed), plan.clone()), Err(ApiError::UpgradeRequired));
+        assert_eq!(combine(Ok(1), plan), Err(ApiError::UpgradeRequired));
+        assert_eq!(combine(Ok(1), Ok(())), Ok(1));
+    }
+}

@@ -1,0 +1,440 @@
+//! Validation of management input. Every rejection names the field; nothing is
+//! written unless the whole body is valid.
+
+use crate::cidr::Cidr;
+use crate::error::ApiError;
+use crate::model::{Environment, Quotas, RateLimits};
+use crate::time_fmt::from_rfc3339;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+const DAY_MS: i64 = 86_400_000;
+const MAX_LIST: usize = 100;
+const MAX_METADATA_BYTES: usize = 4096;
+
+/// Changes to a key's settings. Outer `None` = leave as is; for the nullable fields
+/// `Some(None)` clears.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KeyPatch {
+    pub name: Option<String>,
+    pub alias: Option<Option<String>>,
+    pub category: Option<Option<String>>,
+    pub permissions: Option<Vec<String>>,
+    pub projects: Option<Vec<String>>,
+    pub expires_at: Option<Option<i64>>,
+    pub rate_limits: Option<RateLimits>,
+    pub quotas: Option<Quotas>,
+    pub ip_allowlist: Option<Vec<String>>,
+    pub metadata: Option<Map<String, Value>>,
+}
+
+/// A validated `POST /keys` body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewKey {
+    pub account: Option<String>,
+    pub environment: Option<Environment>,
+    pub settings: KeyPatch,
+}
+
+const PATCH_FIELDS: [&str; 11] = [
+    "name",
+    "alias",
+    "category",
+    "permissions",
+    "projects",
+    "expires_at",
+    "expires_in_days",
+    "rate_limits",
+    "quotas",
+    "ip_allowlist",
+    "metadata",
+];
+
+pub fn parse_create(body: &Value, now: i64) -> Result<NewKey, ApiError> {
+    let obj = as_object(body)?;
+    reject_unknown(obj, &[&PATCH_FIELDS[..], &["account", "environment"]].concat())?;
+    let account = match obj.get("account") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(identifier(v, "account")?),
+    };
+    let environment = match obj.get("environment") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_str()
+                .and_then(Environment::parse)
+                .ok_or_else(|| ApiError::field("environment", "must be production, staging or development"))?,
+        ),
+    };
+    let settings = parse_settings(obj, now)?;
+    if settings.name.is_none() {
+        return Err(ApiError::field("name", "is required"));
+    }
+    Ok(NewKey {
+        account,
+        environment,
+        settings,
+    })
+}
+
+pub fn parse_patch(body: &Value, now: i64) -> Result<KeyPatch, ApiError> {
+    let obj = as_object(body)?;
+    for fixed in ["account", "environment", "id", "key", "prefix", "status"] {
+        if obj.contains_key(fixed) {
+            return Err(ApiError::field(fixed, "cannot be changed"));
+        }
+    }
+    reject_unknown(obj, &PATCH_FIELDS)?;
+    let patch = parse_settings(obj, now)?;
+    if patch == KeyPatch::default() {
+        return Err(ApiError::InvalidBody {
+            reason: "nothing to change".into(),
+        });
+    }
+    Ok(patch)
+}
+
+/// `POST /keys/{id}/rotate` takes an optional grace period, in seconds (≤ 7 days).
+pub fn parse_grace_seconds(body: Option<&Value>) -> Result<u64, ApiError> {
+    let Some(body) = body else { return Ok(0) };
+    let obj = as_object(body)?;
+    reject_unknown(obj, &["grace_period_seconds"])?;
+    match obj.get("grace_period_seconds") {
+        None | Some(Value::Null) => Ok(0),
+        Some(v) => v
+            .as_u64()
+            .filter(|s| *s <= 7 * 86_400)
+            .ok_or_else(|| ApiError::field("grace_period_seconds", "must be a whole number of seconds from 0 to 604800")),
+    }
+}
+
+/// `PUT /accounts/{id}`: `{"plan": "<name>"}`, the name one of `plans`.
+pub fn parse_plan<'a>(body: &Value, plans: impl Iterator<Item = &'a String>) -> Result<String, ApiError> {
+    let obj = as_object(body)?;
+    reject_unknown(obj, &["plan"])?;
+    let plan = obj
+        .get("plan")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::field("plan", "is required"))?;
+    let known: Vec<&String> = plans.collect();
+    if known.iter().any(|p| *p == plan) {
+        Ok(plan.to_string())
+    } else {
+        let names: Vec<&str> = known.iter().map(|s| s.as_str()).collect();
+        Err(ApiError::field("plan", format!("must be one of {}", names.join(", "))))
+    }
+}
+
+fn parse_settings(obj: &Map<String, Value>, now: i64) -> Result<KeyPatch, ApiError> {
+    let mut p = KeyPatch::default();
+    if let Some(v) = obj.get("name") {
+        p.name = Some(text(v, "name", 100)?);
+    }
+    if let Some(v) = obj.get("alias") {
+        p.alias = Some(nullable(v, |v| {
+            let a = text(v, "alias", 64)?;
+            if a.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                Ok(a)
+            } else {
+                Err(ApiError::field("alias", "may hold only letters, digits, '-', '_' and '.'"))
+            }
+        })?);
+    }
+    if let Some(v) = obj.get("category") {
+        p.category = Some(nullable(v, |v| text(v, "category", 64))?);
+    }
+    if let Some(v) = obj.get("permissions") {
+        p.permissions = Some(list(v, "permissions", |s| {
+            let ok = !s.is_empty()
+                && s.len() <= 64
+                && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-.:*".contains(c));
+            ok.then_some(()).ok_or("must be lowercase names such as 'read:all' or 'license:manage'")
+        })?);
+    }
+    if let Some(v) = obj.get("projects") {
+        p.projects = Some(list(v, "projects", |s| {
+            let ok = !s.is_empty() && s.len() <= 128 && !s.contains('/');
+            ok.then_some(()).ok_or("must be non-empty project ids without '/'")
+        })?);
+    }
+    match (obj.get("expires_at"), obj.get("expires_in_days")) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::field("expires_at", "give expires_at or expires_in_days, not both"))
+        }
+        (Some(v), None) => {
+            p.expires_at = Some(nullable(v, |v| {
+                let at = v
+                    .as_str()
+                    .and_then(from_rfc3339)
+                    .ok_or_else(|| ApiError::field("expires_at", "must be an RFC 3339 date-time"))?;
+                if at <= now {
+                    return Err(ApiError::field("expires_at", "must be in the future"));
+                }
+                Ok(at)
+            })?)
+        }
+        (None, Some(v)) => {
+            p.expires_at = Some(nullable(v, |v| match v.as_i64() {
+                Some(d @ (30 | 60 | 90 | 365)) => Ok(now + d * DAY_MS),
+                _ => Err(ApiError::field("expires_in_days", "must be 30, 60, 90 or 365")),
+            })?)
+        }
+        (None, None) => {}
+    }
+    if let Some(v) = obj.get("rate_limits") {
+        let o = limits_object(v, "rate_limits", &["per_second", "per_minute", "per_day"])?;
+        p.rate_limits = Some(RateLimits {
+            per_second: o[0],
+            per_minute: o[1],
+            per_day: o[2],
+        });
+    }
+    if let Some(v) = obj.get("quotas") {
+        let o = limits_object(v, "quotas", &["total", "daily", "weekly", "monthly"])?;
+        p.quotas = Some(Quotas {
+            total: o[0],
+            daily: o[1],
+            weekly: o[2],
+            monthly: o[3],
+        });
+    }
+    if let Some(v) = obj.get("ip_allowlist") {
+        let list = list(v, "ip_allowlist", |s| {
+            Cidr::parse(s).map(|_| ()).map_err(|_| "must be IP addresses or CIDR blocks such as 203.0.113.0/24")
+        })?;
+        p.ip_allowlist = Some(list);
+    }
+    if let Some(v) = obj.get("metadata") {
+        let m = match v {
+            Value::Null => Map::new(),
+            Value::Object(m) => m.clone(),
+            _ => return Err(ApiError::field("metadata", "must be an object")),
+        };
+        if serde_json::to_string(&m).map(|s| s.len()).unwrap_or(usize::MAX) > MAX_METADATA_BYTES {
+            return Err(ApiError::field("metadata", "must serialize to at most 4096 bytes"));
+        }
+        p.metadata = Some(m);
+    }
+    Ok(p)
+}
+
+fn as_object(body: &Value) -> Result<&Map<String, Value>, ApiError> {
+    body.as_object().ok_or_else(|| ApiError::InvalidBody {
+        reason: "expected a JSON object".into(),
+    })
+}
+
+fn reject_unknown(obj: &Map<String, Value>, known: &[&str]) -> Result<(), ApiError> {
+    match obj.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(ApiError::field(k, "is not a known field")),
+        None => Ok(()),
+    }
+}
+
+fn nullable<T>(v: &Value, parse: impl FnOnce(&Value) -> Result<T, ApiError>) -> Result<Option<T>, ApiError> {
+    if v.is_null() {
+        Ok(None)
+    } else {
+        parse(v).map(Some)
+    }
+}
+
+fn text(v: &Value, field: &str, max: usize) -> Result<String, ApiError> {
+    match v.as_str().map(str::trim) {
+        Some(s) if !s.is_empty() && s.chars().count() <= max => Ok(s.to_string()),
+        _ => Err(ApiError::field(field, format!("must be a string of 1 to {max} characters"))),
+    }
+}
+
+/// Account ids name Durable Objects and appear in paths: keep them plain.
+pub fn identifier(v: &Value, field: &str) -> Result<String, ApiError> {
+    let s = text(v, field, 64)?;
+    if s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        Ok(s)
+    } else {
+        Err(ApiError::field(field, "may hold only letters, digits, '-', '_' and '.'"))
+    }
+}
+
+fn list(v: &Value, field: &str, check: impl Fn(&str) -> Result<(), &'static str>) -> Result<Vec<String>, ApiError> {
+    let items = v
+        .as_array()
+        .ok_or_else(|| ApiError::field(field, "must be an array of strings"))?;
+    if items.len() > MAX_LIST {
+        return Err(ApiError::field(field, format!("may hold at most {MAX_LIST} entries")));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(items.len());
+    for item in items {
+        let s = item
+            .as_str()
+            .ok_or_else(|| ApiError::field(field, "must be an array of strings"))?;
+        check(s).map_err(|reason| ApiError::field(field, format!("'{s}' is invalid: {reason}")))?;
+        if !out.iter().any(|o| o == s) {
+            out.push(s.to_string());
+        }
+    }
+    Ok(out)
+}
+
+fn limits_object(v: &Value, field: &str, names: &[&str]) -> Result<Vec<Option<u64>>, ApiError> {
+    let obj = match v {
+        Value::Null => return Ok(vec![None; names.len()]),
+        Value::Object(o) => o,
+        _ => return Err(ApiError::field(field, "must be an object")),
+    };
+    if let Some(k) = obj.keys().find(|k| !names.contains(&k.as_str())) {
+        return Err(ApiError::field(&format!("{field}.{k}"), "is not a known field"));
+    }
+    names
+        .iter()
+        .map(|n| match obj.get(*n) {
+            None | Some(Value::Null) => Ok(None),
+            Some(x) => x
+                .as_u64()
+                .filter(|n| *n >= 1)
+                .map(Some)
+                .ok_or_else(|| ApiError::field(&format!("{field}.{n}"), "must be a positive whole number")),
+        })
+        .collect()
+}
+
+/// `GET /keys` filters and paging.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListQuery {
+    pub account: Option<String>,
+    pub status: Option<String>,
+    pub environment: Option<Environment>,
+    pub category: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: u32,
+}
+
+pub fn parse_list_query<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Result<ListQuery, ApiError> {
+    let mut q = ListQuery {
+        limit: 50,
+        ..Default::default()
+    };
+    for (k, v) in pairs {
+        match k {
+            "account" => q.account = Some(identifier(&Value::String(v.into()), "account")?),
+            "status" => {
+                if !["active", "inactive", "revoked", "expired"].contains(&v) {
+                    return Err(ApiError::field("status", "must be active, inactive, revoked or expired"));
+                }
+                q.status = Some(v.into());
+            }
+            "environment" => {
+                q.environment = Some(
+                    Environment::parse(v)
+                        .ok_or_else(|| ApiError::field("environment", "must be production, staging or development"))?,
+                )
+            }
+            "category" => q.category = Some(v.into()),
+            "cursor" => q.cursor = Some(v.into()),
+            "limit" => {
+                q.limit = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=100).contains(n))
+                    .ok_or_else(|| ApiError::field("limit", "must be a whole number from 1 to 100"))?
+            }
+            other => return Err(ApiError::field(other, "is not a known filter")),
+        }
+    }
+    Ok(q)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    fn field_of(r: Result<impl std::fmt::Debug, ApiError>) -> String {
+        match r {
+            Err(ApiError::InvalidField { field, .. }) => field,
+            other => panic!("expected a field error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn full_create_body() {
+        let k = parse_create(
+            &json!({
+                "name": "ci", "alias": "ci-1", "account": "acme", "environment": "staging",
+                "category": "staging", "permissions": ["read:all", "license:manage", "read:all"],
+                "projects": ["p1"], "expires_in_days": 30,
+                "rate_limits": {"per_minute": 10}, "quotas": {"daily": 100, "total": null},
+                "ip_allowlist": ["10.0.0.0/8", "::1"], "metadata": {"team": "x"}
+            }),
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(k.account.as_deref(), Some("acme"));
+        assert_eq!(k.environment, Some(Environment::Staging));
+        let s = k.settings;
+        assert_eq!(s.permissions.unwrap(), vec!["read:all", "license:manage"]);
+        assert_eq!(s.expires_at, Some(Some(NOW + 30 * DAY_MS)));
+        assert_eq!(s.rate_limits.unwrap().per_minute, Some(10));
+        assert_eq!(s.quotas.unwrap().daily, Some(100));
+        assert_eq!(s.alias, Some(Some("ci-1".into())));
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let bad = |body: Value| field_of(parse_create(&body, NOW));
+        assert_eq!(bad(json!({})), "name");
+        assert_eq!(bad(json!({"name": ""})), "name");
+        assert_eq!(bad(json!({"name": 5})), "name");
+        assert_eq!(bad(json!({"name": "a", "alias": "a b"})), "alias");
+        assert_eq!(bad(json!({"name": "a", "account": "a/b"})), "account");
+        assert_eq!(bad(json!({"name": "a", "environment": "prod"})), "environment");
+        assert_eq!(bad(json!({"name": "a", "permissions": "read:all"})), "permissions");
+        assert_eq!(bad(json!({"name": "a", "permissions": ["Read All"]})), "permissions");
+        assert_eq!(bad(json!({"name": "a", "projects": ["a/b"]})), "projects");
+        assert_eq!(bad(json!({"name": "a", "expires_in_days": 31})), "expires_in_days");
+        assert_eq!(bad(json!({"name": "a", "expires_at": "soon"})), "expires_at");
+        assert_eq!(bad(json!({"name": "a", "expires_at": "2000-01-01T00:00:00Z"})), "expires_at");
+        assert_eq!(bad(json!({"name": "a", "expires_at": "2099-01-01T00:00:00Z", "expires_in_days": 30})), "expires_at");
+        assert_eq!(bad(json!({"name": "a", "rate_limits": {"per_minute": 0}})), "rate_limits.per_minute");
+        assert_eq!(bad(json!({"name": "a", "rate_limits": {"per_hour": 1}})), "rate_limits.per_hour");
+        assert_eq!(bad(json!({"name": "a", "quotas": {"daily": -1}})), "quotas.daily");
+        assert_eq!(bad(json!({"name": "a", "ip_allowlist": ["10.0.0.0/40"]})), "ip_allowlist");
+        assert_eq!(bad(json!({"name": "a", "metadata": [1]})), "metadata");
+        assert_eq!(bad(json!({"name": "a", "metadata": {"x": "y".repeat(5000)}})), "metadata");
+        assert_eq!(bad(json!({"name": "a", "colour": "red"})), "colour");
+        assert!(matches!(parse_create(&json!([1]), NOW), Err(ApiError::InvalidBody { .. })));
+    }
+
+    #[test]
+    fn patch_clears_with_null_and_refuses_fixed_fields() {
+        let p = parse_patch(&json!({"alias": null, "expires_at": null, "permissions": ["admin"]}), NOW).unwrap();
+        assert_eq!(p.alias, Some(None));
+        assert_eq!(p.expires_at, Some(None));
+        assert_eq!(p.permissions, Some(vec!["admin".into()]));
+        assert_eq!(field_of(parse_patch(&json!({"environment": "staging"}), NOW)), "environment");
+        assert_eq!(field_of(parse_patch(&json!({"account": "x"}), NOW)), "account");
+        assert!(matches!(parse_patch(&json!({}), NOW), Err(ApiError::InvalidBody { .. })));
+    }
+
+    #[test]
+    fn grace_and_plan() {
+        assert_eq!(parse_grace_seconds(None), Ok(0));
+        assert_eq!(parse_grace_seconds(Some(&json!({"grace_period_seconds": 60}))), Ok(60));
+        assert_eq!(field_of(parse_grace_seconds(Some(&json!({"grace_period_seconds": -1})))), "grace_period_seconds");
+        let plans = ["free".to_string(), "pro".to_string()];
+        assert_eq!(parse_plan(&json!({"plan": "pro"}), plans.iter()), Ok("pro".into()));
+        assert_eq!(field_of(parse_plan(&json!({"plan": "gold"}), plans.iter())), "plan");
+        assert_eq!(field_of(parse_plan(&json!({}), plans.iter())), "plan");
+    }
+
+    #[test]
+    fn list_query() {
+        let q = parse_list_query([("account", "acme"), ("status", "expired"), ("limit", "5")].into_iter()).unwrap();
+        assert_eq!(q.account.as_deref(), Some("acme"));
+        assert_eq!(q.limit, 5);
+        assert_eq!(field_of(parse_list_query([("limit", "0")].into_iter())), "limit");
+        assert_eq!(field_of(parse_list_query([("status", "gone")].into_iter())), "status");
+        assert_eq!(field_of(parse_list_query([("sort", "x")].into_iter())), "sort");
+    }
+}

@@ -1,0 +1,18 @@
+//! keyward: an API-key authenticator for Cloudflare Workers.
+//!
+//! The modules at the top are the pure core (no `worker` types, time passed in);
+//! `edge` adapts them to the Workers runtime and exists only in the wasm build.
+
+pub mod check;
+pub mod cidr;
+pub mod config;
+pub mod error;
+pub mod input;
+pub mod key_format;
+pub mod lifecycle;
+pub mod model;
+pub mod policy;
+pub mod time_fmt;
+
+#[cfg(target_arch = "wasm32")]
+mod edge;

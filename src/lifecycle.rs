@@ -1,0 +1,316 @@
+//! The key lifecycle as pure transitions on a `KeyRecord`: create, patch, rotate,
+//! deactivate, activate, revoke, delete; and the public view of a key.
+
+use crate::error::ApiError;
+use crate::input::KeyPatch;
+use crate::model::{AdminStatus, Environment, KeyRecord, Quotas, RateLimits};
+use crate::policy;
+use crate::time_fmt::to_rfc3339;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+/// What is fixed at creation: identity, owner, environment and the first secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Birth {
+    pub id: String,
+    pub account: String,
+    pub environment: Environment,
+    pub hash: String,
+    pub prefix: String,
+    pub now: i64,
+}
+
+pub fn create(birth: Birth, settings: &KeyPatch) -> KeyRecord {
+    let mut rec = KeyRecord {
+        id: birth.id,
+        account: birth.account,
+        name: String::new(),
+        alias: None,
+        category: None,
+        environment: birth.environment,
+        permissions: vec!["read:all".into()],
+        projects: Vec::new(),
+        created_at: birth.now,
+        expires_at: None,
+        status: AdminStatus::Active,
+        rate_limits: RateLimits::default(),
+        quotas: Quotas::default(),
+        ip_allowlist: Vec::new(),
+        metadata: Map::new(),
+        prefix: birth.prefix,
+        usage_count: 0,
+        last_used_at: None,
+        hash: birth.hash,
+        previous_hash: None,
+        previous_hash_until: None,
+        updated_at: birth.now,
+    };
+    apply_patch(&mut rec, settings, birth.now);
+    rec
+}
+
+pub fn apply_patch(rec: &mut KeyRecord, p: &KeyPatch, now: i64) {
+    if let Some(v) = &p.name {
+        rec.name = v.clone();
+    }
+    if let Some(v) = &p.alias {
+        rec.alias = v.clone();
+    }
+    if let Some(v) = &p.category {
+        rec.category = v.clone();
+    }
+    if let Some(v) = &p.permissions {
+        rec.permissions = v.clone();
+    }
+    if let Some(v) = &p.projects {
+        rec.projects = v.clone();
+    }
+    if let Some(v) = p.expires_at {
+        rec.expires_at = v;
+    }
+    if let Some(v) = p.rate_limits {
+        rec.rate_limits = v;
+    }
+    if let Some(v) = p.quotas {
+        rec.quotas = v;
+    }
+    if let Some(v) = &p.ip_allowlist {
+        rec.ip_allowlist = v.clone();
+    }
+    if let Some(v) = &p.metadata {
+        rec.metadata = v.clone();
+    }
+    rec.updated_at = now;
+}
+
+fn refuse_if_revoked(rec: &KeyRecord, action: &str) -> Result<(), ApiError> {
+    if rec.status == AdminStatus::Revoked {
+        Err(ApiError::Conflict {
+            reason: format!("key is revoked: it cannot be {action}"),
+        })
+    } else {
+        Ok(())
+    }
+}
+
+pub fn patch(rec: &mut KeyRecord, p: &KeyPatch, now: i64) -> Result<(), ApiError> {
+    refuse_if_revoked(rec, "changed")?;
+    apply_patch(rec, p, now);
+    Ok(())
+}
+
+pub fn deactivate(rec: &mut KeyRecord, now: i64) -> Result<(), ApiError> {
+    refuse_if_revoked(rec, "deactivated")?;
+    rec.status = AdminStatus::Inactive;
+    rec.updated_at = now;
+    Ok(())
+}
+
+pub fn activate(rec: &mut KeyRecord, now: i64) -> Result<(), ApiError> {
+    refuse_if_revoked(rec, "activated")?;
+    rec.status = AdminStatus::Active;
+    rec.updated_at = now;
+    Ok(())
+}
+
+/// Permanent. Revoking twice is harmless.
+pub fn revoke(rec: &mut KeyRecord, now: i64) {
+    if rec.status != AdminStatus::Revoked {
+        rec.status = AdminStatus::Revoked;
+        rec.updated_at = now;
+    }
+}
+
+/// New secret, same configuration. With `grace_ms` > 0 the old secret keeps working
+/// that long; otherwise it stops at once. Returns the hash that stops being current.
+pub fn rotate(rec: &mut KeyRecord, hash: String, prefix: String, grace_ms: i64, now: i64) -> Result<String, ApiError> {
+    refuse_if_revoked(rec, "rotated")?;
+    let old = std::mem::replace(&mut rec.hash, hash);
+    if grace_ms > 0 {
+        rec.previous_hash = Some(old.clone());
+        rec.previous_hash_until = Some(now + grace_ms);
+    } else {
+        rec.previous_hash = None;
+        rec.previous_hash_until = None;
+    }
+    rec.prefix = prefix;
+    rec.updated_at = now;
+    Ok(old)
+}
+
+/// Only a key that was never used may be deleted; history is kept otherwise.
+pub fn check_deletable(rec: &KeyRecord) -> Result<(), ApiError> {
+    if rec.usage_count > 0 {
+        Err(ApiError::Conflict {
+            reason: format!(
+                "key has been used {} times: deactivate or revoke it instead",
+                rec.usage_count
+            ),
+        })
+    } else {
+        Ok(())
+    }
+}
+
+/// Counts one admitted request.
+pub fn record_use(rec: &mut KeyRecord, now: i64) {
+    rec.usage_count += 1;
+    rec.last_used_at = Some(now);
+}
+
+/// An admin key may hand out only what it holds: permissions it covers, and, when it
+/// is itself scoped to projects, only those projects.
+pub fn check_grant(granter_permissions: &[String], granter_projects: &[String], p: &KeyPatch) -> Result<(), ApiError> {
+    if let Some(perms) = &p.permissions {
+        if let Some(missing) = perms.iter().find(|x| !policy::holds(granter_permissions, x)) {
+            return Err(ApiError::Forbidden {
+                reason: format!("cannot grant permission '{missing}' that this admin key lacks"),
+            });
+        }
+    }
+    if !granter_projects.is_empty() {
+        match &p.projects {
+            Some(projects) if !projects.is_empty() => {
+                if let Some(out) = projects.iter().find(|x| !granter_projects.contains(x)) {
+                    return Err(ApiError::Forbidden {
+                        reason: format!("cannot grant project '{out}' outside this admin key's scope"),
+                    });
+                }
+            }
+            // Unset or empty means "all projects": more than the granter has.
+            _ => {
+                return Err(ApiError::Forbidden {
+                    reason: "a project-scoped admin key must set projects within its own scope".into(),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The public JSON of a key: never a hash or a secret.
+pub fn view(rec: &KeyRecord, now: i64) -> Value {
+    json!({
+        "id": rec.id,
+        "account": rec.account,
+        "name": rec.name,
+        "alias": rec.alias,
+        "category": rec.category,
+        "environment": rec.environment,
+        "permissions": rec.permissions,
+        "projects": rec.projects,
+        "prefix": rec.prefix,
+        "status": rec.effective_status(now),
+        "created_at": to_rfc3339(rec.created_at),
+        "updated_at": to_rfc3339(rec.updated_at),
+        "expires_at": rec.expires_at.map(to_rfc3339),
+        "last_used_at": rec.last_used_at.map(to_rfc3339),
+        "usage_count": rec.usage_count,
+        "rate_limits": rec.rate_limits,
+        "quotas": rec.quotas,
+        "ip_allowlist": rec.ip_allowlist,
+        "metadata": rec.metadata,
+        "previous_secret_valid_until": rec
+            .previous_hash_until
+            .filter(|until| *until > now)
+            .map(to_rfc3339),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    fn key() -> KeyRecord {
+        create(
+            Birth {
+                id: "key_1".into(),
+                account: "acme".into(),
+                environment: Environment::Production,
+                hash: "h1".into(),
+                prefix: "kw_live_aaaaaa".into(),
+                now: NOW,
+            },
+            &KeyPatch {
+                name: Some("ci".into()),
+                ..Default::default()
+            },
+        )
+    }
+
+    #[test]
+    fn created_keys_default_to_read_only_and_active() {
+        let k = key();
+        assert_eq!(k.permissions, vec!["read:all"]);
+        assert_eq!(k.status, AdminStatus::Active);
+        assert_eq!(k.name, "ci");
+    }
+
+    #[test]
+    fn revocation_is_permanent() {
+        let mut k = key();
+        deactivate(&mut k, NOW).unwrap();
+        assert_eq!(k.status, AdminStatus::Inactive);
+        activate(&mut k, NOW).unwrap();
+        revoke(&mut k, NOW + 1);
+        assert!(matches!(activate(&mut k, NOW + 2), Err(ApiError::Conflict { .. })));
+        assert!(matches!(deactivate(&mut k, NOW + 2), Err(ApiError::Conflict { .. })));
+        assert!(rotate(&mut k, "h2".into(), "p".into(), 0, NOW).is_err());
+        assert!(patch(&mut k, &KeyPatch::default(), NOW).is_err());
+        assert_eq!(k.status, AdminStatus::Revoked);
+    }
+
+    #[test]
+    fn rotation_with_and_without_grace() {
+        let mut k = key();
+        assert_eq!(rotate(&mut k, "h2".into(), "p2".into(), 0, NOW).unwrap(), "h1");
+        assert!(!k.accepts_hash("h1", NOW));
+        assert!(k.accepts_hash("h2", NOW));
+        rotate(&mut k, "h3".into(), "p3".into(), 60_000, NOW).unwrap();
+        assert!(k.accepts_hash("h2", NOW + 59_999));
+        assert!(!k.accepts_hash("h2", NOW + 60_000));
+        assert_eq!(k.prefix, "p3");
+    }
+
+    #[test]
+    fn only_unused_keys_delete() {
+        let mut k = key();
+        assert!(check_deletable(&k).is_ok());
+        record_use(&mut k, NOW);
+        assert_eq!(k.last_used_at, Some(NOW));
+        assert!(matches!(check_deletable(&k), Err(ApiError::Conflict { .. })));
+    }
+
+    #[test]
+    fn view_hides_secrets_and_derives_expiry() {
+        let mut k = key();
+        k.expires_at = Some(NOW + 10);
+        let v = view(&k, NOW + 10);
+        assert_eq!(v["status"], "expired");
+        let text = v.to_string();
+        assert!(!text.contains("\"h1\""));
+        assert!(v.get("hash").is_none() && v.get("key").is_none());
+    }
+
+    #[test]
+    fn admin_keys_grant_only_what_they_hold() {
+        let admin = vec!["admin".to_string(), "license:manage".to_string()];
+        let grant = |perms: &[&str], projects: Option<&[&str]>, scope: &[&str]| {
+            let p = KeyPatch {
+                permissions: Some(perms.iter().map(|s| s.to_string()).collect()),
+                projects: projects.map(|l| l.iter().map(|s| s.to_string()).collect()),
+                ..Default::default()
+            };
+            let scope: Vec<String> = scope.iter().map(|s| s.to_string()).collect();
+            check_grant(&admin, &scope, &p).is_ok()
+        };
+        assert!(grant(&["write:all", "license:manage"], None, &[]));
+        assert!(!grant(&["customer:read"], None, &[]));
+        assert!(grant(&["read:all"], Some(&["p1"]), &["p1", "p2"]));
+        assert!(!grant(&["read:all"], Some(&["p3"]), &["p1"]));
+        assert!(!grant(&["read:all"], None, &["p1"]));
+        assert!(!grant(&["read:all"], Some(&[]), &["p1"]));
+    }
+}

@@ -1,0 +1,156 @@
+//! The key record and the vocabulary shared by the core and the edge.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Production,
+    Staging,
+    Development,
+}
+
+impl Environment {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "production" => Some(Self::Production),
+            "staging" => Some(Self::Staging),
+            "development" => Some(Self::Development),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Production => "production",
+            Self::Staging => "staging",
+            Self::Development => "development",
+        }
+    }
+}
+
+/// The status an admin sets. `expired` and `suspended` are derived at read time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdminStatus {
+    Active,
+    Inactive,
+    Revoked,
+}
+
+impl AdminStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Inactive => "inactive",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_second: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_minute: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_day: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quotas {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weekly: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monthly: Option<u64>,
+}
+
+/// Everything keyward knows about one key. Lives in the key's Durable Object; the
+/// secret itself is never part of it, only hashes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    pub id: String,
+    pub account: String,
+    pub name: String,
+    pub alias: Option<String>,
+    pub category: Option<String>,
+    pub environment: Environment,
+    pub permissions: Vec<String>,
+    pub projects: Vec<String>,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub status: AdminStatus,
+    pub rate_limits: RateLimits,
+    pub quotas: Quotas,
+    pub ip_allowlist: Vec<String>,
+    pub metadata: Map<String, Value>,
+    pub prefix: String,
+    pub usage_count: u64,
+    pub last_used_at: Option<i64>,
+    /// SHA-256 (hex) of the current secret.
+    pub hash: String,
+    /// After a rotation with a grace period: the old secret's hash and until when it
+    /// is still accepted.
+    pub previous_hash: Option<String>,
+    pub previous_hash_until: Option<i64>,
+    pub updated_at: i64,
+}
+
+impl KeyRecord {
+    /// The status a reader sees: an active key past its expiry reads `expired`.
+    pub fn effective_status(&self, now: i64) -> &'static str {
+        match self.status {
+            AdminStatus::Active if self.is_expired(now) => "expired",
+            s => s.as_str(),
+        }
+    }
+
+    pub fn is_expired(&self, now: i64) -> bool {
+        self.expires_at.is_some_and(|e| now >= e)
+    }
+
+    /// Whether `hash` opens this key at `now` (current secret, or the previous one
+    /// inside its grace period).
+    pub fn accepts_hash(&self, hash: &str, now: i64) -> bool {
+        self.hash == hash
+            || (self.previous_hash.as_deref() == Some(hash)
+                && self.previous_hash_until.is_some_and(|until| now < until))
+    }
+}
+
+/// The identity the origin learns about an admitted request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Identity {
+    pub key_id: String,
+    pub account: String,
+    pub permissions: Vec<String>,
+    pub environment: Environment,
+    pub projects: Vec<String>,
+}
+
+impl Identity {
+    pub fn of(rec: &KeyRecord) -> Self {
+        Identity {
+            key_id: rec.id.clone(),
+            account: rec.account.clone(),
+            permissions: rec.permissions.clone(),
+            environment: rec.environment,
+            projects: rec.projects.clone(),
+        }
+    }
+}
+
+/// What the KV index stores under a key hash: just enough to find the key's
+/// Durable Object and its account's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HashEntry {
+    pub id: String,
+    pub account: String,
+}
