@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod input;
 pub mod key_format;
+pub mod key_state;
 pub mod lifecycle;
 pub mod model;
 pub mod policy;

@@ -1,0 +1,65 @@
+//! Talking to Durable Objects: one JSON command in, `{"ok": ..}` or `{"err": ..}` out.
+
+use crate::error::ApiError;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use wasm_bindgen::JsValue;
+use worker::{Env, Method, Request, RequestInit, Response};
+
+pub const KEYS: &str = "KEY_OBJECTS";
+pub const ACCOUNTS: &str = "ACCOUNT_OBJECTS";
+pub const REGISTRY: &str = "REGISTRY";
+/// The registry is one object: it serves only the management routes.
+pub const REGISTRY_NAME: &str = "registry";
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Reply {
+    Ok(Value),
+    Err(ApiError),
+}
+
+/// Sends `cmd` to the object `name` of namespace `binding`.
+pub async fn call<C: Serialize>(env: &Env, binding: &str, name: &str, cmd: &C) -> Result<Value, ApiError> {
+    let stub = env
+        .durable_object(binding)
+        .and_then(|ns| ns.id_from_name(name)?.get_stub())
+        .map_err(ApiError::internal)?;
+    let body = serde_json::to_string(cmd).map_err(ApiError::internal)?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post).with_body(Some(JsValue::from_str(&body)));
+    let req = Request::new_with_init("https://object/", &init).map_err(ApiError::internal)?;
+    let mut resp = stub.fetch_with_request(req).await.map_err(ApiError::internal)?;
+    match resp.json::<Reply>().await.map_err(ApiError::internal)? {
+        Reply::Ok(v) => Ok(v),
+        Reply::Err(e) => Err(e),
+    }
+}
+
+/// `call`, with the reply read as `T`.
+pub async fn call_as<C: Serialize, T: DeserializeOwned>(
+    env: &Env,
+    binding: &str,
+    name: &str,
+    cmd: &C,
+) -> Result<T, ApiError> {
+    let v = call(env, binding, name, cmd).await?;
+    serde_json::from_value(v).map_err(ApiError::internal)
+}
+
+/// Inside an object: the command of a request.
+pub async fn command<C: DeserializeOwned>(req: &mut Request) -> Result<C, ApiError> {
+    req.json::<C>()
+        .await
+        .map_err(|e| ApiError::internal(format!("bad object command: {e}")))
+}
+
+/// Inside an object: the reply.
+pub fn reply(result: Result<Value, ApiError>) -> worker::Result<Response> {
+    let reply = match result {
+        Ok(v) => Reply::Ok(v),
+        Err(e) => Reply::Err(e),
+    };
+    Response::from_json(&reply)
+}
