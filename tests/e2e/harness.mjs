@@ -1,0 +1,160 @@
+// Starts real processes for the end-to-end tests: the example origin and
+// `wrangler dev` (workerd, local KV and Durable Objects persisted to a temp dir),
+// each on a free loopback port, and speaks HTTP to them.
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import https from "node:https";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+export const ADMIN_TOKEN = "e2e-admin-token";
+const WRANGLER = path.join(ROOT, "node_modules/.bin/wrangler");
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export function tempDir(label) {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `keyward-${label}-`));
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function startProcess(cmd, args, opts) {
+  const child = spawn(cmd, args, {
+    cwd: ROOT,
+    detached: true, // own process group: stop() takes workerd down with wrangler
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false", ...(opts.env ?? {}) },
+  });
+  let log = "";
+  child.stdout.on("data", (d) => (log += d));
+  child.stderr.on("data", (d) => (log += d));
+  const exited = new Promise((resolve) => child.on("exit", resolve));
+  return {
+    child,
+    log: () => log,
+    async stop() {
+      if (child.exitCode !== null) return;
+      try {
+        process.kill(-child.pid, "SIGTERM");
+      } catch {}
+      const done = await Promise.race([exited.then(() => true), sleep(5000).then(() => false)]);
+      if (!done) {
+        try {
+          process.kill(-child.pid, "SIGKILL");
+        } catch {}
+        await exited;
+      }
+    },
+  };
+}
+
+async function waitReady(url, proc, insecure = false) {
+  const deadline = Date.now() + 90_000;
+  while (Date.now() < deadline) {
+    if (proc.child.exitCode !== null) throw new Error(`process exited early:\n${proc.log()}`);
+    try {
+      if (insecure) await insecureGet(url);
+      else await fetch(url);
+      return;
+    } catch {
+      await sleep(250);
+    }
+  }
+  throw new Error(`not ready after 90 s: ${url}\n${proc.log()}`);
+}
+
+export async function startOrigin() {
+  const port = await freePort();
+  const proc = startProcess("node", ["examples/origin.mjs", String(port)], {});
+  await waitReady(`http://127.0.0.1:${port}/`, proc);
+  return { ...proc, url: `http://127.0.0.1:${port}` };
+}
+
+/**
+ * Starts keyward under `wrangler dev`.
+ * opts.vars: extra wrangler vars; opts.persistDir: state directory (kept across
+ * restarts when reused); opts.config: another wrangler config; opts.https: serve TLS.
+ */
+export async function startKeyward(opts) {
+  const port = await freePort();
+  const inspector = await freePort();
+  const persistDir = opts.persistDir ?? tempDir("state");
+  const vars = { ADMIN_TOKEN, ORIGIN_URL: opts.originUrl, ...(opts.vars ?? {}) };
+  const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspector)];
+  args.push("--persist-to", persistDir, "--log-level", "warn");
+  for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
+  if (opts.config) args.push("--config", opts.config);
+  if (opts.https) args.push("--local-protocol", "https");
+  const proc = startProcess(WRANGLER, args, {});
+  const scheme = opts.https ? "https" : "http";
+  const base = `${scheme}://127.0.0.1:${port}`;
+  await waitReady(`${base}/health`, proc, opts.https);
+  return { ...proc, base, persistDir };
+}
+
+/** A GET that accepts wrangler's self-signed certificate. */
+export function insecureGet(url, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const req = https.get(url, { rejectUnauthorized: false, headers }, (res) => {
+      let body = "";
+      res.on("data", (d) => (body += d));
+      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, body }));
+    });
+    req.on("error", reject);
+  });
+}
+
+/** A client of one running keyward. */
+export function client(base) {
+  async function call(method, path, { key, body, headers = {} } = {}) {
+    const h = { ...headers };
+    if (key) h.authorization = `Bearer ${key}`;
+    if (body !== undefined) h["content-type"] = "application/json";
+    const res = await fetch(base + path, {
+      method,
+      headers: h,
+      body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+    });
+    const text = await res.text();
+    let json;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    return { status: res.status, headers: res.headers, json, text };
+  }
+  const admin = (method, path, body, token = ADMIN_TOKEN) =>
+    call(method, `/admin/v1${path}`, { key: token, body });
+  return {
+    call,
+    admin,
+    /** Creates a key and returns the 201 body (with the secret). */
+    async createKey(body, token = ADMIN_TOKEN) {
+      const res = await admin("POST", "/keys", { account: "acme", name: "test key", ...body }, token);
+      if (res.status !== 201) throw new Error(`create failed: ${res.status} ${res.text}`);
+      return res.json;
+    },
+  };
+}
+
+/** Asserts an error answer exactly as SPEC §3/§4 renders it. */
+export function expectError(assert, res, status, code, message) {
+  assert.equal(res.status, status, `expected ${status} ${code}, got ${res.status} ${res.text}`);
+  assert.equal(res.headers.get("content-type"), "application/json");
+  assert.equal(res.json?.code, code);
+  if (message !== undefined) assert.equal(res.json?.error, message);
+}
