@@ -172,17 +172,28 @@ mod tests {
         assert_eq!(with(&|k| k.status = AdminStatus::Inactive), "key_inactive");
         assert_eq!(with(&|k| k.expires_at = Some(NOW)), "key_expired");
         assert_eq!(with(&|k| k.expires_at = Some(NOW + 1)), "ok");
-        assert_eq!(with(&|k| k.environment = Environment::Staging), "wrong_environment");
-        assert_eq!(with(&|k| k.ip_allowlist = vec!["192.168.0.0/16".into()]), "ip_not_allowed");
+        assert_eq!(
+            with(&|k| k.environment = Environment::Staging),
+            "wrong_environment"
+        );
+        assert_eq!(
+            with(&|k| k.ip_allowlist = vec!["192.168.0.0/16".into()]),
+            "ip_not_allowed"
+        );
         assert_eq!(with(&|k| k.ip_allowlist = vec!["10.0.0.0/8".into()]), "ok");
-        assert_eq!(with(&|k| k.permissions = vec!["customer:read".into()]), "insufficient_permissions");
+        assert_eq!(
+            with(&|k| k.permissions = vec!["customer:read".into()]),
+            "insufficient_permissions"
+        );
         let mut scoped = request();
         scoped.project = Some("p2".into());
         let mut rec = record();
         rec.projects = vec!["p1".into()];
         assert_eq!(
             check_key(&rec, &scoped, NOW),
-            Err(ApiError::ProjectForbidden { project: "p2".into() })
+            Err(ApiError::ProjectForbidden {
+                project: "p2".into()
+            })
         );
     }
 
@@ -235,18 +246,34 @@ mod tests {
         rec.previous_hash = Some("h1".into());
         rec.previous_hash_until = Some(NOW + 5_000);
         assert_eq!(code(check_key(&rec, &request(), NOW)), "ok");
-        assert_eq!(code(check_key(&rec, &request(), NOW + 5_000)), "invalid_key");
+        assert_eq!(
+            code(check_key(&rec, &request(), NOW + 5_000)),
+            "invalid_key"
+        );
     }
 
     #[test]
     fn plan_row_sits_between_environment_and_ip() {
-        let free = Plan { api_access: false, rate_limits: Default::default(), account_limits: Default::default() };
+        let free = Plan {
+            api_access: false,
+            rate_limits: Default::default(),
+            account_limits: Default::default(),
+        };
         assert_eq!(check_plan(Some(&free)), Err(ApiError::UpgradeRequired));
         assert_eq!(check_plan(None), Err(ApiError::UpgradeRequired));
         let plan = check_plan(Some(&free));
-        assert_eq!(combine(Err::<(), _>(ApiError::KeyRevoked), plan.clone()), Err(ApiError::KeyRevoked));
-        assert_eq!(combine(Err::<(), _>(ApiError::WrongEnvironment), plan.clone()), Err(ApiError::WrongEnvironment));
-        assert_eq!(combine(Err::<(), _>(ApiError::IpNotAllowed), plan.clone()), Err(ApiError::UpgradeRequired));
+        assert_eq!(
+            combine(Err::<(), _>(ApiError::KeyRevoked), plan.clone()),
+            Err(ApiError::KeyRevoked)
+        );
+        assert_eq!(
+            combine(Err::<(), _>(ApiError::WrongEnvironment), plan.clone()),
+            Err(ApiError::WrongEnvironment)
+        );
+        assert_eq!(
+            combine(Err::<(), _>(ApiError::IpNotAllowed), plan.clone()),
+            Err(ApiError::UpgradeRequired)
+        );
         assert_eq!(combine(Ok(1), plan), Err(ApiError::UpgradeRequired));
         assert_eq!(combine(Ok(1), Ok(())), Ok(1));
     }

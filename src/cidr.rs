@@ -38,7 +38,8 @@ impl Cidr {
                     == masked(u128::from(u32::from(ip)), self.prefix, 32)
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                masked(u128::from(net), self.prefix, 128) == masked(u128::from(ip), self.prefix, 128)
+                masked(u128::from(net), self.prefix, 128)
+                    == masked(u128::from(ip), self.prefix, 128)
             }
             _ => false,
         }
@@ -91,7 +92,9 @@ mod tests {
         let single = Cidr::parse("192.0.2.7").unwrap();
         assert!(single.contains(ip("192.0.2.7")));
         assert!(!single.contains(ip("192.0.2.8")));
-        assert!(Cidr::parse("203.0.113.9/31").unwrap().contains(ip("203.0.113.8")));
+        assert!(Cidr::parse("203.0.113.9/31")
+            .unwrap()
+            .contains(ip("203.0.113.8")));
     }
 
     #[test]
@@ -107,7 +110,15 @@ mod tests {
 
     #[test]
     fn rejects_bad_blocks() {
-        for bad in ["", "10.0.0.0/33", "::/129", "10.0.0/8", "abc", "10.0.0.0/-1", "1.2.3.4/x"] {
+        for bad in [
+            "",
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0/8",
+            "abc",
+            "10.0.0.0/-1",
+            "1.2.3.4/x",
+        ] {
             assert!(Cidr::parse(bad).is_err(), "{bad} accepted");
         }
     }

@@ -59,7 +59,10 @@ pub fn default_plans() -> BTreeMap<String, Plan> {
     BTreeMap::from([
         ("free".to_string(), plan(false, None, None)),
         ("pro".to_string(), plan(true, Some(500), Some(50_000))),
-        ("business".to_string(), plan(true, Some(2_000), Some(500_000))),
+        (
+            "business".to_string(),
+            plan(true, Some(2_000), Some(500_000)),
+        ),
     ])
 }
 
@@ -89,7 +92,9 @@ impl Config {
         if !plans.contains_key(&default_plan) {
             return Err(format!("DEFAULT_PLAN '{default_plan}' is not among PLANS"));
         }
-        let admin_prefix = text("ADMIN_PREFIX", "/admin/v1").trim_end_matches('/').to_string();
+        let admin_prefix = text("ADMIN_PREFIX", "/admin/v1")
+            .trim_end_matches('/')
+            .to_string();
         if !admin_prefix.starts_with('/') || admin_prefix.len() < 2 {
             return Err("ADMIN_PREFIX must be a path like /admin/v1".into());
         }
@@ -123,7 +128,10 @@ impl Config {
     pub fn plan(&self, name: Option<&str>) -> (String, Option<&Plan>) {
         match name.and_then(|n| self.plans.get_key_value(n)) {
             Some((n, p)) => (n.clone(), Some(p)),
-            None => (self.default_plan.clone(), self.plans.get(&self.default_plan)),
+            None => (
+                self.default_plan.clone(),
+                self.plans.get(&self.default_plan),
+            ),
         }
     }
 }
@@ -134,8 +142,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, String> {
-        let map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -170,9 +180,15 @@ mod tests {
     fn custom_plans_and_rules() {
         let c = config(&[
             ("ORIGIN_URL", "https://api.example"),
-            ("PLANS", r#"{"basic":{"api_access":true,"account_limits":{"per_second":5}}}"#),
+            (
+                "PLANS",
+                r#"{"basic":{"api_access":true,"account_limits":{"per_second":5}}}"#,
+            ),
             ("DEFAULT_PLAN", "basic"),
-            ("ROUTE_PERMISSIONS", r#"[{"path":"/licenses/**","permission":"license:manage"}]"#),
+            (
+                "ROUTE_PERMISSIONS",
+                r#"[{"path":"/licenses/**","permission":"license:manage"}]"#,
+            ),
             ("PUBLIC_PATHS", "/health, /docs/**"),
         ])
         .unwrap();

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 pub enum ApiError {
     // --- check table, rows 1..15 ---
     HttpsRequired,
-    IpBlocked { retry_after: u64 },
+    IpBlocked {
+        retry_after: u64,
+    },
     InvalidKey,
     KeyRevoked,
     KeyInactive,
@@ -17,29 +19,56 @@ pub enum ApiError {
     WrongEnvironment,
     UpgradeRequired,
     IpNotAllowed,
-    MissingPermission { permission: String },
-    ProjectForbidden { project: String },
-    KeySuspended { retry_after: u64 },
-    RateLimited { retry_after: u64 },
-    QuotaExceeded { window: String, retry_after: Option<u64> },
-    PlanRateLimited { window: String, retry_after: u64 },
+    MissingPermission {
+        permission: String,
+    },
+    ProjectForbidden {
+        project: String,
+    },
+    KeySuspended {
+        retry_after: u64,
+    },
+    RateLimited {
+        retry_after: u64,
+    },
+    QuotaExceeded {
+        window: String,
+        retry_after: Option<u64>,
+    },
+    PlanRateLimited {
+        window: String,
+        retry_after: u64,
+    },
     // --- management API ---
     /// 400: bad input; `field` names what is wrong.
-    InvalidField { field: String, reason: String },
+    InvalidField {
+        field: String,
+        reason: String,
+    },
     /// 400: the body is not a JSON object.
-    InvalidBody { reason: String },
+    InvalidBody {
+        reason: String,
+    },
     /// 403: an admin key asked for something outside its reach.
-    Forbidden { reason: String },
+    Forbidden {
+        reason: String,
+    },
     /// 404: no such key, account or route.
-    NotFound { what: String },
+    NotFound {
+        what: String,
+    },
     /// 405
     MethodNotAllowed,
     /// 409: the request conflicts with the key's state (revoked, used, alias taken).
-    Conflict { reason: String },
+    Conflict {
+        reason: String,
+    },
     /// 502: the origin could not be reached.
     OriginUnreachable,
     /// 500: storage or runtime failure; the detail is logged, not shown.
-    Internal { detail: String },
+    Internal {
+        detail: String,
+    },
 }
 
 impl ApiError {
@@ -197,11 +226,26 @@ mod tests {
     #[test]
     fn table_rows_render_exactly() {
         let cases: Vec<(ApiError, u16, &str, &str)> = vec![
-            (ApiError::HttpsRequired, 403, "HTTPS required", "https_required"),
-            (ApiError::IpBlocked { retry_after: 5 }, 403, "IP temporarily blocked", "ip_blocked"),
+            (
+                ApiError::HttpsRequired,
+                403,
+                "HTTPS required",
+                "https_required",
+            ),
+            (
+                ApiError::IpBlocked { retry_after: 5 },
+                403,
+                "IP temporarily blocked",
+                "ip_blocked",
+            ),
             (ApiError::InvalidKey, 401, "Invalid API Key", "invalid_key"),
             (ApiError::KeyRevoked, 401, "Revoked API Key", "key_revoked"),
-            (ApiError::KeyInactive, 401, "Inactive API Key", "key_inactive"),
+            (
+                ApiError::KeyInactive,
+                401,
+                "Inactive API Key",
+                "key_inactive",
+            ),
             (ApiError::KeyExpired, 401, "Expired API Key", "key_expired"),
             (
                 ApiError::WrongEnvironment,
@@ -209,7 +253,12 @@ mod tests {
                 "API key not valid for this environment",
                 "wrong_environment",
             ),
-            (ApiError::UpgradeRequired, 403, "Upgrade required", "upgrade_required"),
+            (
+                ApiError::UpgradeRequired,
+                403,
+                "Upgrade required",
+                "upgrade_required",
+            ),
             (
                 ApiError::IpNotAllowed,
                 403,
@@ -217,27 +266,47 @@ mod tests {
                 "ip_not_allowed",
             ),
             (
-                ApiError::MissingPermission { permission: "write:all".into() },
+                ApiError::MissingPermission {
+                    permission: "write:all".into(),
+                },
                 403,
                 "Forbidden: missing permission 'write:all'",
                 "insufficient_permissions",
             ),
             (
-                ApiError::ProjectForbidden { project: "p9".into() },
+                ApiError::ProjectForbidden {
+                    project: "p9".into(),
+                },
                 403,
                 "Forbidden: no access to project 'p9'",
                 "project_forbidden",
             ),
-            (ApiError::KeySuspended { retry_after: 9 }, 429, "API key suspended", "key_suspended"),
-            (ApiError::RateLimited { retry_after: 1 }, 429, "Rate limit exceeded", "rate_limited"),
             (
-                ApiError::QuotaExceeded { window: "daily".into(), retry_after: Some(3) },
+                ApiError::KeySuspended { retry_after: 9 },
+                429,
+                "API key suspended",
+                "key_suspended",
+            ),
+            (
+                ApiError::RateLimited { retry_after: 1 },
+                429,
+                "Rate limit exceeded",
+                "rate_limited",
+            ),
+            (
+                ApiError::QuotaExceeded {
+                    window: "daily".into(),
+                    retry_after: Some(3),
+                },
                 429,
                 "Rate limit exceeded: quota daily",
                 "quota_exceeded",
             ),
             (
-                ApiError::PlanRateLimited { window: "per-minute".into(), retry_after: 2 },
+                ApiError::PlanRateLimited {
+                    window: "per-minute".into(),
+                    retry_after: 2,
+                },
                 429,
                 "exceeded the per-minute rate limit on your subscription",
                 "plan_rate_limited",
@@ -254,12 +323,18 @@ mod tests {
 
     #[test]
     fn headers_follow_the_table() {
-        assert_eq!(ApiError::InvalidKey.headers(), vec![("WWW-Authenticate", "Bearer".into())]);
+        assert_eq!(
+            ApiError::InvalidKey.headers(),
+            vec![("WWW-Authenticate", "Bearer".into())]
+        );
         assert_eq!(
             ApiError::RateLimited { retry_after: 7 }.headers(),
             vec![("Retry-After", "7".into())]
         );
-        let total = ApiError::QuotaExceeded { window: "total".into(), retry_after: None };
+        let total = ApiError::QuotaExceeded {
+            window: "total".into(),
+            retry_after: None,
+        };
         assert!(total.headers().is_empty());
         assert!(ApiError::KeyRevoked.headers().is_empty());
     }
@@ -274,7 +349,9 @@ mod tests {
 
     #[test]
     fn survives_the_wire_between_objects() {
-        let e = ApiError::MissingPermission { permission: "admin".into() };
+        let e = ApiError::MissingPermission {
+            permission: "admin".into(),
+        };
         let back: ApiError = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
         assert_eq!(back, e);
     }

@@ -17,15 +17,40 @@ const MAX_METADATA_BYTES: usize = 4096;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct KeyPatch {
     pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "clearable")]
     pub alias: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "clearable")]
     pub category: Option<Option<String>>,
     pub permissions: Option<Vec<String>>,
     pub projects: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "clearable")]
     pub expires_at: Option<Option<i64>>,
     pub rate_limits: Option<RateLimits>,
     pub quotas: Option<Quotas>,
     pub ip_allowlist: Option<Vec<String>>,
     pub metadata: Option<Map<String, Value>>,
+}
+
+/// Keeps "clear" (`Some(None)`, sent as `null`) apart from "leave as is" (absent)
+/// when a patch travels to the key's object.
+mod clearable {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(
+        v: &Option<Option<T>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(inner) => inner.serialize(s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(d).map(Some)
+    }
 }
 
 /// A validated `POST /keys` body.
@@ -52,18 +77,19 @@ const PATCH_FIELDS: [&str; 11] = [
 
 pub fn parse_create(body: &Value, now: i64) -> Result<NewKey, ApiError> {
     let obj = as_object(body)?;
-    reject_unknown(obj, &[&PATCH_FIELDS[..], &["account", "environment"]].concat())?;
+    reject_unknown(
+        obj,
+        &[&PATCH_FIELDS[..], &["account", "environment"]].concat(),
+    )?;
     let account = match obj.get("account") {
         None | Some(Value::Null) => None,
         Some(v) => Some(identifier(v, "account")?),
     };
     let environment = match obj.get("environment") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_str()
-                .and_then(Environment::parse)
-                .ok_or_else(|| ApiError::field("environment", "must be production, staging or development"))?,
-        ),
+        Some(v) => Some(v.as_str().and_then(Environment::parse).ok_or_else(|| {
+            ApiError::field("environment", "must be production, staging or development")
+        })?),
     };
     let settings = parse_settings(obj, now)?;
     if settings.name.is_none() {
@@ -100,15 +126,20 @@ pub fn parse_grace_seconds(body: Option<&Value>) -> Result<u64, ApiError> {
     reject_unknown(obj, &["grace_period_seconds"])?;
     match obj.get("grace_period_seconds") {
         None | Some(Value::Null) => Ok(0),
-        Some(v) => v
-            .as_u64()
-            .filter(|s| *s <= 7 * 86_400)
-            .ok_or_else(|| ApiError::field("grace_period_seconds", "must be a whole number of seconds from 0 to 604800")),
+        Some(v) => v.as_u64().filter(|s| *s <= 7 * 86_400).ok_or_else(|| {
+            ApiError::field(
+                "grace_period_seconds",
+                "must be a whole number of seconds from 0 to 604800",
+            )
+        }),
     }
 }
 
 /// `PUT /accounts/{id}`: `{"plan": "<name>"}`, the name one of `plans`.
-pub fn parse_plan<'a>(body: &Value, plans: impl Iterator<Item = &'a String>) -> Result<String, ApiError> {
+pub fn parse_plan<'a>(
+    body: &Value,
+    plans: impl Iterator<Item = &'a String>,
+) -> Result<String, ApiError> {
     let obj = as_object(body)?;
     reject_unknown(obj, &["plan"])?;
     let plan = obj
@@ -120,7 +151,10 @@ pub fn parse_plan<'a>(body: &Value, plans: impl Iterator<Item = &'a String>) -> 
         Ok(plan.to_string())
     } else {
         let names: Vec<&str> = known.iter().map(|s| s.as_str()).collect();
-        Err(ApiError::field("plan", format!("must be one of {}", names.join(", "))))
+        Err(ApiError::field(
+            "plan",
+            format!("must be one of {}", names.join(", ")),
+        ))
     }
 }
 
@@ -132,10 +166,15 @@ fn parse_settings(obj: &Map<String, Value>, now: i64) -> Result<KeyPatch, ApiErr
     if let Some(v) = obj.get("alias") {
         p.alias = Some(nullable(v, |v| {
             let a = text(v, "alias", 64)?;
-            if a.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            if a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
                 Ok(a)
             } else {
-                Err(ApiError::field("alias", "may hold only letters, digits, '-', '_' and '.'"))
+                Err(ApiError::field(
+                    "alias",
+                    "may hold only letters, digits, '-', '_' and '.'",
+                ))
             }
         })?);
     }
@@ -146,26 +185,31 @@ fn parse_settings(obj: &Map<String, Value>, now: i64) -> Result<KeyPatch, ApiErr
         p.permissions = Some(list(v, "permissions", |s| {
             let ok = !s.is_empty()
                 && s.len() <= 64
-                && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-.:*".contains(c));
-            ok.then_some(()).ok_or("must be lowercase names such as 'read:all' or 'license:manage'")
+                && s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-.:*".contains(c));
+            ok.then_some(())
+                .ok_or("must be lowercase names such as 'read:all' or 'license:manage'")
         })?);
     }
     if let Some(v) = obj.get("projects") {
         p.projects = Some(list(v, "projects", |s| {
             let ok = !s.is_empty() && s.len() <= 128 && !s.contains('/');
-            ok.then_some(()).ok_or("must be non-empty project ids without '/'")
+            ok.then_some(())
+                .ok_or("must be non-empty project ids without '/'")
         })?);
     }
     match (obj.get("expires_at"), obj.get("expires_in_days")) {
         (Some(_), Some(_)) => {
-            return Err(ApiError::field("expires_at", "give expires_at or expires_in_days, not both"))
+            return Err(ApiError::field(
+                "expires_at",
+                "give expires_at or expires_in_days, not both",
+            ))
         }
         (Some(v), None) => {
             p.expires_at = Some(nullable(v, |v| {
-                let at = v
-                    .as_str()
-                    .and_then(from_rfc3339)
-                    .ok_or_else(|| ApiError::field("expires_at", "must be an RFC 3339 date-time"))?;
+                let at = v.as_str().and_then(from_rfc3339).ok_or_else(|| {
+                    ApiError::field("expires_at", "must be an RFC 3339 date-time")
+                })?;
                 if at <= now {
                     return Err(ApiError::field("expires_at", "must be in the future"));
                 }
@@ -175,31 +219,38 @@ fn parse_settings(obj: &Map<String, Value>, now: i64) -> Result<KeyPatch, ApiErr
         (None, Some(v)) => {
             p.expires_at = Some(nullable(v, |v| match v.as_i64() {
                 Some(d @ (30 | 60 | 90 | 365)) => Ok(now + d * DAY_MS),
-                _ => Err(ApiError::field("expires_in_days", "must be 30, 60, 90 or 365")),
+                _ => Err(ApiError::field(
+                    "expires_in_days",
+                    "must be 30, 60, 90 or 365",
+                )),
             })?)
         }
         (None, None) => {}
     }
     if let Some(v) = obj.get("rate_limits") {
-        let o = limits_object(v, "rate_limits", &["per_second", "per_minute", "per_day"])?;
+        let [per_second, per_minute, per_day] =
+            limits_object(v, "rate_limits", ["per_second", "per_minute", "per_day"])?;
         p.rate_limits = Some(RateLimits {
-            per_second: o[0],
-            per_minute: o[1],
-            per_day: o[2],
+            per_second,
+            per_minute,
+            per_day,
         });
     }
     if let Some(v) = obj.get("quotas") {
-        let o = limits_object(v, "quotas", &["total", "daily", "weekly", "monthly"])?;
+        let [total, daily, weekly, monthly] =
+            limits_object(v, "quotas", ["total", "daily", "weekly", "monthly"])?;
         p.quotas = Some(Quotas {
-            total: o[0],
-            daily: o[1],
-            weekly: o[2],
-            monthly: o[3],
+            total,
+            daily,
+            weekly,
+            monthly,
         });
     }
     if let Some(v) = obj.get("ip_allowlist") {
         let list = list(v, "ip_allowlist", |s| {
-            Cidr::parse(s).map(|_| ()).map_err(|_| "must be IP addresses or CIDR blocks such as 203.0.113.0/24")
+            Cidr::parse(s)
+                .map(|_| ())
+                .map_err(|_| "must be IP addresses or CIDR blocks such as 203.0.113.0/24")
         })?;
         p.ip_allowlist = Some(list);
     }
@@ -209,8 +260,15 @@ fn parse_settings(obj: &Map<String, Value>, now: i64) -> Result<KeyPatch, ApiErr
             Value::Object(m) => m.clone(),
             _ => return Err(ApiError::field("metadata", "must be an object")),
         };
-        if serde_json::to_string(&m).map(|s| s.len()).unwrap_or(usize::MAX) > MAX_METADATA_BYTES {
-            return Err(ApiError::field("metadata", "must serialize to at most 4096 bytes"));
+        if serde_json::to_string(&m)
+            .map(|s| s.len())
+            .unwrap_or(usize::MAX)
+            > MAX_METADATA_BYTES
+        {
+            return Err(ApiError::field(
+                "metadata",
+                "must serialize to at most 4096 bytes",
+            ));
         }
         p.metadata = Some(m);
     }
@@ -230,7 +288,10 @@ fn reject_unknown(obj: &Map<String, Value>, known: &[&str]) -> Result<(), ApiErr
     }
 }
 
-fn nullable<T>(v: &Value, parse: impl FnOnce(&Value) -> Result<T, ApiError>) -> Result<Option<T>, ApiError> {
+fn nullable<T>(
+    v: &Value,
+    parse: impl FnOnce(&Value) -> Result<T, ApiError>,
+) -> Result<Option<T>, ApiError> {
     if v.is_null() {
         Ok(None)
     } else {
@@ -241,26 +302,41 @@ fn nullable<T>(v: &Value, parse: impl FnOnce(&Value) -> Result<T, ApiError>) -> 
 fn text(v: &Value, field: &str, max: usize) -> Result<String, ApiError> {
     match v.as_str().map(str::trim) {
         Some(s) if !s.is_empty() && s.chars().count() <= max => Ok(s.to_string()),
-        _ => Err(ApiError::field(field, format!("must be a string of 1 to {max} characters"))),
+        _ => Err(ApiError::field(
+            field,
+            format!("must be a string of 1 to {max} characters"),
+        )),
     }
 }
 
 /// Account ids name Durable Objects and appear in paths: keep them plain.
 pub fn identifier(v: &Value, field: &str) -> Result<String, ApiError> {
     let s = text(v, field, 64)?;
-    if s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
         Ok(s)
     } else {
-        Err(ApiError::field(field, "may hold only letters, digits, '-', '_' and '.'"))
+        Err(ApiError::field(
+            field,
+            "may hold only letters, digits, '-', '_' and '.'",
+        ))
     }
 }
 
-fn list(v: &Value, field: &str, check: impl Fn(&str) -> Result<(), &'static str>) -> Result<Vec<String>, ApiError> {
+fn list(
+    v: &Value,
+    field: &str,
+    check: impl Fn(&str) -> Result<(), &'static str>,
+) -> Result<Vec<String>, ApiError> {
     let items = v
         .as_array()
         .ok_or_else(|| ApiError::field(field, "must be an array of strings"))?;
     if items.len() > MAX_LIST {
-        return Err(ApiError::field(field, format!("may hold at most {MAX_LIST} entries")));
+        return Err(ApiError::field(
+            field,
+            format!("may hold at most {MAX_LIST} entries"),
+        ));
     }
     let mut out: Vec<String> = Vec::with_capacity(items.len());
     for item in items {
@@ -275,26 +351,35 @@ fn list(v: &Value, field: &str, check: impl Fn(&str) -> Result<(), &'static str>
     Ok(out)
 }
 
-fn limits_object(v: &Value, field: &str, names: &[&str]) -> Result<Vec<Option<u64>>, ApiError> {
+fn limits_object<const N: usize>(
+    v: &Value,
+    field: &str,
+    names: [&str; N],
+) -> Result<[Option<u64>; N], ApiError> {
+    let mut out = [None; N];
     let obj = match v {
-        Value::Null => return Ok(vec![None; names.len()]),
+        Value::Null => return Ok(out),
         Value::Object(o) => o,
         _ => return Err(ApiError::field(field, "must be an object")),
     };
     if let Some(k) = obj.keys().find(|k| !names.contains(&k.as_str())) {
-        return Err(ApiError::field(&format!("{field}.{k}"), "is not a known field"));
+        return Err(ApiError::field(
+            &format!("{field}.{k}"),
+            "is not a known field",
+        ));
     }
-    names
-        .iter()
-        .map(|n| match obj.get(*n) {
-            None | Some(Value::Null) => Ok(None),
-            Some(x) => x
-                .as_u64()
-                .filter(|n| *n >= 1)
-                .map(Some)
-                .ok_or_else(|| ApiError::field(&format!("{field}.{n}"), "must be a positive whole number")),
-        })
-        .collect()
+    for (slot, name) in out.iter_mut().zip(names) {
+        *slot = match obj.get(name) {
+            None | Some(Value::Null) => None,
+            Some(x) => Some(x.as_u64().filter(|n| *n >= 1).ok_or_else(|| {
+                ApiError::field(
+                    &format!("{field}.{name}"),
+                    "must be a positive whole number",
+                )
+            })?),
+        };
+    }
+    Ok(out)
 }
 
 /// `GET /keys` filters and paging.
@@ -308,7 +393,9 @@ pub struct ListQuery {
     pub limit: u32,
 }
 
-pub fn parse_list_query<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Result<ListQuery, ApiError> {
+pub fn parse_list_query<'a>(
+    pairs: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Result<ListQuery, ApiError> {
     let mut q = ListQuery {
         limit: 50,
         ..Default::default()
@@ -318,15 +405,17 @@ pub fn parse_list_query<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> 
             "account" => q.account = Some(identifier(&Value::String(v.into()), "account")?),
             "status" => {
                 if !["active", "inactive", "revoked", "expired"].contains(&v) {
-                    return Err(ApiError::field("status", "must be active, inactive, revoked or expired"));
+                    return Err(ApiError::field(
+                        "status",
+                        "must be active, inactive, revoked or expired",
+                    ));
                 }
                 q.status = Some(v.into());
             }
             "environment" => {
-                q.environment = Some(
-                    Environment::parse(v)
-                        .ok_or_else(|| ApiError::field("environment", "must be production, staging or development"))?,
-                )
+                q.environment = Some(Environment::parse(v).ok_or_else(|| {
+                    ApiError::field("environment", "must be production, staging or development")
+                })?)
             }
             "category" => q.category = Some(v.into()),
             "cursor" => q.cursor = Some(v.into()),
@@ -335,7 +424,9 @@ pub fn parse_list_query<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> 
                     .parse()
                     .ok()
                     .filter(|n| (1..=100).contains(n))
-                    .ok_or_else(|| ApiError::field("limit", "must be a whole number from 1 to 100"))?
+                    .ok_or_else(|| {
+                        ApiError::field("limit", "must be a whole number from 1 to 100")
+                    })?
             }
             other => return Err(ApiError::field(other, "is not a known filter")),
         }
@@ -388,53 +479,140 @@ mod tests {
         assert_eq!(bad(json!({"name": 5})), "name");
         assert_eq!(bad(json!({"name": "a", "alias": "a b"})), "alias");
         assert_eq!(bad(json!({"name": "a", "account": "a/b"})), "account");
-        assert_eq!(bad(json!({"name": "a", "environment": "prod"})), "environment");
-        assert_eq!(bad(json!({"name": "a", "permissions": "read:all"})), "permissions");
-        assert_eq!(bad(json!({"name": "a", "permissions": ["Read All"]})), "permissions");
+        assert_eq!(
+            bad(json!({"name": "a", "environment": "prod"})),
+            "environment"
+        );
+        assert_eq!(
+            bad(json!({"name": "a", "permissions": "read:all"})),
+            "permissions"
+        );
+        assert_eq!(
+            bad(json!({"name": "a", "permissions": ["Read All"]})),
+            "permissions"
+        );
         assert_eq!(bad(json!({"name": "a", "projects": ["a/b"]})), "projects");
-        assert_eq!(bad(json!({"name": "a", "expires_in_days": 31})), "expires_in_days");
-        assert_eq!(bad(json!({"name": "a", "expires_at": "soon"})), "expires_at");
-        assert_eq!(bad(json!({"name": "a", "expires_at": "2000-01-01T00:00:00Z"})), "expires_at");
-        assert_eq!(bad(json!({"name": "a", "expires_at": "2099-01-01T00:00:00Z", "expires_in_days": 30})), "expires_at");
-        assert_eq!(bad(json!({"name": "a", "rate_limits": {"per_minute": 0}})), "rate_limits.per_minute");
-        assert_eq!(bad(json!({"name": "a", "rate_limits": {"per_hour": 1}})), "rate_limits.per_hour");
-        assert_eq!(bad(json!({"name": "a", "quotas": {"daily": -1}})), "quotas.daily");
-        assert_eq!(bad(json!({"name": "a", "ip_allowlist": ["10.0.0.0/40"]})), "ip_allowlist");
+        assert_eq!(
+            bad(json!({"name": "a", "expires_in_days": 31})),
+            "expires_in_days"
+        );
+        assert_eq!(
+            bad(json!({"name": "a", "expires_at": "soon"})),
+            "expires_at"
+        );
+        assert_eq!(
+            bad(json!({"name": "a", "expires_at": "2000-01-01T00:00:00Z"})),
+            "expires_at"
+        );
+        assert_eq!(
+            bad(json!({"name": "a", "expires_at": "2099-01-01T00:00:00Z", "expires_in_days": 30})),
+            "expires_at"
+        );
+        assert_eq!(
+            bad(json!({"name": "a", "rate_limits": {"per_minute": 0}})),
+            "rate_limits.per_minute"
+        );
+        assert_eq!(
+            bad(json!({"name": "a", "rate_limits": {"per_hour": 1}})),
+            "rate_limits.per_hour"
+        );
+        assert_eq!(
+            bad(json!({"name": "a", "quotas": {"daily": -1}})),
+            "quotas.daily"
+        );
+        assert_eq!(
+            bad(json!({"name": "a", "ip_allowlist": ["10.0.0.0/40"]})),
+            "ip_allowlist"
+        );
         assert_eq!(bad(json!({"name": "a", "metadata": [1]})), "metadata");
-        assert_eq!(bad(json!({"name": "a", "metadata": {"x": "y".repeat(5000)}})), "metadata");
+        assert_eq!(
+            bad(json!({"name": "a", "metadata": {"x": "y".repeat(5000)}})),
+            "metadata"
+        );
         assert_eq!(bad(json!({"name": "a", "colour": "red"})), "colour");
-        assert!(matches!(parse_create(&json!([1]), NOW), Err(ApiError::InvalidBody { .. })));
+        assert!(matches!(
+            parse_create(&json!([1]), NOW),
+            Err(ApiError::InvalidBody { .. })
+        ));
     }
 
     #[test]
     fn patch_clears_with_null_and_refuses_fixed_fields() {
-        let p = parse_patch(&json!({"alias": null, "expires_at": null, "permissions": ["admin"]}), NOW).unwrap();
+        let p = parse_patch(
+            &json!({"alias": null, "expires_at": null, "permissions": ["admin"]}),
+            NOW,
+        )
+        .unwrap();
         assert_eq!(p.alias, Some(None));
         assert_eq!(p.expires_at, Some(None));
         assert_eq!(p.permissions, Some(vec!["admin".into()]));
-        assert_eq!(field_of(parse_patch(&json!({"environment": "staging"}), NOW)), "environment");
-        assert_eq!(field_of(parse_patch(&json!({"account": "x"}), NOW)), "account");
-        assert!(matches!(parse_patch(&json!({}), NOW), Err(ApiError::InvalidBody { .. })));
+        assert_eq!(
+            field_of(parse_patch(&json!({"environment": "staging"}), NOW)),
+            "environment"
+        );
+        assert_eq!(
+            field_of(parse_patch(&json!({"account": "x"}), NOW)),
+            "account"
+        );
+        assert!(matches!(
+            parse_patch(&json!({}), NOW),
+            Err(ApiError::InvalidBody { .. })
+        ));
+    }
+
+    #[test]
+    fn patch_survives_the_wire_with_clears_intact() {
+        let p = parse_patch(&json!({"alias": null, "category": "x", "name": "n"}), NOW).unwrap();
+        let back: KeyPatch = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(back, p);
+        assert_eq!(back.alias, Some(None));
+        assert_eq!(back.expires_at, None);
     }
 
     #[test]
     fn grace_and_plan() {
         assert_eq!(parse_grace_seconds(None), Ok(0));
-        assert_eq!(parse_grace_seconds(Some(&json!({"grace_period_seconds": 60}))), Ok(60));
-        assert_eq!(field_of(parse_grace_seconds(Some(&json!({"grace_period_seconds": -1})))), "grace_period_seconds");
+        assert_eq!(
+            parse_grace_seconds(Some(&json!({"grace_period_seconds": 60}))),
+            Ok(60)
+        );
+        assert_eq!(
+            field_of(parse_grace_seconds(Some(
+                &json!({"grace_period_seconds": -1})
+            ))),
+            "grace_period_seconds"
+        );
         let plans = ["free".to_string(), "pro".to_string()];
-        assert_eq!(parse_plan(&json!({"plan": "pro"}), plans.iter()), Ok("pro".into()));
-        assert_eq!(field_of(parse_plan(&json!({"plan": "gold"}), plans.iter())), "plan");
+        assert_eq!(
+            parse_plan(&json!({"plan": "pro"}), plans.iter()),
+            Ok("pro".into())
+        );
+        assert_eq!(
+            field_of(parse_plan(&json!({"plan": "gold"}), plans.iter())),
+            "plan"
+        );
         assert_eq!(field_of(parse_plan(&json!({}), plans.iter())), "plan");
     }
 
     #[test]
     fn list_query() {
-        let q = parse_list_query([("account", "acme"), ("status", "expired"), ("limit", "5")].into_iter()).unwrap();
+        let q = parse_list_query(
+            [("account", "acme"), ("status", "expired"), ("limit", "5")].into_iter(),
+        )
+        .unwrap();
         assert_eq!(q.account.as_deref(), Some("acme"));
         assert_eq!(q.limit, 5);
-        assert_eq!(field_of(parse_list_query([("limit", "0")].into_iter())), "limit");
-        assert_eq!(field_of(parse_list_query([("status", "gone")].into_iter())), "status");
-        assert_eq!(field_of(parse_list_query([("sort", "x")].into_iter())), "sort");
+        assert_eq!(
+            field_of(parse_list_query([("limit", "0")].into_iter())),
+            "limit"
+        );
+        assert_eq!(
+            field_of(parse_list_query([("status", "gone")].into_iter())),
+            "status"
+        );
+        assert_eq!(
+            field_of(parse_list_query([("sort", "x")].into_iter())),
+            "sort"
+        );
     }
 }

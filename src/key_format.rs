@@ -51,11 +51,7 @@ pub fn valid_product_prefix(p: &str) -> bool {
 }
 
 /// Builds a key from 160 random bits. Returns (full key, visible prefix).
-pub fn build_key(
-    product: &str,
-    env: Environment,
-    random: &[u8; RANDOM_BYTES],
-) -> (String, String) {
+pub fn build_key(product: &str, env: Environment, random: &[u8; RANDOM_BYTES]) -> (String, String) {
     let head = format!(
         "{product}_{}_{}",
         env_tag(env),
@@ -129,7 +125,11 @@ const CRC_TABLE: [u32; 256] = {
         let mut c = i as u32;
         let mut k = 0;
         while k < 8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
             k += 1;
         }
         table[i] = c;
@@ -172,7 +172,10 @@ mod tests {
         assert_eq!(base62_fixed(&[0, 62], 2), "10");
         assert_eq!(base62_fixed(&[0xFF; RANDOM_BYTES], RANDOM_CHARS).len(), 27);
         // 2^160 - 1 needs all 27 digits, so none may be lost.
-        assert_ne!(base62_fixed(&[0xFF; RANDOM_BYTES], RANDOM_CHARS).as_bytes()[0], b'0');
+        assert_ne!(
+            base62_fixed(&[0xFF; RANDOM_BYTES], RANDOM_CHARS).as_bytes()[0],
+            b'0'
+        );
         assert_eq!(base62_fixed(&u32::MAX.to_be_bytes(), CHECK_CHARS), "4gfFC3");
     }
 

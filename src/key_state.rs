@@ -13,14 +13,24 @@ use serde_json::{json, Value};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum KeyCommand {
-    Create { record: Box<KeyRecord> },
+    Create {
+        record: Box<KeyRecord>,
+    },
     Get,
     /// The hot path: rows 3–7 and 9–11, counting the use when they pass.
-    Check { request: AccessRequest },
+    Check {
+        request: AccessRequest,
+    },
     /// Gives back the use counted by a `Check` that a later row refused.
     Refund,
-    Patch { patch: Box<KeyPatch> },
-    Rotate { hash: String, prefix: String, grace_ms: i64 },
+    Patch {
+        patch: Box<KeyPatch>,
+    },
+    Rotate {
+        hash: String,
+        prefix: String,
+        grace_ms: i64,
+    },
     Deactivate,
     Activate,
     Revoke,
@@ -35,7 +45,11 @@ pub enum Change {
     Erase,
 }
 
-pub fn apply(stored: Option<KeyRecord>, cmd: KeyCommand, now: i64) -> (Change, Result<Value, ApiError>) {
+pub fn apply(
+    stored: Option<KeyRecord>,
+    cmd: KeyCommand,
+    now: i64,
+) -> (Change, Result<Value, ApiError>) {
     match (stored, cmd) {
         (None, KeyCommand::Create { record }) => {
             let reply = to_value(&record);
@@ -50,7 +64,9 @@ pub fn apply(stored: Option<KeyRecord>, cmd: KeyCommand, now: i64) -> (Change, R
 
 fn transition(mut rec: KeyRecord, cmd: KeyCommand, now: i64) -> (Change, Result<Value, ApiError>) {
     let outcome: Result<Value, ApiError> = match cmd {
-        KeyCommand::Create { .. } => Err(ApiError::Conflict { reason: "key id already exists".into() }),
+        KeyCommand::Create { .. } => Err(ApiError::Conflict {
+            reason: "key id already exists".into(),
+        }),
         KeyCommand::Get => return (Change::None, to_value(&rec)),
         KeyCommand::Check { request } => match check_key(&rec, &request, now) {
             Ok(identity) => {
@@ -63,8 +79,14 @@ fn transition(mut rec: KeyRecord, cmd: KeyCommand, now: i64) -> (Change, Result<
             rec.usage_count = rec.usage_count.saturating_sub(1);
             Ok(Value::Null)
         }
-        KeyCommand::Patch { patch } => lifecycle::patch(&mut rec, &patch, now).and_then(|_| to_value(&rec)),
-        KeyCommand::Rotate { hash, prefix, grace_ms } => lifecycle::rotate(&mut rec, hash, prefix, grace_ms, now)
+        KeyCommand::Patch { patch } => {
+            lifecycle::patch(&mut rec, &patch, now).and_then(|_| to_value(&rec))
+        }
+        KeyCommand::Rotate {
+            hash,
+            prefix,
+            grace_ms,
+        } => lifecycle::rotate(&mut rec, hash, prefix, grace_ms, now)
             .and_then(|old| Ok(json!({ "old_hash": old, "record": to_value(&rec)? }))),
         KeyCommand::Deactivate => lifecycle::deactivate(&mut rec, now).and_then(|_| to_value(&rec)),
         KeyCommand::Activate => lifecycle::activate(&mut rec, now).and_then(|_| to_value(&rec)),
@@ -107,7 +129,10 @@ mod tests {
                 prefix: "kw_live_aaaaaa".into(),
                 now: NOW,
             },
-            &KeyPatch { name: Some("n".into()), ..Default::default() },
+            &KeyPatch {
+                name: Some("n".into()),
+                ..Default::default()
+            },
         )
     }
 
@@ -132,10 +157,22 @@ mod tests {
 
     #[test]
     fn create_then_duplicate_create() {
-        let (c, r) = apply(None, KeyCommand::Create { record: Box::new(rec()) }, NOW);
+        let (c, r) = apply(
+            None,
+            KeyCommand::Create {
+                record: Box::new(rec()),
+            },
+            NOW,
+        );
         assert!(r.is_ok());
         let first = stored(c);
-        let (c, r) = apply(Some(first), KeyCommand::Create { record: Box::new(rec()) }, NOW);
+        let (c, r) = apply(
+            Some(first),
+            KeyCommand::Create {
+                record: Box::new(rec()),
+            },
+            NOW,
+        );
         assert_eq!(c, Change::None);
         assert!(matches!(r, Err(ApiError::Conflict { .. })));
     }
@@ -155,7 +192,10 @@ mod tests {
     #[test]
     fn missing_record() {
         assert_eq!(apply(None, check("h1"), NOW).1, Err(ApiError::InvalidKey));
-        assert!(matches!(apply(None, KeyCommand::Get, NOW).1, Err(ApiError::NotFound { .. })));
+        assert!(matches!(
+            apply(None, KeyCommand::Get, NOW).1,
+            Err(ApiError::NotFound { .. })
+        ));
     }
 
     #[test]
@@ -165,7 +205,15 @@ mod tests {
         let (c, res) = apply(Some(r), KeyCommand::Activate, NOW);
         assert_eq!(c, Change::None);
         assert!(matches!(res, Err(ApiError::Conflict { .. })));
-        let (c, res) = apply(Some(rec()), KeyCommand::Rotate { hash: "h2".into(), prefix: "p".into(), grace_ms: 0 }, NOW);
+        let (c, res) = apply(
+            Some(rec()),
+            KeyCommand::Rotate {
+                hash: "h2".into(),
+                prefix: "p".into(),
+                grace_ms: 0,
+            },
+            NOW,
+        );
         assert_eq!(res.unwrap()["old_hash"], "h1");
         assert_eq!(stored(c).hash, "h2");
         assert_eq!(apply(Some(rec()), KeyCommand::Delete, NOW).0, Change::Erase);

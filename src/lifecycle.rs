@@ -123,7 +123,13 @@ pub fn revoke(rec: &mut KeyRecord, now: i64) {
 
 /// New secret, same configuration. With `grace_ms` > 0 the old secret keeps working
 /// that long; otherwise it stops at once. Returns the hash that stops being current.
-pub fn rotate(rec: &mut KeyRecord, hash: String, prefix: String, grace_ms: i64, now: i64) -> Result<String, ApiError> {
+pub fn rotate(
+    rec: &mut KeyRecord,
+    hash: String,
+    prefix: String,
+    grace_ms: i64,
+    now: i64,
+) -> Result<String, ApiError> {
     refuse_if_revoked(rec, "rotated")?;
     let old = std::mem::replace(&mut rec.hash, hash);
     if grace_ms > 0 {
@@ -160,9 +166,16 @@ pub fn record_use(rec: &mut KeyRecord, now: i64) {
 
 /// An admin key may hand out only what it holds: permissions it covers, and, when it
 /// is itself scoped to projects, only those projects.
-pub fn check_grant(granter_permissions: &[String], granter_projects: &[String], p: &KeyPatch) -> Result<(), ApiError> {
+pub fn check_grant(
+    granter_permissions: &[String],
+    granter_projects: &[String],
+    p: &KeyPatch,
+) -> Result<(), ApiError> {
     if let Some(perms) = &p.permissions {
-        if let Some(missing) = perms.iter().find(|x| !policy::holds(granter_permissions, x)) {
+        if let Some(missing) = perms
+            .iter()
+            .find(|x| !policy::holds(granter_permissions, x))
+        {
             return Err(ApiError::Forbidden {
                 reason: format!("cannot grant permission '{missing}' that this admin key lacks"),
             });
@@ -173,14 +186,17 @@ pub fn check_grant(granter_permissions: &[String], granter_projects: &[String], 
             Some(projects) if !projects.is_empty() => {
                 if let Some(out) = projects.iter().find(|x| !granter_projects.contains(x)) {
                     return Err(ApiError::Forbidden {
-                        reason: format!("cannot grant project '{out}' outside this admin key's scope"),
+                        reason: format!(
+                            "cannot grant project '{out}' outside this admin key's scope"
+                        ),
                     });
                 }
             }
             // Unset or empty means "all projects": more than the granter has.
             _ => {
                 return Err(ApiError::Forbidden {
-                    reason: "a project-scoped admin key must set projects within its own scope".into(),
+                    reason: "a project-scoped admin key must set projects within its own scope"
+                        .into(),
                 })
             }
         }
@@ -255,8 +271,14 @@ mod tests {
         assert_eq!(k.status, AdminStatus::Inactive);
         activate(&mut k, NOW).unwrap();
         revoke(&mut k, NOW + 1);
-        assert!(matches!(activate(&mut k, NOW + 2), Err(ApiError::Conflict { .. })));
-        assert!(matches!(deactivate(&mut k, NOW + 2), Err(ApiError::Conflict { .. })));
+        assert!(matches!(
+            activate(&mut k, NOW + 2),
+            Err(ApiError::Conflict { .. })
+        ));
+        assert!(matches!(
+            deactivate(&mut k, NOW + 2),
+            Err(ApiError::Conflict { .. })
+        ));
         assert!(rotate(&mut k, "h2".into(), "p".into(), 0, NOW).is_err());
         assert!(patch(&mut k, &KeyPatch::default(), NOW).is_err());
         assert_eq!(k.status, AdminStatus::Revoked);
@@ -265,7 +287,10 @@ mod tests {
     #[test]
     fn rotation_with_and_without_grace() {
         let mut k = key();
-        assert_eq!(rotate(&mut k, "h2".into(), "p2".into(), 0, NOW).unwrap(), "h1");
+        assert_eq!(
+            rotate(&mut k, "h2".into(), "p2".into(), 0, NOW).unwrap(),
+            "h1"
+        );
         assert!(!k.accepts_hash("h1", NOW));
         assert!(k.accepts_hash("h2", NOW));
         rotate(&mut k, "h3".into(), "p3".into(), 60_000, NOW).unwrap();
@@ -280,7 +305,10 @@ mod tests {
         assert!(check_deletable(&k).is_ok());
         record_use(&mut k, NOW);
         assert_eq!(k.last_used_at, Some(NOW));
-        assert!(matches!(check_deletable(&k), Err(ApiError::Conflict { .. })));
+        assert!(matches!(
+            check_deletable(&k),
+            Err(ApiError::Conflict { .. })
+        ));
     }
 
     #[test]

@@ -13,8 +13,7 @@ fn rank(p: &str) -> Option<usize> {
 /// Whether `held` covers `needed`: exactly, or through the built-in hierarchy.
 pub fn holds(held: &[String], needed: &str) -> bool {
     held.iter().any(|h| {
-        h == needed
-            || matches!((rank(h), rank(needed)), (Some(have), Some(need)) if have >= need)
+        h == needed || matches!((rank(h), rank(needed)), (Some(have), Some(need)) if have >= need)
     })
 }
 
@@ -36,7 +35,10 @@ fn any_method() -> String {
 /// A path pattern: literal segments, `*` for exactly one segment, and a final `**`
 /// for any number of remaining segments (zero included).
 pub fn path_matches(pattern: &str, path: &str) -> bool {
-    let mut pat = pattern.trim_matches('/').split('/').filter(|s| !s.is_empty());
+    let mut pat = pattern
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty());
     let mut segs = path.trim_matches('/').split('/').filter(|s| !s.is_empty());
     loop {
         match (pat.next(), segs.next()) {
@@ -54,7 +56,10 @@ pub fn path_matches(pattern: &str, path: &str) -> bool {
 pub fn required_permission<'a>(rules: &'a [RouteRule], method: &str, path: &str) -> &'a str {
     rules
         .iter()
-        .find(|r| (r.method == "*" || r.method.eq_ignore_ascii_case(method)) && path_matches(&r.path, path))
+        .find(|r| {
+            (r.method == "*" || r.method.eq_ignore_ascii_case(method))
+                && path_matches(&r.path, path)
+        })
         .map(|r| r.permission.as_str())
         .unwrap_or(match method {
             "GET" | "HEAD" | "OPTIONS" => "read:all",
@@ -137,13 +142,33 @@ mod tests {
     #[test]
     fn configured_rules_win_in_order() {
         let rules = vec![
-            RouteRule { method: "POST".into(), path: "/licenses/**".into(), permission: "license:manage".into() },
-            RouteRule { method: "*".into(), path: "/customers/*".into(), permission: "customer:read".into() },
+            RouteRule {
+                method: "POST".into(),
+                path: "/licenses/**".into(),
+                permission: "license:manage".into(),
+            },
+            RouteRule {
+                method: "*".into(),
+                path: "/customers/*".into(),
+                permission: "customer:read".into(),
+            },
         ];
-        assert_eq!(required_permission(&rules, "POST", "/licenses/a"), "license:manage");
-        assert_eq!(required_permission(&rules, "post", "/licenses"), "license:manage");
-        assert_eq!(required_permission(&rules, "GET", "/licenses/a"), "read:all");
-        assert_eq!(required_permission(&rules, "PUT", "/customers/c1"), "customer:read");
+        assert_eq!(
+            required_permission(&rules, "POST", "/licenses/a"),
+            "license:manage"
+        );
+        assert_eq!(
+            required_permission(&rules, "post", "/licenses"),
+            "license:manage"
+        );
+        assert_eq!(
+            required_permission(&rules, "GET", "/licenses/a"),
+            "read:all"
+        );
+        assert_eq!(
+            required_permission(&rules, "PUT", "/customers/c1"),
+            "customer:read"
+        );
     }
 
     #[test]

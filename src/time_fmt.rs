@@ -23,7 +23,10 @@ mod tests {
         let ms = 1_795_000_000_123;
         assert_eq!(from_rfc3339(&to_rfc3339(ms)), Some(ms));
         assert_eq!(to_rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(from_rfc3339("2026-01-01T00:00:00+01:00"), Some(1_767_222_000_000));
+        assert_eq!(
+            from_rfc3339("2026-01-01T00:00:00+01:00"),
+            Some(1_767_222_000_000)
+        );
         assert_eq!(from_rfc3339("tomorrow"), None);
     }
 }

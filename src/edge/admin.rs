@@ -34,32 +34,50 @@ impl Caller {
     }
 }
 
-pub async fn handle(mut req: Request, env: &Env, cfg: &Config, ctx: &Context) -> Result<Response, ApiError> {
+pub async fn handle(
+    mut req: Request,
+    env: &Env,
+    cfg: &Config,
+    ctx: &Context,
+) -> Result<Response, ApiError> {
     let url = req.url().map_err(ApiError::internal)?;
     crate::check::check_transport(url.scheme(), cfg.allow_http)?;
-    let route = url.path()[cfg.admin_prefix.len()..].to_string();
+    let route = url
+        .path()
+        .strip_prefix(cfg.admin_prefix.as_str())
+        .unwrap_or_default()
+        .to_string();
     let segments: Vec<&str> = route.split('/').filter(|s| !s.is_empty()).collect();
     let method = req.method();
 
     // Unknown routes are 404 before authentication; known ones need a caller.
     let known = matches!(
         segments.as_slice(),
-        ["keys"] | ["keys", _] | ["keys", _, "rotate" | "deactivate" | "activate" | "revoke"] | ["accounts", _]
+        ["keys"]
+            | ["keys", _]
+            | ["keys", _, "rotate" | "deactivate" | "activate" | "revoke"]
+            | ["accounts", _]
     );
     if !known {
-        return Err(ApiError::NotFound { what: "route".into() });
+        return Err(ApiError::NotFound {
+            what: "route".into(),
+        });
     }
     let caller = authenticate(&req, env, cfg, ctx).await?;
     let now = now_ms();
 
     match (segments.as_slice(), method) {
-        (["keys"], Method::Post) => create_key(&caller, env, cfg, &read_json(&mut req).await?, now).await,
+        (["keys"], Method::Post) => {
+            create_key(&caller, env, cfg, &read_json(&mut req).await?, now).await
+        }
         (["keys"], Method::Get) => list_keys(&caller, env, &url, now).await,
         (["keys", id], Method::Get) => {
             let rec = load(&caller, env, id).await?;
             respond::json(200, &lifecycle::view(&rec, now))
         }
-        (["keys", id], Method::Patch) => patch_key(&caller, env, id, &read_json(&mut req).await?, now).await,
+        (["keys", id], Method::Patch) => {
+            patch_key(&caller, env, id, &read_json(&mut req).await?, now).await
+        }
         (["keys", id], Method::Delete) => delete_key(&caller, env, id).await,
         (["keys", id, "rotate"], Method::Post) => {
             let body = read_optional_json(&mut req).await?;
@@ -75,7 +93,9 @@ pub async fn handle(mut req: Request, env: &Env, cfg: &Config, ctx: &Context) ->
         }
         (["accounts", id], Method::Get) => {
             if !caller.may_see(id) {
-                return Err(ApiError::NotFound { what: "account".into() });
+                return Err(ApiError::NotFound {
+                    what: "account".into(),
+                });
             }
             account_view(env, cfg, id, AccountCommand::Get).await
         }
@@ -93,7 +113,12 @@ pub async fn handle(mut req: Request, env: &Env, cfg: &Config, ctx: &Context) ->
     }
 }
 
-async fn authenticate(req: &Request, env: &Env, cfg: &Config, ctx: &Context) -> Result<Caller, ApiError> {
+async fn authenticate(
+    req: &Request,
+    env: &Env,
+    cfg: &Config,
+    ctx: &Context,
+) -> Result<Caller, ApiError> {
     let header = req.headers().get("Authorization").ok().flatten();
     let token = crate::check::bearer_token(header.as_deref()).ok_or(ApiError::InvalidKey)?;
     if let Ok(secret) = env.secret("ADMIN_TOKEN").map(|s| s.to_string()) {
@@ -109,7 +134,10 @@ async fn authenticate(req: &Request, env: &Env, cfg: &Config, ctx: &Context) -> 
 /// Compares the SHA-256 digests, so time depends on neither content nor length.
 fn constant_time_eq(a: &str, b: &str) -> bool {
     let (x, y) = (key_format::sha256_hex(a), key_format::sha256_hex(b));
-    x.bytes().zip(y.bytes()).fold(0u8, |acc, (p, q)| acc | (p ^ q)) == 0
+    x.bytes()
+        .zip(y.bytes())
+        .fold(0u8, |acc, (p, q)| acc | (p ^ q))
+        == 0
 }
 
 async fn read_json(req: &mut Request) -> Result<Value, ApiError> {
@@ -125,9 +153,11 @@ async fn read_optional_json(req: &mut Request) -> Result<Option<Value>, ApiError
     if text.trim().is_empty() {
         return Ok(None);
     }
-    serde_json::from_str(&text).map(Some).map_err(|e| ApiError::InvalidBody {
-        reason: format!("not JSON: {e}"),
-    })
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| ApiError::InvalidBody {
+            reason: format!("not JSON: {e}"),
+        })
 }
 
 /// A fresh secret for `env`: (full key, visible prefix, hash).
@@ -166,7 +196,13 @@ async fn load(caller: &Caller, env: &Env, id: &str) -> Result<KeyRecord, ApiErro
     }
 }
 
-async fn create_key(caller: &Caller, env: &Env, cfg: &Config, body: &Value, now: i64) -> Result<Response, ApiError> {
+async fn create_key(
+    caller: &Caller,
+    env: &Env,
+    cfg: &Config,
+    body: &Value,
+    now: i64,
+) -> Result<Response, ApiError> {
     let new = input::parse_create(body, now)?;
     let account = match (caller, new.account) {
         (Caller::Root, Some(a)) => a,
@@ -196,13 +232,30 @@ async fn create_key(caller: &Caller, env: &Env, cfg: &Config, body: &Value, now:
     );
 
     // Registry first: it refuses a taken alias before anything else is written.
-    registry(env, &RegistryCommand::Upsert { row: RegistryRow::of(&rec) }).await?;
+    registry(
+        env,
+        &RegistryCommand::Upsert {
+            row: RegistryRow::of(&rec),
+        },
+    )
+    .await?;
     let undo = RegistryCommand::Remove { id: rec.id.clone() };
-    if let Err(e) = key_call(env, &rec.id, &KeyCommand::Create { record: Box::new(rec.clone()) }).await {
+    if let Err(e) = key_call(
+        env,
+        &rec.id,
+        &KeyCommand::Create {
+            record: Box::new(rec.clone()),
+        },
+    )
+    .await
+    {
         let _ = registry(env, &undo).await;
         return Err(e);
     }
-    let entry = HashEntry { id: rec.id.clone(), account };
+    let entry = HashEntry {
+        id: rec.id.clone(),
+        account,
+    };
     if let Err(e) = kv_index::put(env, &hash, &entry, None).await {
         let _ = key_call(env, &rec.id, &KeyCommand::Delete).await;
         let _ = registry(env, &undo).await;
@@ -213,8 +266,16 @@ async fn create_key(caller: &Caller, env: &Env, cfg: &Config, body: &Value, now:
     respond::json(201, &view)
 }
 
-async fn list_keys(caller: &Caller, env: &Env, url: &worker::Url, now: i64) -> Result<Response, ApiError> {
-    let pairs: Vec<(String, String)> = url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+async fn list_keys(
+    caller: &Caller,
+    env: &Env,
+    url: &worker::Url,
+    now: i64,
+) -> Result<Response, ApiError> {
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
     let mut query = input::parse_list_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
     if let Caller::AdminKey(me) = caller {
         match &query.account {
@@ -227,7 +288,8 @@ async fn list_keys(caller: &Caller, env: &Env, url: &worker::Url, now: i64) -> R
         }
     }
     let page = registry(env, &RegistryCommand::List { query, now }).await?;
-    let ids: Vec<String> = serde_json::from_value(page["ids"].clone()).map_err(ApiError::internal)?;
+    let ids: Vec<String> =
+        serde_json::from_value(page["ids"].clone()).map_err(ApiError::internal)?;
     let records = join_all(ids.iter().map(|id| key_call(env, id, &KeyCommand::Get))).await;
     let mut items = Vec::with_capacity(records.len());
     for rec in records {
@@ -241,7 +303,13 @@ async fn list_keys(caller: &Caller, env: &Env, url: &worker::Url, now: i64) -> R
     respond::json(200, &json!({ "items": items, "cursor": page["cursor"] }))
 }
 
-async fn patch_key(caller: &Caller, env: &Env, id: &str, body: &Value, now: i64) -> Result<Response, ApiError> {
+async fn patch_key(
+    caller: &Caller,
+    env: &Env,
+    id: &str,
+    body: &Value,
+    now: i64,
+) -> Result<Response, ApiError> {
     let patch: KeyPatch = input::parse_patch(body, now)?;
     let rec = load(caller, env, id).await?;
     if let Caller::AdminKey(me) = caller {
@@ -250,21 +318,53 @@ async fn patch_key(caller: &Caller, env: &Env, id: &str, body: &Value, now: i64)
     // Preview the change to claim a new alias before the key itself changes.
     let mut preview = rec.clone();
     lifecycle::patch(&mut preview, &patch, now)?;
-    registry(env, &RegistryCommand::Upsert { row: RegistryRow::of(&preview) }).await?;
-    let updated = match key_call(env, id, &KeyCommand::Patch { patch: Box::new(patch) }).await {
+    registry(
+        env,
+        &RegistryCommand::Upsert {
+            row: RegistryRow::of(&preview),
+        },
+    )
+    .await?;
+    let updated = match key_call(
+        env,
+        id,
+        &KeyCommand::Patch {
+            patch: Box::new(patch),
+        },
+    )
+    .await
+    {
         Ok(updated) => updated,
         Err(e) => {
-            let _ = registry(env, &RegistryCommand::Upsert { row: RegistryRow::of(&rec) }).await;
+            let _ = registry(
+                env,
+                &RegistryCommand::Upsert {
+                    row: RegistryRow::of(&rec),
+                },
+            )
+            .await;
             return Err(e);
         }
     };
     respond::json(200, &lifecycle::view(&updated, now))
 }
 
-async fn status_change(caller: &Caller, env: &Env, id: &str, cmd: KeyCommand, now: i64) -> Result<Response, ApiError> {
+async fn status_change(
+    caller: &Caller,
+    env: &Env,
+    id: &str,
+    cmd: KeyCommand,
+    now: i64,
+) -> Result<Response, ApiError> {
     load(caller, env, id).await?;
     let updated = key_call(env, id, &cmd).await?;
-    registry(env, &RegistryCommand::Upsert { row: RegistryRow::of(&updated) }).await?;
+    registry(
+        env,
+        &RegistryCommand::Upsert {
+            row: RegistryRow::of(&updated),
+        },
+    )
+    .await?;
     respond::json(200, &lifecycle::view(&updated, now))
 }
 
@@ -279,12 +379,19 @@ async fn rotate_key(
     let grace_seconds = input::parse_grace_seconds(body)?;
     let rec = load(caller, env, id).await?;
     let (secret, prefix, hash) = new_secret(cfg, rec.environment)?;
-    let entry = HashEntry { id: rec.id.clone(), account: rec.account.clone() };
+    let entry = HashEntry {
+        id: rec.id.clone(),
+        account: rec.account.clone(),
+    };
     // The new hash may be indexed first: the key's object accepts it only after
     // the rotation below.
     kv_index::put(env, &hash, &entry, None).await?;
     let grace_ms = grace_seconds as i64 * 1000;
-    let cmd = KeyCommand::Rotate { hash: hash.clone(), prefix, grace_ms };
+    let cmd = KeyCommand::Rotate {
+        hash: hash.clone(),
+        prefix,
+        grace_ms,
+    };
     let rotated = match objects::call(env, KEYS, id, &cmd).await {
         Ok(v) => v,
         Err(e) => {
@@ -293,7 +400,8 @@ async fn rotate_key(
         }
     };
     let old_hash = rotated["old_hash"].as_str().unwrap_or_default().to_string();
-    let updated: KeyRecord = serde_json::from_value(rotated["record"].clone()).map_err(ApiError::internal)?;
+    let updated: KeyRecord =
+        serde_json::from_value(rotated["record"].clone()).map_err(ApiError::internal)?;
     // The old secret is refused by the key's object from now (or from the end of
     // the grace period); the index entry only needs to go eventually. KV wants an
     // expiry at least 60 s ahead.
@@ -317,11 +425,21 @@ async fn delete_key(caller: &Caller, env: &Env, id: &str) -> Result<Response, Ap
         kv_index::remove(env, previous).await?;
     }
     registry(env, &RegistryCommand::Remove { id: id.to_string() }).await?;
-    Ok(Response::empty().map_err(ApiError::internal)?.with_status(204))
+    Ok(Response::empty()
+        .map_err(ApiError::internal)?
+        .with_status(204))
 }
 
-async fn account_view(env: &Env, cfg: &Config, id: &str, cmd: AccountCommand) -> Result<Response, ApiError> {
+async fn account_view(
+    env: &Env,
+    cfg: &Config,
+    id: &str,
+    cmd: AccountCommand,
+) -> Result<Response, ApiError> {
     let v = objects::call(env, ACCOUNTS, id, &cmd).await?;
     let (plan, limits) = cfg.plan(v["plan"].as_str());
-    respond::json(200, &json!({ "id": id, "plan": plan, "plan_details": limits }))
+    respond::json(
+        200,
+        &json!({ "id": id, "plan": plan, "plan_details": limits }),
+    )
 }

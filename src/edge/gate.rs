@@ -14,13 +14,19 @@ use crate::policy;
 use futures_util::future::join;
 use worker::{console_error, Context, Env, Request, Response};
 
-pub async fn handle(req: Request, env: &Env, cfg: &Config, ctx: &Context) -> Result<Response, ApiError> {
+pub async fn handle(
+    req: Request,
+    env: &Env,
+    cfg: &Config,
+    ctx: &Context,
+) -> Result<Response, ApiError> {
     let url = req.url().map_err(ApiError::internal)?;
     check::check_transport(url.scheme(), cfg.allow_http)?;
     if policy::is_public(&cfg.public_paths, url.path()) {
         return forward::to_origin(req, &url, cfg, None).await;
     }
-    let permission = policy::required_permission(&cfg.route_rules, req.method().as_ref(), url.path());
+    let permission =
+        policy::required_permission(&cfg.route_rules, req.method().as_ref(), url.path());
     let project = policy::project_of(&cfg.project_segment, url.path());
     let identity = authenticate(&req, env, cfg, ctx, permission, project).await?;
     forward::to_origin(req, &url, cfg, Some(&identity)).await
@@ -77,4 +83,3 @@ pub async fn authenticate(
 pub fn client_ip(req: &Request) -> Option<String> {
     req.headers().get("CF-Connecting-IP").ok().flatten()
 }
-

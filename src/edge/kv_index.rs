@@ -22,7 +22,12 @@ pub async fn lookup(env: &Env, hash: &str, cache_ttl: u64) -> Result<Option<Hash
 }
 
 /// Writes the entry; with `expires_at` (Unix seconds) KV drops it by itself then.
-pub async fn put(env: &Env, hash: &str, entry: &HashEntry, expires_at: Option<u64>) -> Result<(), ApiError> {
+pub async fn put(
+    env: &Env,
+    hash: &str,
+    entry: &HashEntry,
+    expires_at: Option<u64>,
+) -> Result<(), ApiError> {
     let kv = env.kv(BINDING).map_err(ApiError::internal)?;
     let mut put = kv.put(&name(hash), entry).map_err(ApiError::internal)?;
     if let Some(at) = expires_at {

@@ -21,16 +21,25 @@ enum Reply {
 }
 
 /// Sends `cmd` to the object `name` of namespace `binding`.
-pub async fn call<C: Serialize>(env: &Env, binding: &str, name: &str, cmd: &C) -> Result<Value, ApiError> {
+pub async fn call<C: Serialize>(
+    env: &Env,
+    binding: &str,
+    name: &str,
+    cmd: &C,
+) -> Result<Value, ApiError> {
     let stub = env
         .durable_object(binding)
         .and_then(|ns| ns.id_from_name(name)?.get_stub())
         .map_err(ApiError::internal)?;
     let body = serde_json::to_string(cmd).map_err(ApiError::internal)?;
     let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(JsValue::from_str(&body)));
+    init.with_method(Method::Post)
+        .with_body(Some(JsValue::from_str(&body)));
     let req = Request::new_with_init("https://object/", &init).map_err(ApiError::internal)?;
-    let mut resp = stub.fetch_with_request(req).await.map_err(ApiError::internal)?;
+    let mut resp = stub
+        .fetch_with_request(req)
+        .await
+        .map_err(ApiError::internal)?;
     match resp.json::<Reply>().await.map_err(ApiError::internal)? {
         Reply::Ok(v) => Ok(v),
         Reply::Err(e) => Err(e),

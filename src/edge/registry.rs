@@ -43,10 +43,17 @@ impl RegistryRow {
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum RegistryCommand {
     /// Insert or replace; refused when the alias is taken in the account.
-    Upsert { row: RegistryRow },
-    Remove { id: String },
+    Upsert {
+        row: RegistryRow,
+    },
+    Remove {
+        id: String,
+    },
     /// Ids newest first, and the cursor of the next page.
-    List { query: ListQuery, now: i64 },
+    List {
+        query: ListQuery,
+        now: i64,
+    },
 }
 
 #[durable_object]
@@ -84,10 +91,15 @@ impl DurableObject for Registry {
 }
 
 fn text(v: &Option<String>) -> SqlStorageValue {
-    v.as_deref().map_or(SqlStorageValue::Null, SqlStorageValue::from)
+    v.as_deref()
+        .map_or(SqlStorageValue::Null, SqlStorageValue::from)
 }
 
-fn ids(sql: &SqlStorage, query: &str, args: Vec<SqlStorageValue>) -> std::result::Result<Vec<String>, ApiError> {
+fn ids(
+    sql: &SqlStorage,
+    query: &str,
+    args: Vec<SqlStorageValue>,
+) -> std::result::Result<Vec<String>, ApiError> {
     let rows: Vec<IdRow> = sql
         .exec(query, args)
         .and_then(|c| c.to_array())
@@ -104,11 +116,18 @@ impl Registry {
                     let taken = ids(
                         &sql,
                         "SELECT id FROM keys WHERE account = ? AND alias = ? AND id <> ?",
-                        vec![row.account.as_str().into(), alias.as_str().into(), row.id.as_str().into()],
+                        vec![
+                            row.account.as_str().into(),
+                            alias.as_str().into(),
+                            row.id.as_str().into(),
+                        ],
                     )?;
                     if !taken.is_empty() {
                         return Err(ApiError::Conflict {
-                            reason: format!("alias '{alias}' is already used in account '{}'", row.account),
+                            reason: format!(
+                                "alias '{alias}' is already used in account '{}'",
+                                row.account
+                            ),
                         });
                     }
                 }
