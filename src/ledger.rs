@@ -1,0 +1,301 @@
+//! Exact rolling-window counting with bounded memory: per-resolution buckets of
+//! credits consumed. A window of length W at time `now` counts every bucket that
+//! overlaps `(now - W, now]`, so the count is never below the true one and a limit
+//! is never exceeded in any window of length W. `time_until_fits` is the exact
+//! moment the oldest counted buckets leave the window: the Retry-After.
+
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+
+/// One resolution: buckets of `granularity` ms, kept for `retention` ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Level {
+    pub granularity: i64,
+    pub retention: i64,
+}
+
+const SECOND: i64 = 1_000;
+const MINUTE: i64 = 60 * SECOND;
+const HOUR: i64 = 60 * MINUTE;
+const DAY: i64 = 24 * HOUR;
+
+/// What a key keeps: enough for per-second up to 30-day windows and the breaker.
+pub const KEY_LEVELS: [Level; 5] = [
+    Level { granularity: 100, retention: SECOND },
+    Level { granularity: SECOND, retention: 2 * MINUTE },
+    Level { granularity: MINUTE, retention: DAY },
+    Level { granularity: 10 * MINUTE, retention: 7 * DAY },
+    Level { granularity: HOUR, retention: 30 * DAY },
+];
+
+/// What an account keeps: per-second and per-minute plan limits.
+pub const ACCOUNT_LEVELS: [Level; 2] = [
+    Level { granularity: 100, retention: SECOND },
+    Level { granularity: SECOND, retention: MINUTE },
+];
+
+/// A bucket as storage keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredBucket {
+    pub level: usize,
+    pub start: i64,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ledger {
+    levels: Vec<(Level, VecDeque<(i64, u64)>)>,
+    /// All-time credits (never pruned).
+    pub total: u64,
+}
+
+impl Ledger {
+    pub fn new(levels: &[Level]) -> Self {
+        Ledger {
+            levels: levels.iter().map(|l| (*l, VecDeque::new())).collect(),
+            total: 0,
+        }
+    }
+
+    /// Rebuilds from storage; buckets of unknown levels are ignored.
+    pub fn restore(levels: &[Level], total: u64, mut buckets: Vec<StoredBucket>) -> Self {
+        let mut ledger = Ledger::new(levels);
+        ledger.total = total;
+        buckets.sort_by_key(|b| (b.level, b.start));
+        for b in buckets {
+            if let Some((_, q)) = ledger.levels.get_mut(b.level) {
+                q.push_back((b.start, b.count));
+            }
+        }
+        ledger
+    }
+
+    /// Adds `n` credits at time `at`; returns the buckets to write.
+    pub fn add(&mut self, at: i64, n: u64) -> Vec<StoredBucket> {
+        self.total = self.total.saturating_add(n);
+        self.change(at, |c| c.saturating_add(n))
+    }
+
+    /// Takes back `n` credits added at `at` (a refund); returns the buckets to write.
+    pub fn remove(&mut self, at: i64, n: u64) -> Vec<StoredBucket> {
+        self.total = self.total.saturating_sub(n);
+        self.change(at, |c| c.saturating_sub(n))
+    }
+
+    fn change(&mut self, at: i64, f: impl Fn(u64) -> u64) -> Vec<StoredBucket> {
+        let mut out = Vec::with_capacity(self.levels.len());
+        for (i, (level, q)) in self.levels.iter_mut().enumerate() {
+            let start = at.div_euclid(level.granularity) * level.granularity;
+            let pos = q.iter().position(|(s, _)| *s >= start).unwrap_or(q.len());
+            let count = match q.get_mut(pos) {
+                Some((s, c)) if *s == start => {
+                    *c = f(*c);
+                    *c
+                }
+                _ => {
+                    q.insert(pos, (start, f(0)));
+                    f(0)
+                }
+            };
+            out.push(StoredBucket { level: i, start, count });
+        }
+        out
+    }
+
+    /// Drops buckets past their level's retention at `now`; returns, per level, the
+    /// bucket start below which storage may delete.
+    pub fn prune(&mut self, now: i64) -> Vec<(usize, i64)> {
+        let mut cut = Vec::new();
+        for (i, (level, q)) in self.levels.iter_mut().enumerate() {
+            let oldest_kept = now - level.retention - level.granularity;
+            let before = q.len();
+            while q.front().is_some_and(|(s, _)| *s < oldest_kept) {
+                q.pop_front();
+            }
+            if q.len() != before {
+                cut.push((i, oldest_kept));
+            }
+        }
+        cut
+    }
+
+    /// The finest level that keeps a whole window of `window` ms.
+    fn level_for(&self, window: i64) -> Option<&(Level, VecDeque<(i64, u64)>)> {
+        self.levels.iter().find(|(l, _)| l.retention >= window)
+    }
+
+    /// Buckets overlapping `(now - window, now]`, oldest first.
+    fn in_window(&self, now: i64, window: i64) -> impl Iterator<Item = (i64, i64, u64)> + '_ {
+        let found = self.level_for(window);
+        let g = found.map_or(1, |(l, _)| l.granularity);
+        found
+            .into_iter()
+            .flat_map(|(_, q)| q.iter())
+            .filter(move |(s, _)| *s + g > now - window && *s <= now)
+            .map(move |(s, c)| (*s, g, *c))
+    }
+
+    /// Credits counted in the rolling window of `window` ms ending at `now`.
+    pub fn count(&self, now: i64, window: i64) -> u64 {
+        self.in_window(now, window).map(|(_, _, c)| c).sum()
+    }
+
+    /// Credits in buckets starting in `[from, to)`, read at the finest level that
+    /// still keeps `from` at `now`.
+    pub fn count_between(&self, now: i64, from: i64, to: i64) -> u64 {
+        let Some((_, q)) = self.level_for(now - from) else {
+            return 0;
+        };
+        q.iter()
+            .filter(|(s, _)| *s >= from && *s < to)
+            .map(|(_, c)| c)
+            .sum()
+    }
+
+    /// Milliseconds from `now` until `cost` more credits fit under `limit` in the
+    /// window: 0 if they fit now; `None` if they never can (cost above the limit).
+    pub fn time_until_fits(&self, now: i64, window: i64, limit: u64, cost: u64) -> Option<i64> {
+        if cost > limit {
+            return None;
+        }
+        let mut count = self.count(now, window);
+        if count + cost <= limit {
+            return Some(0);
+        }
+        // A bucket starting at s stops counting once s + g <= t - window.
+        for (s, g, c) in self.in_window(now, window) {
+            count -= c;
+            if count + cost <= limit {
+                return Some((s + g + window - now).max(1));
+            }
+        }
+        Some(window)
+    }
+
+    /// Milliseconds until the oldest counted credit leaves the window (0 if none).
+    pub fn reset_in(&self, now: i64, window: i64) -> i64 {
+        self.in_window(now, window)
+            .find(|(_, _, c)| *c > 0)
+            .map_or(0, |(s, g, _)| (s + g + window - now).max(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_800_000_000_000; // a whole minute
+
+    #[test]
+    fn counts_inside_the_window_only() {
+        let mut l = Ledger::new(&KEY_LEVELS);
+        l.add(T0, 1);
+        l.add(T0 + 30 * SECOND, 2);
+        assert_eq!(l.count(T0 + 30 * SECOND, MINUTE), 3);
+        // The first bucket [T0, T0+1s) leaves the 60 s window at T0 + 61 s.
+        assert_eq!(l.count(T0 + 61 * SECOND - 1, MINUTE), 3);
+        assert_eq!(l.count(T0 + 61 * SECOND, MINUTE), 2);
+        assert_eq!(l.total, 3);
+    }
+
+    #[test]
+    fn retry_after_is_when_the_oldest_bucket_leaves() {
+        let mut l = Ledger::new(&KEY_LEVELS);
+        for i in 0..5 {
+            l.add(T0 + i * 10 * SECOND, 1);
+        }
+        let now = T0 + 45 * SECOND;
+        assert_eq!(l.time_until_fits(now, MINUTE, 5, 1), Some(61 * SECOND - 45 * SECOND));
+        // Needing two free slots waits for the second oldest as well.
+        assert_eq!(l.time_until_fits(now, MINUTE, 5, 2), Some(71 * SECOND - 45 * SECOND));
+        assert_eq!(l.time_until_fits(now, MINUTE, 6, 1), Some(0));
+        assert_eq!(l.time_until_fits(now, MINUTE, 1, 2), None);
+        // At that moment it really fits.
+        let at = now + 16 * SECOND;
+        assert_eq!(l.time_until_fits(at, MINUTE, 5, 1), Some(0));
+        assert_eq!(l.reset_in(now, MINUTE), 16 * SECOND);
+    }
+
+    #[test]
+    fn never_admits_more_than_the_limit_in_any_true_window() {
+        // Greedy admission at 50 ms steps for 3 minutes under 10/min.
+        let mut l = Ledger::new(&KEY_LEVELS);
+        let mut admitted: Vec<i64> = Vec::new();
+        let mut t = T0 + 7;
+        while t < T0 + 3 * MINUTE {
+            if l.time_until_fits(t, MINUTE, 10, 1) == Some(0) {
+                l.add(t, 1);
+                admitted.push(t);
+            }
+            t += 50;
+        }
+        for &a in &admitted {
+            let in_true_window = admitted.iter().filter(|&&b| b > a - MINUTE && b <= a).count();
+            assert!(in_true_window <= 10, "window ending {a} holds {in_true_window}");
+        }
+        assert_eq!(admitted.len(), 30, "one full limit per minute");
+    }
+
+    #[test]
+    fn per_second_windows_use_100ms_buckets() {
+        let mut l = Ledger::new(&KEY_LEVELS);
+        l.add(T0 + 50, 1);
+        l.add(T0 + 150, 1);
+        assert_eq!(l.time_until_fits(T0 + 200, SECOND, 2, 1), Some(T0 + 1100 - (T0 + 200)));
+        assert_eq!(l.count(T0 + 1100, SECOND), 1);
+    }
+
+    #[test]
+    fn long_windows_use_coarse_levels() {
+        let mut l = Ledger::new(&KEY_LEVELS);
+        l.add(T0, 3);
+        assert_eq!(l.count(T0 + 23 * HOUR, DAY), 3);
+        assert_eq!(l.count(T0 + DAY + MINUTE, DAY), 0);
+        assert_eq!(l.count(T0 + 6 * DAY, 7 * DAY), 3);
+        assert_eq!(l.count(T0 + 29 * DAY, 30 * DAY), 3);
+        assert_eq!(l.count(T0 + 30 * DAY + HOUR, 30 * DAY), 0);
+        let wait = l.time_until_fits(T0 + HOUR, DAY, 3, 1).unwrap();
+        assert_eq!(wait, DAY + MINUTE - HOUR);
+    }
+
+    #[test]
+    fn refunds_take_back_exactly() {
+        let mut l = Ledger::new(&KEY_LEVELS);
+        l.add(T0, 1);
+        l.add(T0 + 10, 1);
+        l.remove(T0 + 10, 1);
+        assert_eq!(l.count(T0 + 20, MINUTE), 1);
+        assert_eq!(l.total, 1);
+        // A refund of an older time after newer buckets exist.
+        l.add(T0 + 5 * SECOND, 1);
+        l.remove(T0, 1);
+        assert_eq!(l.count(T0 + 5 * SECOND, MINUTE), 1);
+    }
+
+    #[test]
+    fn prune_and_restore_round_trip() {
+        let mut l = Ledger::new(&KEY_LEVELS);
+        let mut written = Vec::new();
+        written.extend(l.add(T0, 2));
+        written.extend(l.add(T0 + 3 * MINUTE, 1));
+        let cut = l.prune(T0 + 3 * MINUTE);
+        assert!(cut.iter().any(|(level, _)| *level == 1), "old 1 s buckets dropped");
+        // Storage applies the same writes; restoring gives the same counts.
+        let mut latest = std::collections::BTreeMap::new();
+        for b in written {
+            latest.insert((b.level, b.start), b);
+        }
+        let restored = Ledger::restore(&KEY_LEVELS, 3, latest.into_values().collect());
+        assert_eq!(restored.count(T0 + 3 * MINUTE, DAY), l.count(T0 + 3 * MINUTE, DAY));
+        assert_eq!(restored.total, 3);
+    }
+
+    #[test]
+    fn count_between_reads_history() {
+        let mut l = Ledger::new(&KEY_LEVELS);
+        l.add(T0, 4);
+        l.add(T0 + 10 * MINUTE, 2);
+        assert_eq!(l.count_between(T0 + 20 * MINUTE, T0, T0 + 5 * MINUTE), 4);
+        assert_eq!(l.count_between(T0 + 20 * MINUTE, T0, T0 + 11 * MINUTE), 6);
+    }
+}
