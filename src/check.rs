@@ -37,8 +37,13 @@ pub struct AccessRequest {
     pub project: Option<String>,
 }
 
-/// Rows 3–7 and 9–11, in table order, against the key's record.
-pub fn check_key(rec: &KeyRecord, req: &AccessRequest, now: i64) -> Result<Identity, ApiError> {
+/// Rows 3–11, in table order, against the key's record and its account's plan.
+pub fn check_key(
+    rec: &KeyRecord,
+    req: &AccessRequest,
+    plan: Option<&Plan>,
+    now: i64,
+) -> Result<Identity, ApiError> {
     // Row 3: a stale index entry (rotated or deleted secret) is an unknown key.
     if !rec.accepts_hash(&req.hash, now) {
         return Err(ApiError::InvalidKey);
@@ -54,7 +59,7 @@ pub fn check_key(rec: &KeyRecord, req: &AccessRequest, now: i64) -> Result<Ident
     if rec.environment != req.deployment_env {
         return Err(ApiError::WrongEnvironment);
     }
-    // Row 8 (plan) is the account's: see `check_plan`.
+    check_plan(plan)?;
     let ip = req.client_ip.as_deref().and_then(|s| s.parse().ok());
     if !cidr::allowed(&rec.ip_allowlist, ip) {
         return Err(ApiError::IpNotAllowed);
@@ -80,13 +85,17 @@ pub fn check_plan(plan: Option<&Plan>) -> Result<(), ApiError> {
     }
 }
 
-/// Joins the key's verdict and the account's: the failure of the lowest row wins.
-pub fn combine<T>(key: Result<T, ApiError>, account: Result<(), ApiError>) -> Result<T, ApiError> {
+/// Joins the key's verdict (rows 3–14) and the account's (row 15): the failure of
+/// the lowest row wins.
+pub fn combine<K, A>(
+    key: Result<K, ApiError>,
+    account: Result<A, ApiError>,
+) -> Result<(K, A), ApiError> {
     match (key, account) {
         (Err(k), Err(a)) => Err(if a.row() < k.row() { a } else { k }),
-        (Err(k), Ok(())) => Err(k),
+        (Err(k), Ok(_)) => Err(k),
         (Ok(_), Err(a)) => Err(a),
-        (Ok(v), Ok(())) => Ok(v),
+        (Ok(k), Ok(a)) => Ok((k, a)),
     }
 }
 
@@ -122,6 +131,8 @@ mod tests {
             previous_hash: None,
             previous_hash_until: None,
             updated_at: NOW - 1000,
+            plan: None,
+            suspended_until: None,
         }
     }
 
@@ -133,6 +144,10 @@ mod tests {
             permission: "read:all".into(),
             project: None,
         }
+    }
+
+    fn pro() -> Plan {
+        crate::config::default_plans().remove("pro").unwrap()
     }
 
     fn code(r: Result<Identity, ApiError>) -> &'static str {
@@ -154,7 +169,7 @@ mod tests {
 
     #[test]
     fn a_valid_key_passes_with_its_identity() {
-        let id = check_key(&record(), &request(), NOW).unwrap();
+        let id = check_key(&record(), &request(), Some(&pro()), NOW).unwrap();
         assert_eq!(id.key_id, "key_1");
         assert_eq!(id.account, "acme");
     }
@@ -165,7 +180,7 @@ mod tests {
         let with = |f: &dyn Fn(&mut KeyRecord)| {
             let mut rec = record();
             f(&mut rec);
-            code(check_key(&rec, &r, NOW))
+            code(check_key(&rec, &r, Some(&pro()), NOW))
         };
         assert_eq!(with(&|k| k.hash = "other".into()), "invalid_key");
         assert_eq!(with(&|k| k.status = AdminStatus::Revoked), "key_revoked");
@@ -190,7 +205,7 @@ mod tests {
         let mut rec = record();
         rec.projects = vec!["p1".into()];
         assert_eq!(
-            check_key(&rec, &scoped, NOW),
+            check_key(&rec, &scoped, Some(&pro()), NOW),
             Err(ApiError::ProjectForbidden {
                 project: "p2".into()
             })
@@ -221,7 +236,7 @@ mod tests {
             "ok",
         ];
         for want in expected {
-            assert_eq!(code(check_key(&rec, &req, NOW)), want);
+            assert_eq!(code(check_key(&rec, &req, Some(&pro()), NOW)), want);
             match want {
                 "invalid_key" => rec.hash = "h1".into(),
                 "key_revoked" => rec.status = AdminStatus::Active,
@@ -236,7 +251,10 @@ mod tests {
         // Inactive comes after revoked and before expired.
         rec.status = AdminStatus::Inactive;
         rec.expires_at = Some(NOW - 1);
-        assert_eq!(code(check_key(&rec, &req, NOW)), "key_inactive");
+        assert_eq!(
+            code(check_key(&rec, &req, Some(&pro()), NOW)),
+            "key_inactive"
+        );
     }
 
     #[test]
@@ -245,36 +263,68 @@ mod tests {
         rec.hash = "new".into();
         rec.previous_hash = Some("h1".into());
         rec.previous_hash_until = Some(NOW + 5_000);
-        assert_eq!(code(check_key(&rec, &request(), NOW)), "ok");
+        assert_eq!(code(check_key(&rec, &request(), Some(&pro()), NOW)), "ok");
         assert_eq!(
-            code(check_key(&rec, &request(), NOW + 5_000)),
+            code(check_key(&rec, &request(), Some(&pro()), NOW + 5_000)),
             "invalid_key"
         );
     }
 
     #[test]
     fn plan_row_sits_between_environment_and_ip() {
-        let free = Plan {
-            api_access: false,
-            rate_limits: Default::default(),
-            account_limits: Default::default(),
-        };
-        assert_eq!(check_plan(Some(&free)), Err(ApiError::UpgradeRequired));
-        assert_eq!(check_plan(None), Err(ApiError::UpgradeRequired));
-        let plan = check_plan(Some(&free));
+        let free = crate::config::default_plans().remove("free").unwrap();
+        let mut rec = record();
         assert_eq!(
-            combine(Err::<(), _>(ApiError::KeyRevoked), plan.clone()),
+            code(check_key(&rec, &request(), Some(&free), NOW)),
+            "upgrade_required"
+        );
+        assert_eq!(
+            code(check_key(&rec, &request(), None, NOW)),
+            "upgrade_required"
+        );
+        rec.environment = Environment::Staging;
+        assert_eq!(
+            code(check_key(&rec, &request(), Some(&free), NOW)),
+            "wrong_environment"
+        );
+        rec.environment = Environment::Production;
+        rec.ip_allowlist = vec!["192.168.0.0/16".into()];
+        assert_eq!(
+            code(check_key(&rec, &request(), Some(&free), NOW)),
+            "upgrade_required"
+        );
+        assert_eq!(
+            code(check_key(&rec, &request(), Some(&pro()), NOW)),
+            "ip_not_allowed"
+        );
+    }
+
+    #[test]
+    fn the_account_row_comes_last() {
+        let limited = || {
+            Err::<(), _>(ApiError::PlanRateLimited {
+                window: "per-minute".into(),
+                retry_after: 1,
+            })
+        };
+        assert_eq!(
+            combine(Err::<(), _>(ApiError::KeyRevoked), limited()),
             Err(ApiError::KeyRevoked)
         );
         assert_eq!(
-            combine(Err::<(), _>(ApiError::WrongEnvironment), plan.clone()),
-            Err(ApiError::WrongEnvironment)
+            combine(
+                Err::<(), ApiError>(ApiError::RateLimited { retry_after: 2 }),
+                limited()
+            ),
+            Err(ApiError::RateLimited { retry_after: 2 })
         );
         assert_eq!(
-            combine(Err::<(), _>(ApiError::IpNotAllowed), plan.clone()),
-            Err(ApiError::UpgradeRequired)
+            combine(Ok(1), limited()).map(|(k, _)| k),
+            limited().map(|_| 1)
         );
-        assert_eq!(combine(Ok(1), plan), Err(ApiError::UpgradeRequired));
-        assert_eq!(combine(Ok(1), Ok(())), Ok(1));
+        assert_eq!(
+            combine(Ok::<_, ApiError>(1), Ok::<_, ApiError>(2)),
+            Ok((1, 2))
+        );
     }
 }

@@ -2,8 +2,9 @@
 //! in a lookup function, so tests need no runtime.
 
 use crate::key_format::valid_product_prefix;
+use crate::limits::BreakerConfig;
 use crate::model::{Environment, RateLimits};
-use crate::policy::RouteRule;
+use crate::policy::{CostRule, RouteRule};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -43,6 +44,29 @@ pub struct Config {
     /// Seconds an edge location may cache a hash → key id lookup. Safe to cache:
     /// status lives in the key's Durable Object, consulted on every request.
     pub kv_cache_ttl: u64,
+    /// Credits a route costs (default 1).
+    pub route_costs: Vec<CostRule>,
+    pub breaker: BreakerConfig,
+    pub ip_block: IpBlockConfig,
+    pub logs: LogRetention,
+    /// Where suspension notices are POSTed (signed with the `WEBHOOK_SECRET` secret).
+    pub webhook_url: Option<String>,
+}
+
+/// Failed-attempt IP blocking: `threshold` invalid keys within `window_ms` block
+/// the address for `cooldown_ms`. A threshold of 0 turns it off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpBlockConfig {
+    pub threshold: u32,
+    pub window_ms: i64,
+    pub cooldown_ms: i64,
+}
+
+/// How long request logs are kept, per key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogRetention {
+    pub max_age_ms: i64,
+    pub max_rows: u32,
 }
 
 /// The plans shipped by default, as in the seed product's tiers.
@@ -104,6 +128,53 @@ impl Config {
             .filter(|t| *t >= 30)
             .ok_or("KV_CACHE_TTL must be a whole number of seconds, at least 30")?;
 
+        let number = |name: &str, default: u64, min: u64| -> Result<u64, String> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) => v
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n >= min)
+                    .ok_or_else(|| format!("{name} must be a whole number, at least {min}")),
+            }
+        };
+        let seconds = |name: &str, default: u64| number(name, default, 1).map(|s| s as i64 * 1000);
+        let factor = text("BREAKER_FACTOR", "3")
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite() && *f >= 1.0)
+            .ok_or("BREAKER_FACTOR must be a number, at least 1")?;
+        let breaker = BreakerConfig {
+            enabled: text("BREAKER_ENABLED", "true") == "true",
+            factor,
+            window_ms: seconds("BREAKER_WINDOW_SECONDS", 300)?,
+            cooldown_ms: seconds("BREAKER_COOLDOWN_SECONDS", 900)?,
+            floor: number("BREAKER_FLOOR", 300, 1)?,
+            history_ms: seconds("BREAKER_HISTORY_SECONDS", 86_400)?,
+        };
+        if breaker.history_ms < 2 * breaker.window_ms || breaker.history_ms > 86_400_000 {
+            return Err("BREAKER_HISTORY_SECONDS must be at least twice BREAKER_WINDOW_SECONDS and at most 86400".into());
+        }
+        let ip_block = IpBlockConfig {
+            threshold: number("IP_BLOCK_THRESHOLD", 10, 0)?.min(10_000) as u32,
+            window_ms: seconds("IP_BLOCK_WINDOW_SECONDS", 60)?,
+            cooldown_ms: seconds("IP_BLOCK_COOLDOWN_SECONDS", 600)?,
+        };
+        let logs = LogRetention {
+            max_age_ms: number("LOG_RETENTION_DAYS", 30, 1)? as i64 * 86_400_000,
+            max_rows: number("LOG_MAX_ROWS", 10_000, 1)?.min(1_000_000) as u32,
+        };
+        let route_costs: Vec<CostRule> = serde_json::from_str(&text("ROUTE_COSTS", "[]"))
+            .map_err(|e| format!("ROUTE_COSTS is not a list of rules: {e}"))?;
+        let webhook_url = get("WEBHOOK_URL").filter(|u| !u.is_empty());
+        if webhook_url
+            .as_deref()
+            .is_some_and(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+        {
+            return Err("WEBHOOK_URL must be an http(s) URL".into());
+        }
+
         Ok(Config {
             key_prefix,
             environment,
@@ -121,6 +192,11 @@ impl Config {
             plans,
             default_plan,
             kv_cache_ttl,
+            route_costs,
+            breaker,
+            ip_block,
+            logs,
+            webhook_url,
         })
     }
 
@@ -162,6 +238,12 @@ mod tests {
         assert!(!c.plans["free"].api_access);
         assert_eq!(c.plans["pro"].rate_limits.per_minute, Some(500));
         assert_eq!(c.plans["business"].rate_limits.per_day, Some(500_000));
+        assert_eq!(c.breaker.window_ms, 300_000);
+        assert_eq!(c.breaker.cooldown_ms, 900_000);
+        assert_eq!(c.breaker.factor, 3.0);
+        assert_eq!(c.ip_block.threshold, 10);
+        assert_eq!(c.logs.max_age_ms, 30 * 86_400_000);
+        assert_eq!(c.webhook_url, None);
     }
 
     #[test]
@@ -174,6 +256,12 @@ mod tests {
         assert!(bad("PLANS", "[]").contains("PLANS"));
         assert!(bad("DEFAULT_PLAN", "gold").contains("DEFAULT_PLAN"));
         assert!(bad("KV_CACHE_TTL", "5").contains("KV_CACHE_TTL"));
+        assert!(bad("BREAKER_FACTOR", "0.5").contains("BREAKER_FACTOR"));
+        assert!(bad("BREAKER_WINDOW_SECONDS", "0").contains("BREAKER_WINDOW_SECONDS"));
+        assert!(bad("BREAKER_HISTORY_SECONDS", "400").contains("BREAKER_HISTORY_SECONDS"));
+        assert!(bad("IP_BLOCK_THRESHOLD", "-1").contains("IP_BLOCK_THRESHOLD"));
+        assert!(bad("ROUTE_COSTS", "{}").contains("ROUTE_COSTS"));
+        assert!(bad("WEBHOOK_URL", "ftp://x").contains("WEBHOOK_URL"));
     }
 
     #[test]

@@ -1,12 +1,18 @@
-//! What a key's Durable Object does with each command, as a pure function of the
-//! stored record, the command and the time. The object only loads, calls `apply`,
-//! persists what changed and replies.
+//! What a key's Durable Object does with each command, as a pure function of its
+//! state (record and ledger), the command, the configuration and the time. The
+//! object loads, calls `apply`, performs the returned effects and replies.
 
+use crate::audit::AuditEvent;
 use crate::check::{check_key, AccessRequest};
+use crate::config::Config;
 use crate::error::ApiError;
 use crate::input::KeyPatch;
+use crate::ledger::{Ledger, StoredBucket};
 use crate::lifecycle;
-use crate::model::KeyRecord;
+use crate::limits::{self, KeyAdmission, LimitState, Verdict};
+use crate::model::{Identity, KeyRecord};
+use crate::request_log::{LogEntry, LogQuery, RequestFacts};
+use crate::time_fmt::to_rfc3339;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -16,13 +22,21 @@ pub enum KeyCommand {
     Create {
         record: Box<KeyRecord>,
     },
+    /// The record and the live state of every limit.
     Get,
-    /// The hot path: rows 3–7 and 9–11, counting the use when they pass.
+    /// The hot path: rows 3–14; counts the use and consumes `cost` when all pass.
     Check {
         request: AccessRequest,
+        facts: RequestFacts,
+        cost: u64,
     },
-    /// Gives back the use counted by a `Check` that a later row refused.
-    Refund,
+    /// After the answer: logs the request and, when a later row (the account's)
+    /// refused it, gives back what `Check` consumed at `at`.
+    Settle {
+        at: i64,
+        refund: u64,
+        log: Option<LogEntry>,
+    },
     Patch {
         patch: Box<KeyPatch>,
     },
@@ -35,75 +49,305 @@ pub enum KeyCommand {
     Activate,
     Revoke,
     Delete,
+    SetPlan {
+        plan: String,
+    },
+    /// Served from storage by the object itself.
+    Logs {
+        query: LogQuery,
+    },
+    /// The object's alarm: ends a suspension that is over.
+    Wake,
 }
 
-/// What storage must do after a command.
+/// What `Check` answers when the request is admitted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Admitted {
+    pub identity: Identity,
+    /// When the credits were consumed: the refund of a `Settle` names it.
+    pub at: i64,
+    pub limit: Option<LimitState>,
+}
+
+/// What storage must do about the record.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     None,
-    Put(Box<KeyRecord>),
+    Put,
     Erase,
 }
 
-pub fn apply(
-    stored: Option<KeyRecord>,
-    cmd: KeyCommand,
-    now: i64,
-) -> (Change, Result<Value, ApiError>) {
-    match (stored, cmd) {
-        (None, KeyCommand::Create { record }) => {
-            let reply = to_value(&record);
-            (Change::Put(record), reply)
+/// Something to tell the world, delivered by the object's alarm with retries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Notice {
+    Audit { event: AuditEvent },
+    Webhook { payload: Value },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Effects {
+    pub record: Change,
+    pub buckets: Vec<StoredBucket>,
+    /// Per ledger level: delete stored buckets starting before this time.
+    pub prune: Vec<(usize, i64)>,
+    pub log: Option<LogEntry>,
+    pub notices: Vec<Notice>,
+    pub alarm_at: Option<i64>,
+}
+
+impl Effects {
+    fn none() -> Self {
+        Effects {
+            record: Change::None,
+            buckets: Vec::new(),
+            prune: Vec::new(),
+            log: None,
+            notices: Vec::new(),
+            alarm_at: None,
         }
-        // An index entry without a record (a deleted key) is an unknown key.
-        (None, KeyCommand::Check { .. }) => (Change::None, Err(ApiError::InvalidKey)),
-        (None, _) => (Change::None, Err(ApiError::NotFound { what: "key".into() })),
-        (Some(rec), cmd) => transition(rec, cmd, now),
+    }
+
+    fn put() -> Self {
+        Effects {
+            record: Change::Put,
+            ..Effects::none()
+        }
     }
 }
 
-fn transition(mut rec: KeyRecord, cmd: KeyCommand, now: i64) -> (Change, Result<Value, ApiError>) {
-    let outcome: Result<Value, ApiError> = match cmd {
-        KeyCommand::Create { .. } => Err(ApiError::Conflict {
-            reason: "key id already exists".into(),
-        }),
-        KeyCommand::Get => return (Change::None, to_value(&rec)),
-        KeyCommand::Check { request } => match check_key(&rec, &request, now) {
-            Ok(identity) => {
-                lifecycle::record_use(&mut rec, now);
-                to_value(&identity)
+pub struct KeyState {
+    pub record: Option<KeyRecord>,
+    pub ledger: Ledger,
+}
+
+type Outcome = (Effects, Result<Value, ApiError>);
+
+pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> Outcome {
+    let KeyState { record, ledger } = state;
+    let rec = match (record.as_mut(), cmd) {
+        (None, KeyCommand::Create { record: new }) => {
+            let reply = to_value(&new);
+            *record = Some(*new);
+            return (Effects::put(), reply);
+        }
+        (Some(_), KeyCommand::Create { .. }) => {
+            return (
+                Effects::none(),
+                Err(ApiError::Conflict {
+                    reason: "key id already exists".into(),
+                }),
+            )
+        }
+        // An index entry without a record (a deleted key) is an unknown key.
+        (None, KeyCommand::Check { .. }) => return (Effects::none(), Err(ApiError::InvalidKey)),
+        (None, KeyCommand::Wake) => return (Effects::none(), Ok(Value::Null)),
+        (None, _) => {
+            return (
+                Effects::none(),
+                Err(ApiError::NotFound { what: "key".into() }),
+            )
+        }
+        (Some(rec), cmd) => (rec, cmd),
+    };
+    let (rec, cmd) = rec;
+    match cmd {
+        KeyCommand::Create { .. } => unreachable_create(),
+        KeyCommand::Get => {
+            let plan = cfg.plan(rec.plan.as_deref()).1;
+            let rate = limits::effective_rate_limits(&rec.rate_limits, plan);
+            let states = limits::key_limit_states(ledger, &rate, &rec.quotas, now);
+            let reply = to_value(&rec).map(|r| json!({ "record": r, "limits": states }));
+            (Effects::none(), reply)
+        }
+        KeyCommand::Check {
+            request,
+            facts,
+            cost,
+        } => check(rec, ledger, cfg, &request, &facts, cost, now),
+        KeyCommand::Settle { at, refund, log } => {
+            let mut fx = Effects::none();
+            if refund > 0 {
+                fx.buckets = ledger.remove(at, refund);
+                rec.usage_count = rec.usage_count.saturating_sub(1);
+                fx.record = Change::Put;
             }
-            Err(e) => return (Change::None, Err(e)),
-        },
-        KeyCommand::Refund => {
-            rec.usage_count = rec.usage_count.saturating_sub(1);
-            Ok(Value::Null)
+            fx.log = log;
+            (fx, Ok(Value::Null))
         }
-        KeyCommand::Patch { patch } => {
-            lifecycle::patch(&mut rec, &patch, now).and_then(|_| to_value(&rec))
-        }
+        KeyCommand::Patch { patch } => record_result(rec, |r| lifecycle::patch(r, &patch, now)),
         KeyCommand::Rotate {
             hash,
             prefix,
             grace_ms,
-        } => lifecycle::rotate(&mut rec, hash, prefix, grace_ms, now)
-            .and_then(|old| Ok(json!({ "old_hash": old, "record": to_value(&rec)? }))),
-        KeyCommand::Deactivate => lifecycle::deactivate(&mut rec, now).and_then(|_| to_value(&rec)),
-        KeyCommand::Activate => lifecycle::activate(&mut rec, now).and_then(|_| to_value(&rec)),
-        KeyCommand::Revoke => {
-            lifecycle::revoke(&mut rec, now);
-            to_value(&rec)
-        }
-        KeyCommand::Delete => {
-            return match lifecycle::check_deletable(&rec) {
-                Ok(()) => (Change::Erase, to_value(&rec)),
-                Err(e) => (Change::None, Err(e)),
+        } => match lifecycle::rotate(rec, hash, prefix, grace_ms, now) {
+            Ok(old) => (
+                Effects::put(),
+                to_value(&rec).map(|r| json!({ "old_hash": old, "record": r })),
+            ),
+            Err(e) => (Effects::none(), Err(e)),
+        },
+        KeyCommand::Deactivate => record_result(rec, |r| lifecycle::deactivate(r, now)),
+        KeyCommand::Activate => record_result(rec, |r| lifecycle::activate(r, now)),
+        KeyCommand::Revoke => record_result(rec, |r| {
+            lifecycle::revoke(r, now);
+            Ok(())
+        }),
+        KeyCommand::SetPlan { plan } => record_result(rec, |r| {
+            r.plan = Some(plan);
+            Ok(())
+        }),
+        KeyCommand::Delete => match lifecycle::check_deletable(rec) {
+            Ok(()) => {
+                let reply = to_value(&rec);
+                *record = None;
+                (
+                    Effects {
+                        record: Change::Erase,
+                        ..Effects::none()
+                    },
+                    reply,
+                )
             }
-        }
+            Err(e) => (Effects::none(), Err(e)),
+        },
+        KeyCommand::Logs { .. } => (
+            Effects::none(),
+            Err(ApiError::internal(
+                "logs are read from storage by the object",
+            )),
+        ),
+        KeyCommand::Wake => wake(rec, now),
+    }
+}
+
+fn unreachable_create() -> Outcome {
+    (
+        Effects::none(),
+        Err(ApiError::internal("create reached an existing record")),
+    )
+}
+
+fn record_result(
+    rec: &mut KeyRecord,
+    f: impl FnOnce(&mut KeyRecord) -> Result<(), ApiError>,
+) -> Outcome {
+    match f(rec) {
+        Ok(()) => (Effects::put(), to_value(&rec)),
+        Err(e) => (Effects::none(), Err(e)),
+    }
+}
+
+fn check(
+    rec: &mut KeyRecord,
+    ledger: &mut Ledger,
+    cfg: &Config,
+    request: &AccessRequest,
+    facts: &RequestFacts,
+    cost: u64,
+    now: i64,
+) -> Outcome {
+    let refuse = |mut fx: Effects, e: ApiError| {
+        fx.log = Some(facts.refused(now, &e));
+        (fx, Err(e))
     };
-    match outcome {
-        Ok(v) => (Change::Put(Box::new(rec)), Ok(v)),
-        Err(e) => (Change::None, Err(e)),
+    let plan = cfg.plan(rec.plan.as_deref()).1;
+    let identity = match check_key(rec, request, plan, now) {
+        Ok(identity) => identity,
+        // Not this key's holder: nothing to log against the key.
+        Err(ApiError::InvalidKey) => return (Effects::none(), Err(ApiError::InvalidKey)),
+        Err(e) => return refuse(Effects::none(), e),
+    };
+    let admission = KeyAdmission {
+        ledger,
+        rate: limits::effective_rate_limits(&rec.rate_limits, plan),
+        quotas: rec.quotas,
+        breaker: cfg.breaker,
+        suspended_until: rec.suspended_until,
+        created_at: rec.created_at,
+    };
+    match limits::decide(&admission, now, cost) {
+        Verdict::Refuse(e) => refuse(Effects::none(), e),
+        Verdict::Trip {
+            until,
+            count,
+            threshold,
+            baseline,
+        } => {
+            rec.suspended_until = Some(until);
+            let details = json!({
+                "suspended_until": to_rfc3339(until),
+                "window_seconds": cfg.breaker.window_ms / 1000,
+                "credits_in_window": count,
+                "threshold": threshold,
+                "baseline": baseline,
+                "factor": cfg.breaker.factor,
+            });
+            let mut fx = Effects::put();
+            fx.notices.push(Notice::Audit {
+                event: event(rec, now, "key.suspended", details.clone()),
+            });
+            let mut payload = json!({
+                "type": "key.suspended",
+                "key_id": rec.id,
+                "account": rec.account,
+                "prefix": rec.prefix,
+                "occurred_at": to_rfc3339(now),
+            });
+            if let (Some(p), Some(d)) = (payload.as_object_mut(), details.as_object()) {
+                p.extend(d.clone());
+            }
+            fx.notices.push(Notice::Webhook { payload });
+            fx.alarm_at = Some(until);
+            let retry_after = ((until - now + 999) / 1000).max(1) as u64;
+            refuse(fx, ApiError::KeySuspended { retry_after })
+        }
+        Verdict::Admit(limit) => {
+            lifecycle::record_use(rec, now);
+            let mut fx = Effects::put();
+            fx.buckets = ledger.add(now, cost);
+            fx.prune = ledger.prune(now);
+            let reply = Admitted {
+                identity,
+                at: now,
+                limit,
+            };
+            (fx, to_value(&reply))
+        }
+    }
+}
+
+/// Ends a suspension that is over, recording the resume.
+fn wake(rec: &mut KeyRecord, now: i64) -> Outcome {
+    match rec.suspended_until {
+        Some(until) if until <= now => {
+            rec.suspended_until = None;
+            let mut fx = Effects::put();
+            let details = json!({ "suspended_until": to_rfc3339(until) });
+            fx.notices.push(Notice::Audit {
+                event: event(rec, now, "key.resumed", details),
+            });
+            (fx, Ok(Value::Null))
+        }
+        Some(until) => (
+            Effects {
+                alarm_at: Some(until),
+                ..Effects::none()
+            },
+            Ok(Value::Null),
+        ),
+        None => (Effects::none(), Ok(Value::Null)),
+    }
+}
+
+fn event(rec: &KeyRecord, now: i64, action: &str, details: Value) -> AuditEvent {
+    AuditEvent {
+        at: now,
+        actor: "circuit_breaker".into(),
+        action: action.into(),
+        key_id: Some(rec.id.clone()),
+        account: rec.account.clone(),
+        details,
     }
 }
 
@@ -114,10 +358,18 @@ fn to_value<T: Serialize>(v: &T) -> Result<Value, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ledger::KEY_LEVELS;
     use crate::lifecycle::{create, Birth};
-    use crate::model::{AdminStatus, Environment};
+    use crate::model::{AdminStatus, Environment, Quotas, RateLimits};
+    use std::collections::HashMap;
 
     const NOW: i64 = 1_800_000_000_000;
+
+    fn config(extra: &[(&str, &str)]) -> Config {
+        let mut vars: HashMap<&str, &str> = HashMap::from([("ORIGIN_URL", "http://o")]);
+        vars.extend(extra.iter().copied());
+        Config::from_lookup(|k| vars.get(k).map(|v| v.to_string())).unwrap()
+    }
 
     fn rec() -> KeyRecord {
         create(
@@ -127,7 +379,8 @@ mod tests {
                 environment: Environment::Production,
                 hash: "h1".into(),
                 prefix: "kw_live_aaaaaa".into(),
-                now: NOW,
+                now: NOW - 1000,
+                plan: None,
             },
             &KeyPatch {
                 name: Some("n".into()),
@@ -136,7 +389,14 @@ mod tests {
         )
     }
 
-    fn check(hash: &str) -> KeyCommand {
+    fn state(r: KeyRecord) -> KeyState {
+        KeyState {
+            record: Some(r),
+            ledger: Ledger::new(&KEY_LEVELS),
+        }
+    }
+
+    fn check_cmd(hash: &str) -> KeyCommand {
         KeyCommand::Check {
             request: AccessRequest {
                 hash: hash.into(),
@@ -145,80 +405,210 @@ mod tests {
                 permission: "read:all".into(),
                 project: None,
             },
-        }
-    }
-
-    fn stored(change: Change) -> KeyRecord {
-        match change {
-            Change::Put(r) => *r,
-            other => panic!("expected a write, got {other:?}"),
+            facts: RequestFacts {
+                method: "GET".into(),
+                path: "/x".into(),
+                ip: None,
+            },
+            cost: 1,
         }
     }
 
     #[test]
     fn create_then_duplicate_create() {
-        let (c, r) = apply(
-            None,
+        let mut s = KeyState {
+            record: None,
+            ledger: Ledger::new(&KEY_LEVELS),
+        };
+        let cfg = config(&[]);
+        let (fx, r) = apply(
+            &mut s,
             KeyCommand::Create {
                 record: Box::new(rec()),
             },
+            &cfg,
             NOW,
         );
         assert!(r.is_ok());
-        let first = stored(c);
-        let (c, r) = apply(
-            Some(first),
+        assert_eq!(fx.record, Change::Put);
+        let (fx, r) = apply(
+            &mut s,
             KeyCommand::Create {
                 record: Box::new(rec()),
             },
+            &cfg,
             NOW,
         );
-        assert_eq!(c, Change::None);
+        assert_eq!(fx.record, Change::None);
         assert!(matches!(r, Err(ApiError::Conflict { .. })));
     }
 
     #[test]
-    fn a_passing_check_counts_and_a_failing_one_does_not() {
-        let (c, r) = apply(Some(rec()), check("h1"), NOW + 5);
-        assert_eq!(r.unwrap()["key_id"], "key_1");
-        let used = stored(c);
-        assert_eq!((used.usage_count, used.last_used_at), (1, Some(NOW + 5)));
-        let (c, r) = apply(Some(used.clone()), check("nope"), NOW);
-        assert_eq!((c, r), (Change::None, Err(ApiError::InvalidKey)));
-        let refunded = stored(apply(Some(used), KeyCommand::Refund, NOW).0);
-        assert_eq!(refunded.usage_count, 0);
+    fn a_passing_check_counts_consumes_and_inherits_plan_limits() {
+        let mut s = state(rec());
+        let (fx, r) = apply(&mut s, check_cmd("h1"), &config(&[]), NOW + 5);
+        let admitted: Admitted = serde_json::from_value(r.unwrap()).unwrap();
+        assert_eq!(admitted.identity.key_id, "key_1");
+        assert_eq!(admitted.at, NOW + 5);
+        // The default plan (pro) gives 500/min and 50,000/day; per-minute is tighter.
+        let limit = admitted.limit.unwrap();
+        assert_eq!(
+            (limit.name.as_str(), limit.limit, limit.remaining),
+            ("per_minute", 500, 499)
+        );
+        assert_eq!(fx.record, Change::Put);
+        assert_eq!(fx.buckets.len(), KEY_LEVELS.len());
+        let r = s.record.as_ref().unwrap();
+        assert_eq!((r.usage_count, r.last_used_at), (1, Some(NOW + 5)));
+        assert_eq!(s.ledger.total, 1);
     }
 
     #[test]
-    fn missing_record() {
-        assert_eq!(apply(None, check("h1"), NOW).1, Err(ApiError::InvalidKey));
+    fn refusals_consume_nothing_and_are_logged() {
+        let mut r = rec();
+        r.rate_limits = RateLimits {
+            per_minute: Some(1),
+            ..Default::default()
+        };
+        let mut s = state(r);
+        let cfg = config(&[]);
+        let _ = apply(&mut s, check_cmd("h1"), &cfg, NOW);
+        let (fx, res) = apply(&mut s, check_cmd("h1"), &cfg, NOW + 1);
+        assert_eq!(res, Err(ApiError::RateLimited { retry_after: 61 }));
+        assert_eq!(fx.log.as_ref().map(|l| l.status), Some(429));
+        assert!(fx.buckets.is_empty());
+        assert_eq!(s.ledger.total, 1);
+        assert_eq!(s.record.as_ref().unwrap().usage_count, 1);
+        // A wrong secret is not logged against the key.
+        let (fx, res) = apply(&mut s, check_cmd("nope"), &cfg, NOW);
+        assert_eq!((fx.log, res), (None, Err(ApiError::InvalidKey)));
+    }
+
+    #[test]
+    fn the_plan_copy_decides_row_8() {
+        let mut s = state(rec());
+        let cfg = config(&[]);
+        let _ = apply(
+            &mut s,
+            KeyCommand::SetPlan {
+                plan: "free".into(),
+            },
+            &cfg,
+            NOW,
+        );
+        assert_eq!(
+            apply(&mut s, check_cmd("h1"), &cfg, NOW).1,
+            Err(ApiError::UpgradeRequired)
+        );
+        let _ = apply(
+            &mut s,
+            KeyCommand::SetPlan {
+                plan: "business".into(),
+            },
+            &cfg,
+            NOW,
+        );
+        assert!(apply(&mut s, check_cmd("h1"), &cfg, NOW).1.is_ok());
+    }
+
+    #[test]
+    fn settle_refunds_exactly_what_check_took() {
+        let mut r = rec();
+        r.quotas = Quotas {
+            total: Some(1),
+            ..Default::default()
+        };
+        let mut s = state(r);
+        let cfg = config(&[]);
+        let admitted: Admitted =
+            serde_json::from_value(apply(&mut s, check_cmd("h1"), &cfg, NOW).1.unwrap()).unwrap();
         assert!(matches!(
-            apply(None, KeyCommand::Get, NOW).1,
-            Err(ApiError::NotFound { .. })
+            apply(&mut s, check_cmd("h1"), &cfg, NOW + 1).1,
+            Err(ApiError::QuotaExceeded { .. })
         ));
+        let _ = apply(
+            &mut s,
+            KeyCommand::Settle {
+                at: admitted.at,
+                refund: 1,
+                log: None,
+            },
+            &cfg,
+            NOW + 2,
+        );
+        assert_eq!(s.record.as_ref().unwrap().usage_count, 0);
+        assert!(apply(&mut s, check_cmd("h1"), &cfg, NOW + 3).1.is_ok());
     }
 
     #[test]
-    fn lifecycle_commands_persist() {
-        let r = stored(apply(Some(rec()), KeyCommand::Revoke, NOW).0);
-        assert_eq!(r.status, AdminStatus::Revoked);
-        let (c, res) = apply(Some(r), KeyCommand::Activate, NOW);
-        assert_eq!(c, Change::None);
+    fn breaker_trips_notifies_and_resumes_on_wake() {
+        let cfg = config(&[
+            ("BREAKER_WINDOW_SECONDS", "2"),
+            ("BREAKER_COOLDOWN_SECONDS", "3"),
+            ("BREAKER_FLOOR", "3"),
+            ("BREAKER_HISTORY_SECONDS", "60"),
+        ]);
+        let mut s = state(rec());
+        for i in 0..3 {
+            assert!(apply(&mut s, check_cmd("h1"), &cfg, NOW + i).1.is_ok());
+        }
+        let (fx, res) = apply(&mut s, check_cmd("h1"), &cfg, NOW + 10);
+        assert_eq!(res, Err(ApiError::KeySuspended { retry_after: 3 }));
+        assert_eq!(fx.alarm_at, Some(NOW + 3_010));
+        assert_eq!(fx.notices.len(), 2);
+        assert!(
+            matches!(&fx.notices[1], Notice::Webhook { payload } if payload["type"] == "key.suspended")
+        );
+        assert_eq!(
+            s.record.as_ref().unwrap().effective_status(NOW + 11),
+            "suspended"
+        );
+        assert_eq!(
+            apply(&mut s, check_cmd("h1"), &cfg, NOW + 3_000).1,
+            Err(ApiError::KeySuspended { retry_after: 1 })
+        );
+        // Too early: the alarm is set again. On time: resumed, and said so.
+        assert_eq!(
+            apply(&mut s, KeyCommand::Wake, &cfg, NOW + 100).0.alarm_at,
+            Some(NOW + 3_010)
+        );
+        let (fx, _) = apply(&mut s, KeyCommand::Wake, &cfg, NOW + 3_010);
+        assert!(matches!(&fx.notices[0], Notice::Audit { event } if event.action == "key.resumed"));
+        assert_eq!(s.record.as_ref().unwrap().suspended_until, None);
+        assert!(apply(&mut s, check_cmd("h1"), &cfg, NOW + 5_100).1.is_ok());
+    }
+
+    #[test]
+    fn lifecycle_commands_and_delete() {
+        let cfg = config(&[]);
+        let mut s = state(rec());
+        let _ = apply(&mut s, KeyCommand::Revoke, &cfg, NOW);
+        assert_eq!(s.record.as_ref().unwrap().status, AdminStatus::Revoked);
+        let (fx, res) = apply(&mut s, KeyCommand::Activate, &cfg, NOW);
+        assert_eq!(fx.record, Change::None);
         assert!(matches!(res, Err(ApiError::Conflict { .. })));
-        let (c, res) = apply(
-            Some(rec()),
+        let mut s = state(rec());
+        let (_, res) = apply(
+            &mut s,
             KeyCommand::Rotate {
                 hash: "h2".into(),
                 prefix: "p".into(),
                 grace_ms: 0,
             },
+            &cfg,
             NOW,
         );
         assert_eq!(res.unwrap()["old_hash"], "h1");
-        assert_eq!(stored(c).hash, "h2");
-        assert_eq!(apply(Some(rec()), KeyCommand::Delete, NOW).0, Change::Erase);
-        let mut used = rec();
-        used.usage_count = 1;
-        assert_eq!(apply(Some(used), KeyCommand::Delete, NOW).0, Change::None);
+        assert_eq!(
+            apply(&mut s, KeyCommand::Delete, &cfg, NOW).0.record,
+            Change::Erase
+        );
+        assert!(s.record.is_none());
+        let mut s = state(rec());
+        let _ = apply(&mut s, check_cmd("h1"), &cfg, NOW);
+        assert!(matches!(
+            apply(&mut s, KeyCommand::Delete, &cfg, NOW).1,
+            Err(ApiError::Conflict { .. })
+        ));
     }
 }

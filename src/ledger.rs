@@ -21,17 +21,38 @@ const DAY: i64 = 24 * HOUR;
 
 /// What a key keeps: enough for per-second up to 30-day windows and the breaker.
 pub const KEY_LEVELS: [Level; 5] = [
-    Level { granularity: 100, retention: SECOND },
-    Level { granularity: SECOND, retention: 2 * MINUTE },
-    Level { granularity: MINUTE, retention: DAY },
-    Level { granularity: 10 * MINUTE, retention: 7 * DAY },
-    Level { granularity: HOUR, retention: 30 * DAY },
+    Level {
+        granularity: 100,
+        retention: SECOND,
+    },
+    Level {
+        granularity: SECOND,
+        retention: 2 * MINUTE,
+    },
+    Level {
+        granularity: MINUTE,
+        retention: DAY,
+    },
+    Level {
+        granularity: 10 * MINUTE,
+        retention: 7 * DAY,
+    },
+    Level {
+        granularity: HOUR,
+        retention: 30 * DAY,
+    },
 ];
 
 /// What an account keeps: per-second and per-minute plan limits.
 pub const ACCOUNT_LEVELS: [Level; 2] = [
-    Level { granularity: 100, retention: SECOND },
-    Level { granularity: SECOND, retention: MINUTE },
+    Level {
+        granularity: 100,
+        retention: SECOND,
+    },
+    Level {
+        granularity: SECOND,
+        retention: MINUTE,
+    },
 ];
 
 /// A bucket as storage keeps it.
@@ -97,7 +118,11 @@ impl Ledger {
                     f(0)
                 }
             };
-            out.push(StoredBucket { level: i, start, count });
+            out.push(StoredBucket {
+                level: i,
+                start,
+                count,
+            });
         }
         out
     }
@@ -205,9 +230,15 @@ mod tests {
             l.add(T0 + i * 10 * SECOND, 1);
         }
         let now = T0 + 45 * SECOND;
-        assert_eq!(l.time_until_fits(now, MINUTE, 5, 1), Some(61 * SECOND - 45 * SECOND));
+        assert_eq!(
+            l.time_until_fits(now, MINUTE, 5, 1),
+            Some(61 * SECOND - 45 * SECOND)
+        );
         // Needing two free slots waits for the second oldest as well.
-        assert_eq!(l.time_until_fits(now, MINUTE, 5, 2), Some(71 * SECOND - 45 * SECOND));
+        assert_eq!(
+            l.time_until_fits(now, MINUTE, 5, 2),
+            Some(71 * SECOND - 45 * SECOND)
+        );
         assert_eq!(l.time_until_fits(now, MINUTE, 6, 1), Some(0));
         assert_eq!(l.time_until_fits(now, MINUTE, 1, 2), None);
         // At that moment it really fits.
@@ -230,8 +261,14 @@ mod tests {
             t += 50;
         }
         for &a in &admitted {
-            let in_true_window = admitted.iter().filter(|&&b| b > a - MINUTE && b <= a).count();
-            assert!(in_true_window <= 10, "window ending {a} holds {in_true_window}");
+            let in_true_window = admitted
+                .iter()
+                .filter(|&&b| b > a - MINUTE && b <= a)
+                .count();
+            assert!(
+                in_true_window <= 10,
+                "window ending {a} holds {in_true_window}"
+            );
         }
         assert_eq!(admitted.len(), 30, "one full limit per minute");
     }
@@ -241,7 +278,10 @@ mod tests {
         let mut l = Ledger::new(&KEY_LEVELS);
         l.add(T0 + 50, 1);
         l.add(T0 + 150, 1);
-        assert_eq!(l.time_until_fits(T0 + 200, SECOND, 2, 1), Some(T0 + 1100 - (T0 + 200)));
+        assert_eq!(
+            l.time_until_fits(T0 + 200, SECOND, 2, 1),
+            Some(T0 + 1100 - (T0 + 200))
+        );
         assert_eq!(l.count(T0 + 1100, SECOND), 1);
     }
 
@@ -279,14 +319,20 @@ mod tests {
         written.extend(l.add(T0, 2));
         written.extend(l.add(T0 + 3 * MINUTE, 1));
         let cut = l.prune(T0 + 3 * MINUTE);
-        assert!(cut.iter().any(|(level, _)| *level == 1), "old 1 s buckets dropped");
+        assert!(
+            cut.iter().any(|(level, _)| *level == 1),
+            "old 1 s buckets dropped"
+        );
         // Storage applies the same writes; restoring gives the same counts.
         let mut latest = std::collections::BTreeMap::new();
         for b in written {
             latest.insert((b.level, b.start), b);
         }
         let restored = Ledger::restore(&KEY_LEVELS, 3, latest.into_values().collect());
-        assert_eq!(restored.count(T0 + 3 * MINUTE, DAY), l.count(T0 + 3 * MINUTE, DAY));
+        assert_eq!(
+            restored.count(T0 + 3 * MINUTE, DAY),
+            l.count(T0 + 3 * MINUTE, DAY)
+        );
         assert_eq!(restored.total, 3);
     }
 

@@ -3,11 +3,13 @@
 //! The modules at the top are the pure core (no `worker` types, time passed in);
 //! `edge` adapts them to the Workers runtime and exists only in the wasm build.
 
+pub mod audit;
 pub mod check;
 pub mod cidr;
 pub mod config;
 pub mod error;
 pub mod input;
+pub mod ip_guard;
 pub mod key_format;
 pub mod key_state;
 pub mod ledger;
@@ -15,7 +17,9 @@ pub mod lifecycle;
 pub mod limits;
 pub mod model;
 pub mod policy;
+pub mod request_log;
 pub mod time_fmt;
+pub mod webhook;
 
 #[cfg(target_arch = "wasm32")]
 mod edge;

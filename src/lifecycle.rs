@@ -18,6 +18,8 @@ pub struct Birth {
     pub hash: String,
     pub prefix: String,
     pub now: i64,
+    /// The account's plan when the key is made.
+    pub plan: Option<String>,
 }
 
 pub fn create(birth: Birth, settings: &KeyPatch) -> KeyRecord {
@@ -44,6 +46,8 @@ pub fn create(birth: Birth, settings: &KeyPatch) -> KeyRecord {
         previous_hash: None,
         previous_hash_until: None,
         updated_at: birth.now,
+        plan: birth.plan,
+        suspended_until: None,
     };
     apply_patch(&mut rec, settings, birth.now);
     rec
@@ -226,6 +230,7 @@ pub fn view(rec: &KeyRecord, now: i64) -> Value {
         "quotas": rec.quotas,
         "ip_allowlist": rec.ip_allowlist,
         "metadata": rec.metadata,
+        "suspended_until": rec.suspended_until.filter(|u| *u > now).map(to_rfc3339),
         "previous_secret_valid_until": rec
             .previous_hash_until
             .filter(|until| *until > now)
@@ -248,6 +253,7 @@ mod tests {
                 hash: "h1".into(),
                 prefix: "kw_live_aaaaaa".into(),
                 now: NOW,
+                plan: None,
             },
             &KeyPatch {
                 name: Some("ci".into()),

@@ -83,7 +83,14 @@ fn key_limits(rate: &RateLimits, quotas: &Quotas) -> Vec<Limit> {
     ];
     candidates
         .into_iter()
-        .filter_map(|(kind, name, limit, window)| limit.map(|limit| Limit { kind, name, limit, window }))
+        .filter_map(|(kind, name, limit, window)| {
+            limit.map(|limit| Limit {
+                kind,
+                name,
+                limit,
+                window,
+            })
+        })
         .collect()
 }
 
@@ -97,6 +104,22 @@ fn secs_ceil(ms: i64) -> u64 {
 
 /// The limit with the least room left after admitting `cost` now.
 fn tightest(ledger: &Ledger, limits: &[Limit], now: i64, cost: u64) -> Option<LimitState> {
+    states_of(ledger, limits, now, cost)
+        .into_iter()
+        .min_by_key(|s| (s.remaining, s.limit))
+}
+
+/// Every limit of a key with its live state, for `GET /keys/{id}`.
+pub fn key_limit_states(
+    ledger: &Ledger,
+    rate: &RateLimits,
+    quotas: &Quotas,
+    now: i64,
+) -> Vec<LimitState> {
+    states_of(ledger, &key_limits(rate, quotas), now, 0)
+}
+
+fn states_of(ledger: &Ledger, limits: &[Limit], now: i64, cost: u64) -> Vec<LimitState> {
     limits
         .iter()
         .map(|l| {
@@ -114,13 +137,18 @@ fn tightest(ledger: &Ledger, limits: &[Limit], now: i64, cost: u64) -> Option<Li
                 window: l.window.map(|w| (w / SECOND) as u64),
             }
         })
-        .min_by_key(|s| (s.remaining, s.limit))
+        .collect()
 }
 
 /// The breaker's threshold at `now`: `max(factor × baseline, floor)`, where the
 /// baseline is the key's mean credits per window over its history before the
 /// current window (only the part of history the key has existed for).
-pub fn breaker_threshold(ledger: &Ledger, cfg: &BreakerConfig, created_at: i64, now: i64) -> (u64, f64) {
+pub fn breaker_threshold(
+    ledger: &Ledger,
+    cfg: &BreakerConfig,
+    created_at: i64,
+    now: i64,
+) -> (u64, f64) {
     let from = (now - cfg.history_ms).max(created_at);
     let to = now - cfg.window_ms;
     let span = to - from;
@@ -224,7 +252,12 @@ pub fn decide_account(
 ) -> Result<Option<LimitState>, ApiError> {
     let all = [
         ("per-second", "plan_per_second", limits.per_second, SECOND),
-        ("per-minute", "plan_per_minute", limits.per_minute, 60 * SECOND),
+        (
+            "per-minute",
+            "plan_per_minute",
+            limits.per_minute,
+            60 * SECOND,
+        ),
     ];
     let mut states = Vec::new();
     for (window_name, name, limit, w) in all {
@@ -249,7 +282,11 @@ pub fn decide_account(
 /// The tighter of two limit states (least remaining).
 pub fn tighter(a: Option<LimitState>, b: Option<LimitState>) -> Option<LimitState> {
     match (a, b) {
-        (Some(x), Some(y)) => Some(if (y.remaining, y.limit) < (x.remaining, x.limit) { y } else { x }),
+        (Some(x), Some(y)) => Some(if (y.remaining, y.limit) < (x.remaining, x.limit) {
+            y
+        } else {
+            x
+        }),
         (x, y) => x.or(y),
     }
 }
@@ -262,7 +299,10 @@ pub fn rate_limit_headers(s: &LimitState) -> [(&'static str, String); 2] {
     };
     [
         ("RateLimit-Policy", policy),
-        ("RateLimit", format!("\"{}\";r={};t={}", s.name, s.remaining, s.reset)),
+        (
+            "RateLimit",
+            format!("\"{}\";r={};t={}", s.name, s.remaining, s.reset),
+        ),
     ]
 }
 
@@ -279,7 +319,10 @@ mod tests {
             ledger,
             rate,
             quotas,
-            breaker: BreakerConfig { enabled: false, ..Default::default() },
+            breaker: BreakerConfig {
+                enabled: false,
+                ..Default::default()
+            },
             suspended_until: None,
             created_at: T0 - DAY,
         }
@@ -296,56 +339,122 @@ mod tests {
     #[test]
     fn plan_limits_are_inherited_field_by_field() {
         let plan = crate::config::default_plans().remove("pro");
-        let own = RateLimits { per_minute: Some(10), ..Default::default() };
+        let own = RateLimits {
+            per_minute: Some(10),
+            ..Default::default()
+        };
         let eff = effective_rate_limits(&own, plan.as_ref());
         assert_eq!(eff.per_minute, Some(10));
         assert_eq!(eff.per_day, Some(50_000));
-        assert_eq!(effective_rate_limits(&RateLimits::default(), None), RateLimits::default());
+        assert_eq!(
+            effective_rate_limits(&RateLimits::default(), None),
+            RateLimits::default()
+        );
     }
 
     #[test]
     fn per_minute_limit_admits_exactly_l_then_waits_for_the_oldest() {
         let mut l = Ledger::new(&KEY_LEVELS);
-        let rate = RateLimits { per_minute: Some(3), ..Default::default() };
+        let rate = RateLimits {
+            per_minute: Some(3),
+            ..Default::default()
+        };
         for i in 0..3 {
             let now = T0 + i * 10 * SECOND;
-            assert_eq!(code(&decide(&admission(&l, rate, Quotas::default()), now, 1)), "ok");
+            assert_eq!(
+                code(&decide(&admission(&l, rate, Quotas::default()), now, 1)),
+                "ok"
+            );
             l.add(now, 1);
         }
         let now = T0 + 25 * SECOND;
         let v = decide(&admission(&l, rate, Quotas::default()), now, 1);
         // Oldest bucket [T0, T0+1s) leaves at T0 + 61 s: 36 s from now.
-        assert_eq!(v, Verdict::Refuse(ApiError::RateLimited { retry_after: 36 }));
-        assert_eq!(code(&decide(&admission(&l, rate, Quotas::default()), T0 + 61 * SECOND, 1)), "ok");
+        assert_eq!(
+            v,
+            Verdict::Refuse(ApiError::RateLimited { retry_after: 36 })
+        );
+        assert_eq!(
+            code(&decide(
+                &admission(&l, rate, Quotas::default()),
+                T0 + 61 * SECOND,
+                1
+            )),
+            "ok"
+        );
     }
 
     #[test]
     fn the_slowest_exceeded_rate_limit_sets_retry_after() {
         let mut l = Ledger::new(&KEY_LEVELS);
         l.add(T0, 2);
-        let rate = RateLimits { per_second: Some(2), per_minute: Some(2), ..Default::default() };
+        let rate = RateLimits {
+            per_second: Some(2),
+            per_minute: Some(2),
+            ..Default::default()
+        };
         let v = decide(&admission(&l, rate, Quotas::default()), T0 + 500, 1);
-        assert_eq!(v, Verdict::Refuse(ApiError::RateLimited { retry_after: 61 }));
+        assert_eq!(
+            v,
+            Verdict::Refuse(ApiError::RateLimited { retry_after: 61 })
+        );
     }
 
     #[test]
     fn quotas_in_table_order_with_exact_retry_after() {
         let mut l = Ledger::new(&KEY_LEVELS);
         l.add(T0, 5);
-        let q = |total, daily, weekly, monthly| Quotas { total, daily, weekly, monthly };
+        let q = |total, daily, weekly, monthly| Quotas {
+            total,
+            daily,
+            weekly,
+            monthly,
+        };
         let now = T0 + 2 * 3_600 * SECOND;
-        let v = decide(&admission(&l, RateLimits::default(), q(Some(5), Some(5), None, None)), now, 1);
-        assert_eq!(v, Verdict::Refuse(ApiError::QuotaExceeded { window: "total".into(), retry_after: None }));
-        let v = decide(&admission(&l, RateLimits::default(), q(None, Some(5), Some(5), None)), now, 1);
+        let v = decide(
+            &admission(&l, RateLimits::default(), q(Some(5), Some(5), None, None)),
+            now,
+            1,
+        );
+        assert_eq!(
+            v,
+            Verdict::Refuse(ApiError::QuotaExceeded {
+                window: "total".into(),
+                retry_after: None
+            })
+        );
+        let v = decide(
+            &admission(&l, RateLimits::default(), q(None, Some(5), Some(5), None)),
+            now,
+            1,
+        );
         // Daily: the 1-minute bucket at T0 leaves at T0 + 24 h + 1 min.
         let daily = secs_ceil(DAY + MIN - 2 * 3_600 * SECOND);
-        assert_eq!(v, Verdict::Refuse(ApiError::QuotaExceeded { window: "daily".into(), retry_after: Some(daily) }));
+        assert_eq!(
+            v,
+            Verdict::Refuse(ApiError::QuotaExceeded {
+                window: "daily".into(),
+                retry_after: Some(daily)
+            })
+        );
         // Weekly: the 10-minute bucket leaves at T0 + 7 d + 10 min.
-        let v = decide(&admission(&l, RateLimits::default(), q(None, None, Some(5), None)), now, 1);
+        let v = decide(
+            &admission(&l, RateLimits::default(), q(None, None, Some(5), None)),
+            now,
+            1,
+        );
         assert_eq!(code(&v), "quota_exceeded [(\"Retry-After\", \"598200\")]");
-        let v = decide(&admission(&l, RateLimits::default(), q(None, None, None, Some(5))), now, 1);
+        let v = decide(
+            &admission(&l, RateLimits::default(), q(None, None, None, Some(5))),
+            now,
+            1,
+        );
         assert_eq!(code(&v), "quota_exceeded [(\"Retry-After\", \"2588400\")]");
-        let v = decide(&admission(&l, RateLimits::default(), q(None, Some(6), None, None)), now, 1);
+        let v = decide(
+            &admission(&l, RateLimits::default(), q(None, Some(6), None, None)),
+            now,
+            1,
+        );
         assert_eq!(code(&v), "ok");
     }
 
@@ -353,12 +462,24 @@ mod tests {
     fn rate_limits_answer_before_quotas_and_suspension_before_both() {
         let mut l = Ledger::new(&KEY_LEVELS);
         l.add(T0, 1);
-        let rate = RateLimits { per_minute: Some(1), ..Default::default() };
-        let quotas = Quotas { total: Some(1), ..Default::default() };
+        let rate = RateLimits {
+            per_minute: Some(1),
+            ..Default::default()
+        };
+        let quotas = Quotas {
+            total: Some(1),
+            ..Default::default()
+        };
         let mut a = admission(&l, rate, quotas);
-        assert_eq!(code(&decide(&a, T0 + 1, 1)).split(' ').next(), Some("rate_limited"));
+        assert_eq!(
+            code(&decide(&a, T0 + 1, 1)).split(' ').next(),
+            Some("rate_limited")
+        );
         a.suspended_until = Some(T0 + 10 * SECOND);
-        assert_eq!(decide(&a, T0 + 1, 1), Verdict::Refuse(ApiError::KeySuspended { retry_after: 10 }));
+        assert_eq!(
+            decide(&a, T0 + 1, 1),
+            Verdict::Refuse(ApiError::KeySuspended { retry_after: 10 })
+        );
         // Suspension ends by itself.
         a.rate = RateLimits::default();
         a.quotas = Quotas::default();
@@ -367,7 +488,14 @@ mod tests {
 
     #[test]
     fn breaker_floor_protects_new_keys_and_the_baseline_scales() {
-        let cfg = BreakerConfig { enabled: true, factor: 3.0, window_ms: 5 * MIN, cooldown_ms: 15 * MIN, floor: 10, history_ms: DAY };
+        let cfg = BreakerConfig {
+            enabled: true,
+            factor: 3.0,
+            window_ms: 5 * MIN,
+            cooldown_ms: 15 * MIN,
+            floor: 10,
+            history_ms: DAY,
+        };
         let mut l = Ledger::new(&KEY_LEVELS);
         // A new key: threshold is the floor.
         assert_eq!(breaker_threshold(&l, &cfg, T0, T0 + MIN), (10, 0.0));
@@ -390,7 +518,9 @@ mod tests {
         burst.add(T0, 60);
         a.ledger = &burst;
         match decide(&a, T0 + SECOND, 1) {
-            Verdict::Trip { until, threshold, .. } => {
+            Verdict::Trip {
+                until, threshold, ..
+            } => {
                 assert_eq!(until, T0 + SECOND + 15 * MIN);
                 // One second later the history holds one more minute bucket.
                 assert!((60..=61).contains(&threshold), "threshold {threshold}");
@@ -402,18 +532,45 @@ mod tests {
     #[test]
     fn account_limits_and_headers() {
         let mut l = Ledger::new(&crate::ledger::ACCOUNT_LEVELS);
-        let limits = AccountLimits { per_second: Some(100), per_minute: Some(2) };
-        assert_eq!(decide_account(&l, &limits, T0, 1).unwrap().unwrap().remaining, 1);
+        let limits = AccountLimits {
+            per_second: Some(100),
+            per_minute: Some(2),
+        };
+        assert_eq!(
+            decide_account(&l, &limits, T0, 1)
+                .unwrap()
+                .unwrap()
+                .remaining,
+            1
+        );
         l.add(T0, 2);
         assert_eq!(
             decide_account(&l, &limits, T0 + 5 * SECOND, 1),
-            Err(ApiError::PlanRateLimited { window: "per-minute".into(), retry_after: 56 })
+            Err(ApiError::PlanRateLimited {
+                window: "per-minute".into(),
+                retry_after: 56
+            })
         );
-        let s = LimitState { name: "per_minute".into(), limit: 500, remaining: 499, reset: 60, window: Some(60) };
+        let s = LimitState {
+            name: "per_minute".into(),
+            limit: 500,
+            remaining: 499,
+            reset: 60,
+            window: Some(60),
+        };
         let [p, r] = rate_limit_headers(&s);
-        assert_eq!(p, ("RateLimit-Policy", "\"per_minute\";q=500;w=60".to_string()));
+        assert_eq!(
+            p,
+            ("RateLimit-Policy", "\"per_minute\";q=500;w=60".to_string())
+        );
         assert_eq!(r, ("RateLimit", "\"per_minute\";r=499;t=60".to_string()));
-        let total = LimitState { name: "total".into(), limit: 9, remaining: 1, reset: 0, window: None };
+        let total = LimitState {
+            name: "total".into(),
+            limit: 9,
+            remaining: 1,
+            reset: 0,
+            window: None,
+        };
         assert_eq!(rate_limit_headers(&total)[0].1, "\"total\";q=9");
         assert_eq!(tighter(Some(s.clone()), Some(total.clone())), Some(total));
         assert_eq!(tighter(None, Some(s.clone())), Some(s));

@@ -101,6 +101,13 @@ pub struct KeyRecord {
     pub previous_hash: Option<String>,
     pub previous_hash_until: Option<i64>,
     pub updated_at: i64,
+    /// A copy of the account's plan, kept current by `PUT /accounts/{id}`, so the
+    /// key's object decides rows 8 and 13 without asking the account.
+    #[serde(default)]
+    pub plan: Option<String>,
+    /// Set by the circuit breaker.
+    #[serde(default)]
+    pub suspended_until: Option<i64>,
 }
 
 impl KeyRecord {
@@ -108,6 +115,7 @@ impl KeyRecord {
     pub fn effective_status(&self, now: i64) -> &'static str {
         match self.status {
             AdminStatus::Active if self.is_expired(now) => "expired",
+            AdminStatus::Active if self.suspended_until.is_some_and(|u| u > now) => "suspended",
             s => s.as_str(),
         }
     }

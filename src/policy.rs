@@ -32,6 +32,27 @@ fn any_method() -> String {
     "*".into()
 }
 
+/// A configured cost, in credits, of matching requests.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct CostRule {
+    #[serde(default = "any_method")]
+    pub method: String,
+    pub path: String,
+    pub cost: u64,
+}
+
+fn method_matches(pattern: &str, method: &str) -> bool {
+    pattern == "*" || pattern.eq_ignore_ascii_case(method)
+}
+
+/// Credits a request costs: the first matching rule, else 1.
+pub fn route_cost(rules: &[CostRule], method: &str, path: &str) -> u64 {
+    rules
+        .iter()
+        .find(|r| method_matches(&r.method, method) && path_matches(&r.path, path))
+        .map_or(1, |r| r.cost)
+}
+
 /// A path pattern: literal segments, `*` for exactly one segment, and a final `**`
 /// for any number of remaining segments (zero included).
 pub fn path_matches(pattern: &str, path: &str) -> bool {
@@ -169,6 +190,18 @@ mod tests {
             required_permission(&rules, "PUT", "/customers/c1"),
             "customer:read"
         );
+    }
+
+    #[test]
+    fn route_costs_default_to_one() {
+        let rules = vec![CostRule {
+            method: "POST".into(),
+            path: "/reports/**".into(),
+            cost: 5,
+        }];
+        assert_eq!(route_cost(&rules, "POST", "/reports/x"), 5);
+        assert_eq!(route_cost(&rules, "GET", "/reports/x"), 1);
+        assert_eq!(route_cost(&[], "GET", "/"), 1);
     }
 
     #[test]

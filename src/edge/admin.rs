@@ -1,35 +1,77 @@
 //! The management routes of SPEC §4. Each route validates the whole input first (pure
 //! core), then writes: the key's object (authoritative) and its copies — the KV
-//! index and the registry — undoing earlier writes when a later one fails.
+//! index and the registry — undoing earlier writes when a later one fails. Every
+//! change is recorded in the audit trail.
 
 use super::account_object::AccountCommand;
+use super::gate::{self, Admission};
 use super::objects::{self, ACCOUNTS, KEYS, REGISTRY, REGISTRY_NAME};
 use super::registry::{RegistryCommand, RegistryRow};
 use super::runtime::{now_ms, random};
-use super::{gate, kv_index, respond};
+use super::{kv_index, respond};
+use crate::audit::{AuditEvent, EventQuery};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::input::{self, KeyPatch};
 use crate::key_format::{self, base62_fixed, build_key, RANDOM_BYTES};
 use crate::key_state::KeyCommand;
 use crate::lifecycle::{self, Birth};
+use crate::limits::LimitState;
 use crate::model::{Environment, HashEntry, Identity, KeyRecord};
+use crate::request_log::parse_log_query;
+use crate::time_fmt::to_rfc3339;
 use futures_util::future::join_all;
+use serde::Deserialize;
 use serde_json::{json, Value};
-use worker::{Context, Env, Method, Request, Response};
+use worker::{Context, Env, Method, Request, Response, Url};
 
 /// Who is calling: the bootstrap token, or an `admin` key bound to its account.
 enum Caller {
     Root,
-    AdminKey(Identity),
+    AdminKey(Box<Admission>),
 }
 
 impl Caller {
+    fn key(&self) -> Option<&Identity> {
+        match self {
+            Caller::Root => None,
+            Caller::AdminKey(a) => Some(&a.identity),
+        }
+    }
+
     /// An admin key sees only its own account; to it, other accounts' keys do not exist.
     fn may_see(&self, account: &str) -> bool {
-        match self {
-            Caller::Root => true,
-            Caller::AdminKey(id) => id.account == account,
+        self.key().is_none_or(|id| id.account == account)
+    }
+
+    /// The account an admin key is confined to, refusing any other one asked for.
+    fn confine(&self, requested: Option<String>) -> Result<Option<String>, ApiError> {
+        match (self.key(), requested) {
+            (None, requested) => Ok(requested),
+            (Some(me), Some(a)) if a != me.account => Err(ApiError::Forbidden {
+                reason: format!("this admin key manages only account '{}'", me.account),
+            }),
+            (Some(me), _) => Ok(Some(me.account.clone())),
+        }
+    }
+
+    fn event(
+        &self,
+        action: &str,
+        key: Option<&KeyRecord>,
+        account: &str,
+        details: Value,
+    ) -> AuditEvent {
+        AuditEvent {
+            at: now_ms(),
+            actor: match self.key() {
+                None => "admin_token".into(),
+                Some(id) => format!("key:{}", id.key_id),
+            },
+            action: action.into(),
+            key_id: key.map(|k| k.id.clone()),
+            account: account.into(),
+            details,
         }
     }
 }
@@ -48,15 +90,19 @@ pub async fn handle(
         .unwrap_or_default()
         .to_string();
     let segments: Vec<&str> = route.split('/').filter(|s| !s.is_empty()).collect();
-    let method = req.method();
 
     // Unknown routes are 404 before authentication; known ones need a caller.
     let known = matches!(
         segments.as_slice(),
         ["keys"]
             | ["keys", _]
-            | ["keys", _, "rotate" | "deactivate" | "activate" | "revoke"]
+            | [
+                "keys",
+                _,
+                "rotate" | "deactivate" | "activate" | "revoke" | "logs"
+            ]
             | ["accounts", _]
+            | ["events"]
     );
     if !known {
         return Err(ApiError::NotFound {
@@ -64,50 +110,75 @@ pub async fn handle(
         });
     }
     let caller = authenticate(&req, env, cfg, ctx).await?;
-    let now = now_ms();
+    let outcome = route_to(&mut req, &segments, &url, &caller, env, cfg).await;
+    if let Caller::AdminKey(admission) = &caller {
+        let status = match &outcome {
+            Ok(r) => r.status_code(),
+            Err(e) => e.status(),
+        };
+        gate::settle(ctx, env, admission, status);
+    }
+    outcome
+}
 
-    match (segments.as_slice(), method) {
-        (["keys"], Method::Post) => {
-            create_key(&caller, env, cfg, &read_json(&mut req).await?, now).await
-        }
-        (["keys"], Method::Get) => list_keys(&caller, env, &url, now).await,
+async fn route_to(
+    req: &mut Request,
+    segments: &[&str],
+    url: &Url,
+    caller: &Caller,
+    env: &Env,
+    cfg: &Config,
+) -> Result<Response, ApiError> {
+    let now = now_ms();
+    match (segments, req.method()) {
+        (["keys"], Method::Post) => create_key(caller, env, cfg, &read_json(req).await?, now).await,
+        (["keys"], Method::Get) => list_keys(caller, env, url, now).await,
         (["keys", id], Method::Get) => {
-            let rec = load(&caller, env, id).await?;
-            respond::json(200, &lifecycle::view(&rec, now))
+            let read = load(caller, env, id).await?;
+            respond::json(200, &view_with_limits(&read, now))
         }
         (["keys", id], Method::Patch) => {
-            patch_key(&caller, env, id, &read_json(&mut req).await?, now).await
+            patch_key(caller, env, id, &read_json(req).await?, now).await
         }
-        (["keys", id], Method::Delete) => delete_key(&caller, env, id).await,
+        (["keys", id], Method::Delete) => delete_key(caller, env, id).await,
         (["keys", id, "rotate"], Method::Post) => {
-            let body = read_optional_json(&mut req).await?;
-            rotate_key(&caller, env, cfg, id, body.as_ref(), now).await
+            let body = read_optional_json(req).await?;
+            rotate_key(caller, env, cfg, id, body.as_ref(), now).await
+        }
+        (["keys", id, "logs"], Method::Get) => {
+            let pairs = query_pairs(url);
+            let query = parse_log_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+            load(caller, env, id).await?;
+            let page = objects::call(env, KEYS, id, &KeyCommand::Logs { query }).await?;
+            respond::json(200, &page)
         }
         (["keys", id, action], Method::Post) => {
-            let cmd = match *action {
-                "deactivate" => KeyCommand::Deactivate,
-                "activate" => KeyCommand::Activate,
-                _ => KeyCommand::Revoke,
+            let (cmd, event) = match *action {
+                "deactivate" => (KeyCommand::Deactivate, "key.deactivated"),
+                "activate" => (KeyCommand::Activate, "key.activated"),
+                _ => (KeyCommand::Revoke, "key.revoked"),
             };
-            status_change(&caller, env, id, cmd, now).await
+            status_change(caller, env, id, cmd, event, now).await
         }
+        (["events"], Method::Get) => list_events(caller, env, url).await,
         (["accounts", id], Method::Get) => {
             if !caller.may_see(id) {
                 return Err(ApiError::NotFound {
                     what: "account".into(),
                 });
             }
-            account_view(env, cfg, id, AccountCommand::Get).await
+            let v = objects::call(env, ACCOUNTS, id, &AccountCommand::Get).await?;
+            account_view(cfg, id, v["plan"].as_str())
         }
         (["accounts", id], Method::Put) => {
-            if !matches!(caller, Caller::Root) {
+            if caller.key().is_some() {
                 return Err(ApiError::Forbidden {
                     reason: "only the bootstrap admin token may change plans".into(),
                 });
             }
             let id = input::identifier(&Value::String(id.to_string()), "account")?;
-            let plan = input::parse_plan(&read_json(&mut req).await?, cfg.plans.keys())?;
-            account_view(env, cfg, &id, AccountCommand::SetPlan { plan }).await
+            let plan = input::parse_plan(&read_json(req).await?, cfg.plans.keys())?;
+            set_plan(caller, env, cfg, &id, plan).await
         }
         _ => Err(ApiError::MethodNotAllowed),
     }
@@ -126,9 +197,9 @@ async fn authenticate(
             return Ok(Caller::Root);
         }
     }
-    gate::authenticate(req, env, cfg, ctx, "admin", None)
+    gate::authenticate(req, env, cfg, ctx, "admin", None, 1, now_ms())
         .await
-        .map(Caller::AdminKey)
+        .map(|a| Caller::AdminKey(Box::new(a)))
 }
 
 /// Compares the SHA-256 digests, so time depends on neither content nor length.
@@ -138,6 +209,12 @@ fn constant_time_eq(a: &str, b: &str) -> bool {
         .zip(y.bytes())
         .fold(0u8, |acc, (p, q)| acc | (p ^ q))
         == 0
+}
+
+fn query_pairs(url: &Url) -> Vec<(String, String)> {
+    url.query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
 }
 
 async fn read_json(req: &mut Request) -> Result<Value, ApiError> {
@@ -183,17 +260,48 @@ async fn key_call(env: &Env, id: &str, cmd: &KeyCommand) -> Result<KeyRecord, Ap
     objects::call_as(env, KEYS, id, cmd).await
 }
 
-/// The key's record, if the caller may see it.
-async fn load(caller: &Caller, env: &Env, id: &str) -> Result<KeyRecord, ApiError> {
+/// A key as its object reports it: the record and its live limits.
+#[derive(Deserialize)]
+struct KeyRead {
+    record: KeyRecord,
+    limits: Vec<LimitState>,
+}
+
+/// A key, if the caller may see it.
+async fn load(caller: &Caller, env: &Env, id: &str) -> Result<KeyRead, ApiError> {
     if !id.starts_with("key_") || id.len() > 64 {
         return Err(ApiError::NotFound { what: "key".into() });
     }
-    let rec = key_call(env, id, &KeyCommand::Get).await?;
-    if caller.may_see(&rec.account) {
-        Ok(rec)
+    let read: KeyRead = objects::call_as(env, KEYS, id, &KeyCommand::Get).await?;
+    if caller.may_see(&read.record.account) {
+        Ok(read)
     } else {
         Err(ApiError::NotFound { what: "key".into() })
     }
+}
+
+/// A key's view with its live counters: remaining per limit and quota, resets,
+/// suspension.
+fn view_with_limits(read: &KeyRead, now: i64) -> Value {
+    let mut view = lifecycle::view(&read.record, now);
+    let limits: Vec<Value> = read
+        .limits
+        .iter()
+        .map(|l| {
+            // An empty window has no reset pending.
+            let reset_at = l
+                .window
+                .filter(|_| l.remaining < l.limit)
+                .map(|_| to_rfc3339(now + l.reset as i64 * 1000));
+            json!({
+                "name": l.name, "limit": l.limit, "used": l.limit - l.remaining,
+                "remaining": l.remaining, "window_seconds": l.window, "reset_at": reset_at,
+            })
+        })
+        .collect();
+    view["limits"] = Value::Array(limits);
+    view["suspended"] = Value::Bool(read.record.effective_status(now) == "suspended");
+    view
 }
 
 async fn create_key(
@@ -204,21 +312,16 @@ async fn create_key(
     now: i64,
 ) -> Result<Response, ApiError> {
     let new = input::parse_create(body, now)?;
-    let account = match (caller, new.account) {
-        (Caller::Root, Some(a)) => a,
-        (Caller::Root, None) => return Err(ApiError::field("account", "is required")),
-        (Caller::AdminKey(me), requested) => {
-            if requested.as_ref().is_some_and(|a| *a != me.account) {
-                return Err(ApiError::Forbidden {
-                    reason: format!("this admin key manages only account '{}'", me.account),
-                });
-            }
-            lifecycle::check_grant(&me.permissions, &me.projects, &new.settings)?;
-            me.account.clone()
-        }
-    };
+    let account = caller
+        .confine(new.account)?
+        .ok_or_else(|| ApiError::field("account", "is required"))?;
+    if let Some(me) = caller.key() {
+        lifecycle::check_grant(&me.permissions, &me.projects, &new.settings)?;
+    }
     let environment = new.environment.unwrap_or(cfg.environment);
     let (secret, prefix, hash) = new_secret(cfg, environment)?;
+    // The key keeps a copy of its account's plan (kept current by PUT /accounts).
+    let account_state = objects::call(env, ACCOUNTS, &account, &AccountCommand::Get).await?;
     let rec = lifecycle::create(
         Birth {
             id: new_id(now)?,
@@ -227,19 +330,26 @@ async fn create_key(
             hash: hash.clone(),
             prefix,
             now,
+            plan: account_state["plan"].as_str().map(String::from),
         },
         &new.settings,
     );
 
     // Registry first: it refuses a taken alias before anything else is written.
+    let details = json!({ "name": rec.name, "prefix": rec.prefix });
+    let event = caller.event("key.created", Some(&rec), &account, details);
     registry(
         env,
         &RegistryCommand::Upsert {
             row: RegistryRow::of(&rec),
+            event: Some(event),
         },
     )
     .await?;
-    let undo = RegistryCommand::Remove { id: rec.id.clone() };
+    let undo = RegistryCommand::Remove {
+        id: rec.id.clone(),
+        event: Some(caller.event("key.create_failed", Some(&rec), &account, Value::Null)),
+    };
     if let Err(e) = key_call(
         env,
         &rec.id,
@@ -266,35 +376,22 @@ async fn create_key(
     respond::json(201, &view)
 }
 
-async fn list_keys(
-    caller: &Caller,
-    env: &Env,
-    url: &worker::Url,
-    now: i64,
-) -> Result<Response, ApiError> {
-    let pairs: Vec<(String, String)> = url
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
+async fn list_keys(caller: &Caller, env: &Env, url: &Url, now: i64) -> Result<Response, ApiError> {
+    let pairs = query_pairs(url);
     let mut query = input::parse_list_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-    if let Caller::AdminKey(me) = caller {
-        match &query.account {
-            Some(a) if *a != me.account => {
-                return Err(ApiError::Forbidden {
-                    reason: format!("this admin key manages only account '{}'", me.account),
-                })
-            }
-            _ => query.account = Some(me.account.clone()),
-        }
-    }
+    query.account = caller.confine(query.account)?;
     let page = registry(env, &RegistryCommand::List { query, now }).await?;
     let ids: Vec<String> =
         serde_json::from_value(page["ids"].clone()).map_err(ApiError::internal)?;
-    let records = join_all(ids.iter().map(|id| key_call(env, id, &KeyCommand::Get))).await;
-    let mut items = Vec::with_capacity(records.len());
-    for rec in records {
-        match rec {
-            Ok(rec) => items.push(lifecycle::view(&rec, now)),
+    let reads = join_all(
+        ids.iter()
+            .map(|id| objects::call_as::<_, KeyRead>(env, KEYS, id, &KeyCommand::Get)),
+    )
+    .await;
+    let mut items = Vec::with_capacity(reads.len());
+    for read in reads {
+        match read {
+            Ok(read) => items.push(lifecycle::view(&read.record, now)),
             // Deleted between the listing and the read: not part of the page.
             Err(ApiError::NotFound { .. }) => {}
             Err(e) => return Err(e),
@@ -311,17 +408,25 @@ async fn patch_key(
     now: i64,
 ) -> Result<Response, ApiError> {
     let patch: KeyPatch = input::parse_patch(body, now)?;
-    let rec = load(caller, env, id).await?;
-    if let Caller::AdminKey(me) = caller {
+    let rec = load(caller, env, id).await?.record;
+    if let Some(me) = caller.key() {
         lifecycle::check_grant(&me.permissions, &me.projects, &patch)?;
     }
     // Preview the change to claim a new alias before the key itself changes.
     let mut preview = rec.clone();
     lifecycle::patch(&mut preview, &patch, now)?;
+    let changes = serde_json::to_value(&patch).map_err(ApiError::internal)?;
+    let event = caller.event(
+        "key.updated",
+        Some(&rec),
+        &rec.account,
+        json!({ "changes": changes }),
+    );
     registry(
         env,
         &RegistryCommand::Upsert {
             row: RegistryRow::of(&preview),
+            event: Some(event),
         },
     )
     .await?;
@@ -336,10 +441,12 @@ async fn patch_key(
     {
         Ok(updated) => updated,
         Err(e) => {
+            let undo = caller.event("key.update_failed", Some(&rec), &rec.account, Value::Null);
             let _ = registry(
                 env,
                 &RegistryCommand::Upsert {
                     row: RegistryRow::of(&rec),
+                    event: Some(undo),
                 },
             )
             .await;
@@ -354,14 +461,17 @@ async fn status_change(
     env: &Env,
     id: &str,
     cmd: KeyCommand,
+    action: &str,
     now: i64,
 ) -> Result<Response, ApiError> {
     load(caller, env, id).await?;
     let updated = key_call(env, id, &cmd).await?;
+    let event = caller.event(action, Some(&updated), &updated.account, Value::Null);
     registry(
         env,
         &RegistryCommand::Upsert {
             row: RegistryRow::of(&updated),
+            event: Some(event),
         },
     )
     .await?;
@@ -377,7 +487,7 @@ async fn rotate_key(
     now: i64,
 ) -> Result<Response, ApiError> {
     let grace_seconds = input::parse_grace_seconds(body)?;
-    let rec = load(caller, env, id).await?;
+    let rec = load(caller, env, id).await?.record;
     let (secret, prefix, hash) = new_secret(cfg, rec.environment)?;
     let entry = HashEntry {
         id: rec.id.clone(),
@@ -411,6 +521,9 @@ async fn rotate_key(
         let expires = (now / 1000) as u64 + grace_seconds.max(60);
         kv_index::put(env, &old_hash, &entry, Some(expires)).await?;
     }
+    let details = json!({ "prefix": updated.prefix, "grace_period_seconds": grace_seconds });
+    let event = caller.event("key.rotated", Some(&updated), &updated.account, details);
+    registry(env, &RegistryCommand::Record { event }).await?;
     let mut view = lifecycle::view(&updated, now);
     view["key"] = Value::String(secret);
     respond::json(200, &view)
@@ -424,22 +537,101 @@ async fn delete_key(caller: &Caller, env: &Env, id: &str) -> Result<Response, Ap
     if let Some(previous) = &deleted.previous_hash {
         kv_index::remove(env, previous).await?;
     }
-    registry(env, &RegistryCommand::Remove { id: id.to_string() }).await?;
+    let event = caller.event(
+        "key.deleted",
+        Some(&deleted),
+        &deleted.account,
+        json!({ "prefix": deleted.prefix }),
+    );
+    registry(
+        env,
+        &RegistryCommand::Remove {
+            id: id.to_string(),
+            event: Some(event),
+        },
+    )
+    .await?;
     Ok(Response::empty()
         .map_err(ApiError::internal)?
         .with_status(204))
 }
 
-async fn account_view(
+fn account_view(cfg: &Config, id: &str, plan: Option<&str>) -> Result<Response, ApiError> {
+    let (plan, details) = cfg.plan(plan);
+    respond::json(
+        200,
+        &json!({ "id": id, "plan": plan, "plan_details": details }),
+    )
+}
+
+/// Sets the account's plan, then its copy in every key of the account, so the
+/// change bites on each key's next request.
+async fn set_plan(
+    caller: &Caller,
     env: &Env,
     cfg: &Config,
     id: &str,
-    cmd: AccountCommand,
+    plan: String,
 ) -> Result<Response, ApiError> {
-    let v = objects::call(env, ACCOUNTS, id, &cmd).await?;
-    let (plan, limits) = cfg.plan(v["plan"].as_str());
-    respond::json(
-        200,
-        &json!({ "id": id, "plan": plan, "plan_details": limits }),
+    let before = objects::call(env, ACCOUNTS, id, &AccountCommand::Get).await?;
+    objects::call(
+        env,
+        ACCOUNTS,
+        id,
+        &AccountCommand::SetPlan { plan: plan.clone() },
     )
+    .await?;
+    let listed = registry(
+        env,
+        &RegistryCommand::AccountKeys {
+            account: id.to_string(),
+        },
+    )
+    .await?;
+    let ids: Vec<String> =
+        serde_json::from_value(listed["ids"].clone()).map_err(ApiError::internal)?;
+    let set = KeyCommand::SetPlan { plan: plan.clone() };
+    for chunk in ids.chunks(50) {
+        for result in join_all(chunk.iter().map(|k| objects::call(env, KEYS, k, &set))).await {
+            match result {
+                Ok(_) | Err(ApiError::NotFound { .. }) => {}
+                // The account holds the new plan already: repeating the PUT completes it.
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    let details = json!({ "from": before["plan"], "to": plan, "keys": ids.len() });
+    let event = caller.event("account.plan_changed", None, id, details);
+    registry(env, &RegistryCommand::Record { event }).await?;
+    account_view(cfg, id, Some(&plan))
+}
+
+async fn list_events(caller: &Caller, env: &Env, url: &Url) -> Result<Response, ApiError> {
+    let mut query = EventQuery {
+        limit: 50,
+        ..Default::default()
+    };
+    for (k, v) in query_pairs(url) {
+        match k.as_str() {
+            "account" => query.account = Some(input::identifier(&Value::String(v), "account")?),
+            "key_id" => query.key_id = Some(v),
+            "action" => query.action = Some(v),
+            "cursor" => {
+                let cursor = v.parse::<i64>().ok().filter(|c| *c > 0);
+                query.cursor = Some(cursor.ok_or_else(|| {
+                    ApiError::field("cursor", "is not a cursor from this listing")
+                })?);
+            }
+            "limit" => {
+                let limit = v.parse::<u32>().ok().filter(|n| (1..=100).contains(n));
+                query.limit = limit.ok_or_else(|| {
+                    ApiError::field("limit", "must be a whole number from 1 to 100")
+                })?;
+            }
+            other => return Err(ApiError::field(other, "is not a known filter")),
+        }
+    }
+    query.account = caller.confine(query.account)?;
+    let page = registry(env, &RegistryCommand::Events { query }).await?;
+    respond::json(200, &page)
 }

@@ -1,18 +1,43 @@
-//! The request path: transport, public paths, then the key — KV index, and the key's
-//! and the account's Durable Objects in one concurrent round trip — then the origin.
+//! The request path: transport, public paths, blocked addresses, then the key —
+//! the KV index, then the key's and the account's Durable Objects in one
+//! concurrent round trip — then the origin, then (after the answer) the log.
 
 use super::account_object::AccountCommand;
-use super::objects::{self, ACCOUNTS, KEYS};
+use super::ip_guard_object::IpGuardCommand;
+use super::objects::{self, ACCOUNTS, IP_GUARDS, KEYS};
+use super::runtime::{self, now_ms};
 use super::{forward, kv_index};
 use crate::check::{self, bearer_token, AccessRequest};
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::ip_guard::FailureOutcome;
 use crate::key_format::parse_key;
-use crate::key_state::KeyCommand;
+use crate::key_state::{Admitted, KeyCommand};
+use crate::limits::{self, LimitState};
 use crate::model::Identity;
 use crate::policy;
+use crate::request_log::{LogEntry, RequestFacts};
 use futures_util::future::join;
-use worker::{console_error, Context, Env, Request, Response};
+use serde::Deserialize;
+use worker::{console_error, Context, Env, Headers, Request, Response};
+
+/// A request the key's and the account's objects both admitted.
+pub struct Admission {
+    pub identity: Identity,
+    key_id: String,
+    at: i64,
+    cost: u64,
+    pub limit: Option<LimitState>,
+    facts: RequestFacts,
+    started: i64,
+}
+
+#[derive(Deserialize)]
+struct AccountAdmitted {
+    at: i64,
+    limit: Option<LimitState>,
+    charged: u64,
+}
 
 pub async fn handle(
     req: Request,
@@ -20,20 +45,30 @@ pub async fn handle(
     cfg: &Config,
     ctx: &Context,
 ) -> Result<Response, ApiError> {
+    let started = now_ms();
     let url = req.url().map_err(ApiError::internal)?;
     check::check_transport(url.scheme(), cfg.allow_http)?;
     if policy::is_public(&cfg.public_paths, url.path()) {
         return forward::to_origin(req, &url, cfg, None).await;
     }
-    let permission =
-        policy::required_permission(&cfg.route_rules, req.method().as_ref(), url.path());
+    let method = req.method();
+    let permission = policy::required_permission(&cfg.route_rules, method.as_ref(), url.path());
     let project = policy::project_of(&cfg.project_segment, url.path());
-    let identity = authenticate(&req, env, cfg, ctx, permission, project).await?;
-    forward::to_origin(req, &url, cfg, Some(&identity)).await
+    let cost = policy::route_cost(&cfg.route_costs, method.as_ref(), url.path());
+    let admission = authenticate(&req, env, cfg, ctx, permission, project, cost, started).await?;
+
+    let outcome = forward::to_origin(req, &url, cfg, Some(&admission.identity)).await;
+    let status = match &outcome {
+        Ok(resp) => resp.status_code(),
+        Err(e) => e.status(),
+    };
+    settle(ctx, env, &admission, status);
+    with_rate_limit_headers(outcome?, admission.limit.as_ref())
 }
 
-/// Rows 1 and 3–11 for a request that needs `permission` on `project`. Garbage keys
-/// are refused before any storage read.
+/// Rows 2–15 for a request that needs `permission` on `project` and costs `cost`.
+/// Garbage keys are refused before any storage read.
+#[allow(clippy::too_many_arguments)]
 pub async fn authenticate(
     req: &Request,
     env: &Env,
@@ -41,7 +76,46 @@ pub async fn authenticate(
     ctx: &Context,
     permission: &str,
     project: Option<&str>,
-) -> Result<Identity, ApiError> {
+    cost: u64,
+    started: i64,
+) -> Result<Admission, ApiError> {
+    let ip = client_ip(req);
+    // Row 2, from what this isolate knows: no I/O for anyone not blocked.
+    if let Some(until) = ip
+        .as_deref()
+        .and_then(|ip| runtime::blocked_until(ip, started))
+    {
+        return Err(ApiError::IpBlocked {
+            retry_after: secs_until(until, started),
+        });
+    }
+    let facts = RequestFacts {
+        method: req.method().to_string(),
+        path: req.path(),
+        ip: ip.clone(),
+    };
+    match admit(
+        req, env, cfg, ctx, permission, project, cost, facts, started,
+    )
+    .await
+    {
+        Err(ApiError::InvalidKey) => Err(failed_attempt(env, cfg, ip.as_deref()).await),
+        other => other,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn admit(
+    req: &Request,
+    env: &Env,
+    cfg: &Config,
+    ctx: &Context,
+    permission: &str,
+    project: Option<&str>,
+    cost: u64,
+    facts: RequestFacts,
+    started: i64,
+) -> Result<Admission, ApiError> {
     let header = req.headers().get("Authorization").ok().flatten();
     let token = bearer_token(header.as_deref()).ok_or(ApiError::InvalidKey)?;
     let parsed = parse_key(&cfg.key_prefix, token).ok_or(ApiError::InvalidKey)?;
@@ -49,34 +123,147 @@ pub async fn authenticate(
         .await?
         .ok_or(ApiError::InvalidKey)?;
 
-    let access = AccessRequest {
-        hash: parsed.hash,
-        deployment_env: cfg.environment,
-        client_ip: client_ip(req),
-        permission: permission.to_string(),
-        project: project.map(String::from),
+    let check = KeyCommand::Check {
+        request: AccessRequest {
+            hash: parsed.hash,
+            deployment_env: cfg.environment,
+            client_ip: facts.ip.clone(),
+            permission: permission.to_string(),
+            project: project.map(String::from),
+        },
+        facts: facts.clone(),
+        cost,
     };
-    let key_check = KeyCommand::Check { request: access };
     let (key, account) = join(
-        objects::call_as::<_, Identity>(env, KEYS, &entry.id, &key_check),
-        objects::call(env, ACCOUNTS, &entry.account, &AccountCommand::Get),
+        objects::call_as::<_, Admitted>(env, KEYS, &entry.id, &check),
+        objects::call_as::<_, AccountAdmitted>(
+            env,
+            ACCOUNTS,
+            &entry.account,
+            &AccountCommand::Admit { cost },
+        ),
     )
     .await;
-    let plan = account.and_then(|v| check::check_plan(cfg.plan(v["plan"].as_str()).1));
 
-    let key_passed = key.is_ok();
-    let outcome = check::combine(key, plan);
-    if key_passed && outcome.is_err() {
-        // The key's object counted a use that a later row refused: give it back,
-        // after the response.
-        let (env, id) = (env.clone(), entry.id.clone());
-        ctx.wait_until(async move {
-            if let Err(e) = objects::call(&env, KEYS, &id, &KeyCommand::Refund).await {
-                console_error!("refund for {id} failed: {e:?}");
+    // All-or-nothing: when one side refused, what the other consumed is given
+    // back after the answer (see README), and the key's object logs the refusal.
+    let key_at = key.as_ref().ok().map(|k| k.at);
+    let account_charge = account
+        .as_ref()
+        .ok()
+        .filter(|a| a.charged > 0)
+        .map(|a| (a.at, a.charged));
+    let (key, account) = match check::combine(key, account) {
+        Ok(both) => both,
+        Err(e) => {
+            if let Some(at) = key_at {
+                let log = Some(facts.refused(at, &e));
+                let settle = KeyCommand::Settle {
+                    at,
+                    refund: cost,
+                    log,
+                };
+                background(ctx, env, KEYS, entry.id.clone(), settle);
             }
-        });
+            if let Some((at, cost)) = account_charge {
+                let refund = AccountCommand::Refund { at, cost };
+                background(ctx, env, ACCOUNTS, entry.account.clone(), refund);
+            }
+            return Err(e);
+        }
+    };
+    Ok(Admission {
+        identity: key.identity,
+        key_id: entry.id,
+        at: key.at,
+        cost,
+        limit: limits::tighter(key.limit, account.limit),
+        facts,
+        started,
+    })
+}
+
+/// Sends `cmd` to an object after the answer, logging a failure.
+fn background<C: serde::Serialize + 'static>(
+    ctx: &Context,
+    env: &Env,
+    binding: &'static str,
+    name: String,
+    cmd: C,
+) {
+    let env = env.clone();
+    ctx.wait_until(async move {
+        if let Err(e) = objects::call(&env, binding, &name, &cmd).await {
+            console_error!("{binding}/{name}: background command failed: {e:?}");
+        }
+    });
+}
+
+/// Logs an admitted request against its key, after the answer.
+pub fn settle(ctx: &Context, env: &Env, a: &Admission, status: u16) {
+    let log = LogEntry {
+        at: a.started,
+        method: a.facts.method.clone(),
+        path: a.facts.path.clone(),
+        status,
+        code: None,
+        duration_ms: (now_ms() - a.started).clamp(0, i64::from(u32::MAX)) as u32,
+        ip: a.facts.ip.clone(),
+        credits: a.cost,
+    };
+    let settle = KeyCommand::Settle {
+        at: a.at,
+        refund: 0,
+        log: Some(log),
+    };
+    background(ctx, env, KEYS, a.key_id.clone(), settle);
+}
+
+/// Row 3 happened: count it against the address; the answer is row 2 if the
+/// address was already blocked.
+async fn failed_attempt(env: &Env, cfg: &Config, ip: Option<&str>) -> ApiError {
+    let Some(ip) = ip.filter(|_| cfg.ip_block.threshold > 0) else {
+        return ApiError::InvalidKey;
+    };
+    match objects::call_as::<_, FailureOutcome>(env, IP_GUARDS, ip, &IpGuardCommand::Fail).await {
+        Ok(outcome) => {
+            let now = now_ms();
+            if let Some(until) = outcome.blocked_until {
+                runtime::remember_block(ip, until, now);
+                if outcome.was_blocked {
+                    return ApiError::IpBlocked {
+                        retry_after: secs_until(until, now),
+                    };
+                }
+            }
+            ApiError::InvalidKey
+        }
+        Err(e) => {
+            console_error!("ip guard for {ip} failed: {e:?}");
+            ApiError::InvalidKey
+        }
     }
-    outcome
+}
+
+fn secs_until(until: i64, now: i64) -> u64 {
+    ((until - now + 999) / 1000).max(1) as u64
+}
+
+/// The origin's answer with `RateLimit-Policy` and `RateLimit` for the tightest
+/// limit (a fetched response's headers are immutable: copy them).
+fn with_rate_limit_headers(
+    resp: Response,
+    limit: Option<&LimitState>,
+) -> Result<Response, ApiError> {
+    let Some(limit) = limit else { return Ok(resp) };
+    let headers = Headers::new();
+    for (name, value) in resp.headers().entries() {
+        headers.append(&name, &value).map_err(ApiError::internal)?;
+    }
+    for (name, value) in limits::rate_limit_headers(limit) {
+        headers.set(name, &value).map_err(ApiError::internal)?;
+    }
+    Ok(resp.with_headers(headers))
 }
 
 /// The client's address as Cloudflare reports it (the client cannot set it there).

@@ -1,74 +1,412 @@
-//! The key's Durable Object: the authoritative record of one key. Every command is a
-//! synchronous SQLite read-modify-write with no `.await` inside, so concurrent
-//! requests to one key never interleave.
+//! The key's Durable Object: the authoritative record of one key, its ledger of
+//! consumed credits, its request log and its outbox. Every command is handled
+//! synchronously against memory and SQLite (no `.await` between read and write),
+//! so concurrent requests to one key never interleave: limits are exact.
 
-use super::objects;
-use super::runtime::now_ms;
+use super::ledger_store;
+use super::objects::{self, REGISTRY, REGISTRY_NAME};
+use super::registry::RegistryCommand;
+use super::runtime::{self, now_ms};
 use crate::error::ApiError;
-use crate::key_state::{apply, Change, KeyCommand};
+use crate::key_state::{apply, Change, Effects, KeyCommand, KeyState, Notice};
+use crate::ledger::KEY_LEVELS;
 use crate::model::KeyRecord;
+use crate::request_log::{LogEntry, LogQuery};
+use crate::time_fmt::to_rfc3339;
+use crate::webhook;
 use serde::Deserialize;
-use serde_json::Value;
-use worker::{console_error, durable_object, DurableObject, Env, Request, Response, Result, State};
+use serde_json::{json, Value};
+use std::cell::RefCell;
+use worker::{
+    console_error, durable_object, DurableObject, Env, Fetch, Headers, Method, Request,
+    RequestInit, Response, Result, SqlStorage, SqlStorageValue, State,
+};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS record (one INTEGER PRIMARY KEY CHECK (one = 1), json TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS logs (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, method TEXT NOT NULL,
+  path TEXT NOT NULL, status INTEGER NOT NULL, code TEXT, duration_ms INTEGER NOT NULL, ip TEXT, credits INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS logs_at ON logs(at);
+CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, notice TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0, due INTEGER NOT NULL);";
+
+/// Delivery attempts of a notice before it is given up (logged as an error).
+const MAX_ATTEMPTS: i64 = 6;
 
 #[durable_object]
 pub struct KeyObject {
     state: State,
+    env: Env,
+    /// Loaded on first use; every write goes through this object, so it stays true.
+    memory: RefCell<Option<KeyState>>,
 }
 
 #[derive(Deserialize)]
-struct Row {
+struct JsonRow {
     json: String,
 }
 
 impl DurableObject for KeyObject {
-    fn new(state: State, _env: Env) -> Self {
-        let created = state.storage().sql().exec(
-            "CREATE TABLE IF NOT EXISTS record (one INTEGER PRIMARY KEY CHECK (one = 1), json TEXT NOT NULL)",
-            None,
-        );
-        if let Err(e) = created {
-            console_error!("key object: cannot create its table: {e}");
+    fn new(state: State, env: Env) -> Self {
+        let sql = state.storage().sql();
+        for schema in [SCHEMA, ledger_store::SCHEMA] {
+            if let Err(e) = sql.exec(schema, None) {
+                console_error!("key object: cannot create its tables: {e}");
+            }
         }
-        Self { state }
+        Self {
+            state,
+            env,
+            memory: RefCell::new(None),
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let result = match objects::command::<KeyCommand>(&mut req).await {
+        let (result, wake_needed) = match objects::command::<KeyCommand>(&mut req).await {
+            Ok(KeyCommand::Logs { query }) => (self.logs(&query), false),
             Ok(cmd) => self.run(cmd),
-            Err(e) => Err(e),
+            Err(e) => (Err(e), false),
         };
+        if wake_needed {
+            self.schedule_alarm().await;
+        }
         objects::reply(result)
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        if let (Err(e), _) = self.run(KeyCommand::Wake) {
+            console_error!("key object wake failed: {e:?}");
+        }
+        self.deliver_due().await;
+        self.schedule_alarm().await;
+        Response::empty()
     }
 }
 
 impl KeyObject {
-    fn run(&self, cmd: KeyCommand) -> std::result::Result<Value, ApiError> {
-        let sql = self.state.storage().sql();
-        let rows: Vec<Row> = sql
-            .exec("SELECT json FROM record WHERE one = 1", None)
+    fn sql(&self) -> SqlStorage {
+        self.state.storage().sql()
+    }
+
+    /// Loads, applies, persists: synchronous from start to end. Also says whether
+    /// the alarm must be (re)scheduled.
+    fn run(&self, cmd: KeyCommand) -> (std::result::Result<Value, ApiError>, bool) {
+        match self.run_inner(cmd) {
+            Ok((reply, wake)) => (reply, wake),
+            Err(e) => (Err(e), false),
+        }
+    }
+
+    fn run_inner(
+        &self,
+        cmd: KeyCommand,
+    ) -> std::result::Result<(std::result::Result<Value, ApiError>, bool), ApiError> {
+        let cfg = runtime::config(&self.env)?;
+        let sql = self.sql();
+        let mut memory = self.memory.try_borrow_mut().map_err(ApiError::internal)?;
+        if memory.is_none() {
+            *memory = Some(load(&sql)?);
+        }
+        let Some(state) = memory.as_mut() else {
+            return Err(ApiError::internal("key state missing"));
+        };
+        let now = now_ms();
+        let (fx, reply) = apply(state, cmd, &cfg, now);
+        if let Err(e) = persist(
+            &sql,
+            state,
+            &fx,
+            now,
+            cfg.logs.max_age_ms,
+            cfg.logs.max_rows,
+        ) {
+            // Memory may now be ahead of storage: reload on next use.
+            *memory = None;
+            return Err(e);
+        }
+        Ok((reply, !fx.notices.is_empty() || fx.alarm_at.is_some()))
+    }
+
+    fn logs(&self, q: &LogQuery) -> std::result::Result<Value, ApiError> {
+        let mut clauses = vec!["1 = 1".to_string()];
+        let mut args: Vec<SqlStorageValue> = Vec::new();
+        let mut push = |clause: &str, v: i64| {
+            clauses.push(clause.to_string());
+            args.push(v.into());
+        };
+        if let Some(v) = q.status_min {
+            push("status >= ?", i64::from(v));
+        }
+        if let Some(v) = q.status_max {
+            push("status <= ?", i64::from(v));
+        }
+        if let Some(v) = q.from {
+            push("at >= ?", v);
+        }
+        if let Some(v) = q.to {
+            push("at < ?", v);
+        }
+        if let Some(v) = q.cursor {
+            push("id < ?", v);
+        }
+        args.push((i64::from(q.limit) + 1).into());
+        #[derive(Deserialize)]
+        struct Row {
+            id: i64,
+            at: i64,
+            method: String,
+            path: String,
+            status: i64,
+            code: Option<String>,
+            duration_ms: i64,
+            ip: Option<String>,
+            credits: i64,
+        }
+        let mut rows: Vec<Row> = self
+            .sql()
+            .exec(
+                &format!(
+                    "SELECT id, at, method, path, status, code, duration_ms, ip, credits FROM logs WHERE {} ORDER BY id DESC LIMIT ?",
+                    clauses.join(" AND ")
+                ),
+                args,
+            )
             .and_then(|c| c.to_array())
             .map_err(ApiError::internal)?;
-        let stored: Option<KeyRecord> = match rows.first() {
-            Some(row) => Some(serde_json::from_str(&row.json).map_err(ApiError::internal)?),
-            None => None,
+        let more = rows.len() > q.limit as usize;
+        rows.truncate(q.limit as usize);
+        let cursor = if more {
+            rows.last().map(|r| r.id.to_string())
+        } else {
+            None
         };
-        let (change, reply) = apply(stored, cmd, now_ms());
-        match change {
-            Change::None => {}
-            Change::Put(rec) => {
-                let json = serde_json::to_string(&rec).map_err(ApiError::internal)?;
-                sql.exec(
-                    "INSERT OR REPLACE INTO record (one, json) VALUES (1, ?)",
-                    vec![json.into()],
-                )
-                .map_err(ApiError::internal)?;
+        let items: Vec<Value> = rows
+            .iter()
+            .map(|r| {
+                json!({
+                    "at": to_rfc3339(r.at), "method": r.method, "path": r.path, "status": r.status,
+                    "code": r.code, "duration_ms": r.duration_ms, "ip": r.ip, "credits": r.credits,
+                })
+            })
+            .collect();
+        Ok(json!({ "items": items, "cursor": cursor }))
+    }
+
+    /// The next alarm: the earliest due notice, or the end of a suspension.
+    async fn schedule_alarm(&self) {
+        #[derive(Deserialize)]
+        struct Due {
+            due: Option<i64>,
+        }
+        let due = self
+            .sql()
+            .exec("SELECT MIN(due) AS due FROM outbox", None)
+            .and_then(|c| c.to_array::<Due>())
+            .ok()
+            .and_then(|rows| rows.first().and_then(|r| r.due));
+        let wake = self.memory.try_borrow().ok().and_then(|m| {
+            m.as_ref()
+                .and_then(|s| s.record.as_ref().and_then(|r| r.suspended_until))
+        });
+        let Some(at) = [due, wake].into_iter().flatten().min() else {
+            return;
+        };
+        let offset = (at - now_ms()).max(0);
+        if let Err(e) = self.state.storage().set_alarm(offset).await {
+            console_error!("key object: cannot set alarm: {e}");
+        }
+    }
+
+    /// Delivers due notices; failures are retried with exponential back-off.
+    async fn deliver_due(&self) {
+        #[derive(Deserialize)]
+        struct Pending {
+            id: i64,
+            notice: String,
+            attempts: i64,
+        }
+        let now = now_ms();
+        let pending: Vec<Pending> = match self
+            .sql()
+            .exec(
+                "SELECT id, notice, attempts FROM outbox WHERE due <= ? ORDER BY id",
+                vec![now.into()],
+            )
+            .and_then(|c| c.to_array())
+        {
+            Ok(p) => p,
+            Err(e) => {
+                console_error!("key object: cannot read outbox: {e}");
+                return;
             }
-            Change::Erase => {
-                sql.exec("DELETE FROM record", None)
-                    .map_err(ApiError::internal)?;
+        };
+        for p in pending {
+            let delivered = match serde_json::from_str::<Notice>(&p.notice) {
+                Ok(notice) => self.deliver(notice).await,
+                Err(e) => Err(ApiError::internal(format!("unreadable notice: {e}"))),
+            };
+            let attempts = p.attempts + 1;
+            let outcome = match delivered {
+                Ok(()) => self
+                    .sql()
+                    .exec("DELETE FROM outbox WHERE id = ?", vec![p.id.into()]),
+                Err(e) if attempts >= MAX_ATTEMPTS => {
+                    console_error!("notice {} given up after {attempts} attempts: {e:?}", p.id);
+                    self.sql()
+                        .exec("DELETE FROM outbox WHERE id = ?", vec![p.id.into()])
+                }
+                Err(e) => {
+                    console_error!("notice {} attempt {attempts} failed: {e:?}", p.id);
+                    let due = now_ms() + 1000 * (1i64 << attempts.min(10));
+                    self.sql().exec(
+                        "UPDATE outbox SET attempts = ?, due = ? WHERE id = ?",
+                        vec![attempts.into(), due.into(), p.id.into()],
+                    )
+                }
+            };
+            if let Err(e) = outcome {
+                console_error!("key object: outbox update failed: {e}");
             }
         }
-        reply
     }
+
+    async fn deliver(&self, notice: Notice) -> std::result::Result<(), ApiError> {
+        match notice {
+            Notice::Audit { event } => objects::call(
+                &self.env,
+                REGISTRY,
+                REGISTRY_NAME,
+                &RegistryCommand::Record { event },
+            )
+            .await
+            .map(|_| ()),
+            Notice::Webhook { mut payload } => {
+                let cfg = runtime::config(&self.env)?;
+                let Some(url) = cfg.webhook_url.as_deref() else {
+                    return Ok(()); // no receiver configured
+                };
+                if let Some(p) = payload.as_object_mut() {
+                    p.insert("sent_at".into(), Value::String(to_rfc3339(now_ms())));
+                }
+                let body = serde_json::to_string(&payload).map_err(ApiError::internal)?;
+                let secret = self
+                    .env
+                    .secret("WEBHOOK_SECRET")
+                    .map(|s| s.to_string())
+                    .unwrap_or_default();
+                let headers = Headers::new();
+                let set = |k: &str, v: &str| headers.set(k, v).map_err(ApiError::internal);
+                set("Content-Type", "application/json")?;
+                set(
+                    webhook::SIGNATURE_HEADER,
+                    &webhook::signature(&secret, &body),
+                )?;
+                let mut init = RequestInit::new();
+                init.with_method(Method::Post)
+                    .with_headers(headers)
+                    .with_body(Some(body.into()));
+                let req = Request::new_with_init(url, &init).map_err(ApiError::internal)?;
+                let resp = Fetch::Request(req)
+                    .send()
+                    .await
+                    .map_err(ApiError::internal)?;
+                if (200..300).contains(&resp.status_code()) {
+                    Ok(())
+                } else {
+                    Err(ApiError::internal(format!(
+                        "webhook answered {}",
+                        resp.status_code()
+                    )))
+                }
+            }
+        }
+    }
+}
+
+fn load(sql: &SqlStorage) -> std::result::Result<KeyState, ApiError> {
+    let rows: Vec<JsonRow> = sql
+        .exec("SELECT json FROM record WHERE one = 1", None)
+        .and_then(|c| c.to_array())
+        .map_err(ApiError::internal)?;
+    let record: Option<KeyRecord> = match rows.first() {
+        Some(row) => Some(serde_json::from_str(&row.json).map_err(ApiError::internal)?),
+        None => None,
+    };
+    Ok(KeyState {
+        record,
+        ledger: ledger_store::load(sql, &KEY_LEVELS)?,
+    })
+}
+
+fn persist(
+    sql: &SqlStorage,
+    state: &KeyState,
+    fx: &Effects,
+    now: i64,
+    max_age_ms: i64,
+    max_rows: u32,
+) -> std::result::Result<(), ApiError> {
+    let exec = |q: &str, args: Vec<SqlStorageValue>| {
+        sql.exec(q, args).map(|_| ()).map_err(ApiError::internal)
+    };
+    match (&fx.record, &state.record) {
+        (Change::Put, Some(rec)) => {
+            let json = serde_json::to_string(rec).map_err(ApiError::internal)?;
+            exec(
+                "INSERT OR REPLACE INTO record (one, json) VALUES (1, ?)",
+                vec![json.into()],
+            )?;
+        }
+        (Change::Erase, _) => {
+            for table in ["record", "logs", "outbox", "buckets", "ledger_total"] {
+                exec(&format!("DELETE FROM {table}"), vec![])?;
+            }
+        }
+        _ => {}
+    }
+    ledger_store::write(sql, &state.ledger, &fx.buckets, &fx.prune)?;
+    if let Some(log) = &fx.log {
+        insert_log(sql, log)?;
+        // Retention: by age, and by row cap; checked on one insert in 64.
+        if log.at % 64 == 0 {
+            exec(
+                "DELETE FROM logs WHERE at < ?",
+                vec![(now - max_age_ms).into()],
+            )?;
+            exec(
+                "DELETE FROM logs WHERE id <= (SELECT MAX(id) FROM logs) - ?",
+                vec![i64::from(max_rows).into()],
+            )?;
+        }
+    }
+    for notice in &fx.notices {
+        let text = serde_json::to_string(notice).map_err(ApiError::internal)?;
+        exec(
+            "INSERT INTO outbox (notice, due) VALUES (?, ?)",
+            vec![text.into(), now.into()],
+        )?;
+    }
+    Ok(())
+}
+
+fn insert_log(sql: &SqlStorage, l: &LogEntry) -> std::result::Result<(), ApiError> {
+    let text = |v: &Option<String>| {
+        v.as_deref()
+            .map_or(SqlStorageValue::Null, SqlStorageValue::from)
+    };
+    sql.exec(
+        "INSERT INTO logs (at, method, path, status, code, duration_ms, ip, credits) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        vec![
+            l.at.into(),
+            l.method.as_str().into(),
+            l.path.as_str().into(),
+            i64::from(l.status).into(),
+            text(&l.code),
+            i64::from(l.duration_ms).into(),
+            text(&l.ip),
+            (l.credits as i64).into(),
+        ],
+    )
+    .map(|_| ())
+    .map_err(ApiError::internal)
 }

@@ -1,14 +1,17 @@
 //! The Workers adapter: the fetch entry point and the thin layers around the core.
 //!
 //! Storage the request path reads: the KV index (hash → key id, edge-cached), then
-//! the key's Durable Object and its account's, concurrently. Nothing else.
+//! the key's Durable Object and its account's, concurrently. Nothing else; after
+//! the answer, the key's object is told the request's outcome (the log).
 
 mod account_object;
 mod admin;
 mod forward;
 mod gate;
+mod ip_guard_object;
 mod key_object;
 mod kv_index;
+mod ledger_store;
 mod objects;
 mod registry;
 mod respond;

@@ -10,6 +10,7 @@ use worker::{Env, Method, Request, RequestInit, Response};
 pub const KEYS: &str = "KEY_OBJECTS";
 pub const ACCOUNTS: &str = "ACCOUNT_OBJECTS";
 pub const REGISTRY: &str = "REGISTRY";
+pub const IP_GUARDS: &str = "IP_GUARDS";
 /// The registry is one object: it serves only the management routes.
 pub const REGISTRY_NAME: &str = "registry";
 

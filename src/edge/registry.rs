@@ -4,9 +4,11 @@
 //! holds a copy of the fields it filters on, re-written after every change.
 
 use super::objects;
+use crate::audit::{AuditEvent, EventQuery};
 use crate::error::ApiError;
 use crate::input::ListQuery;
 use crate::model::KeyRecord;
+use crate::time_fmt::to_rfc3339;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use worker::{
@@ -42,17 +44,30 @@ impl RegistryRow {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum RegistryCommand {
-    /// Insert or replace; refused when the alias is taken in the account.
+    /// Insert or replace, recording `event` with it; refused when the alias is
+    /// taken in the account.
     Upsert {
         row: RegistryRow,
+        event: Option<AuditEvent>,
     },
     Remove {
         id: String,
+        event: Option<AuditEvent>,
     },
     /// Ids newest first, and the cursor of the next page.
     List {
         query: ListQuery,
         now: i64,
+    },
+    /// Every key id of an account.
+    AccountKeys {
+        account: String,
+    },
+    Record {
+        event: AuditEvent,
+    },
+    Events {
+        query: EventQuery,
     },
 }
 
@@ -71,7 +86,11 @@ CREATE TABLE IF NOT EXISTS keys (
   id TEXT PRIMARY KEY, account TEXT NOT NULL, alias TEXT, environment TEXT NOT NULL,
   category TEXT, status TEXT NOT NULL, expires_at INTEGER);
 CREATE UNIQUE INDEX IF NOT EXISTS keys_alias ON keys(account, alias) WHERE alias IS NOT NULL;
-CREATE INDEX IF NOT EXISTS keys_account ON keys(account, id);";
+CREATE INDEX IF NOT EXISTS keys_account ON keys(account, id);
+CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, actor TEXT NOT NULL,
+  action TEXT NOT NULL, key_id TEXT, account TEXT NOT NULL, details TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS events_account ON events(account, id);
+CREATE INDEX IF NOT EXISTS events_key ON events(key_id, id);";
 
 impl DurableObject for Registry {
     fn new(state: State, _env: Env) -> Self {
@@ -111,7 +130,7 @@ impl Registry {
     fn run(&self, cmd: RegistryCommand) -> std::result::Result<Value, ApiError> {
         let sql = self.state.storage().sql();
         match cmd {
-            RegistryCommand::Upsert { row } => {
+            RegistryCommand::Upsert { row, event } => {
                 if let Some(alias) = &row.alias {
                     let taken = ids(
                         &sql,
@@ -145,13 +164,23 @@ impl Registry {
                     ],
                 )
                 .map_err(ApiError::internal)?;
-                Ok(Value::Null)
+                record(&sql, event)
             }
-            RegistryCommand::Remove { id } => {
+            RegistryCommand::Remove { id, event } => {
                 sql.exec("DELETE FROM keys WHERE id = ?", vec![id.into()])
                     .map_err(ApiError::internal)?;
-                Ok(Value::Null)
+                record(&sql, event)
             }
+            RegistryCommand::AccountKeys { account } => {
+                let all = ids(
+                    &sql,
+                    "SELECT id FROM keys WHERE account = ?",
+                    vec![account.into()],
+                )?;
+                Ok(json!({ "ids": all }))
+            }
+            RegistryCommand::Record { event } => record(&sql, Some(event)),
+            RegistryCommand::Events { query } => events(&sql, &query),
             RegistryCommand::List { query, now } => {
                 let (where_sql, mut args) = list_filter(&query, now);
                 args.push(SqlStorageValue::from(i64::from(query.limit) + 1));
@@ -167,6 +196,84 @@ impl Registry {
             }
         }
     }
+}
+
+fn record(sql: &SqlStorage, event: Option<AuditEvent>) -> std::result::Result<Value, ApiError> {
+    let Some(e) = event else {
+        return Ok(Value::Null);
+    };
+    let details = serde_json::to_string(&e.details).map_err(ApiError::internal)?;
+    sql.exec(
+        "INSERT INTO events (at, actor, action, key_id, account, details) VALUES (?, ?, ?, ?, ?, ?)",
+        vec![
+            e.at.into(),
+            e.actor.into(),
+            e.action.into(),
+            text(&e.key_id),
+            e.account.into(),
+            details.into(),
+        ],
+    )
+    .map_err(ApiError::internal)?;
+    Ok(Value::Null)
+}
+
+fn events(sql: &SqlStorage, q: &EventQuery) -> std::result::Result<Value, ApiError> {
+    #[derive(Deserialize)]
+    struct Row {
+        id: i64,
+        at: i64,
+        actor: String,
+        action: String,
+        key_id: Option<String>,
+        account: String,
+        details: String,
+    }
+    let mut clauses = vec!["1 = 1".to_string()];
+    let mut args: Vec<SqlStorageValue> = Vec::new();
+    for (column, value) in [
+        ("account", &q.account),
+        ("key_id", &q.key_id),
+        ("action", &q.action),
+    ] {
+        if let Some(v) = value {
+            clauses.push(format!("{column} = ?"));
+            args.push(v.as_str().into());
+        }
+    }
+    if let Some(c) = q.cursor {
+        clauses.push("id < ?".into());
+        args.push(c.into());
+    }
+    args.push((i64::from(q.limit) + 1).into());
+    let mut rows: Vec<Row> = sql
+        .exec(
+            &format!(
+                "SELECT id, at, actor, action, key_id, account, details FROM events WHERE {} ORDER BY id DESC LIMIT ?",
+                clauses.join(" AND ")
+            ),
+            args,
+        )
+        .and_then(|c| c.to_array())
+        .map_err(ApiError::internal)?;
+    let more = rows.len() > q.limit as usize;
+    rows.truncate(q.limit as usize);
+    let cursor = if more {
+        rows.last().map(|r| r.id.to_string())
+    } else {
+        None
+    };
+    let items: Vec<Value> = rows
+        .into_iter()
+        .map(|r| {
+            json!({
+                "at": to_rfc3339(r.at), "actor": r.actor, "action": r.action, "key_id": r.key_id,
+                "account": r.account,
+                "details": serde_json::from_str::<Value>(&r.details).unwrap_or(Value::Null),
+            })
+        })
+        .collect();
+    Ok(json!({ "items": items, "cursor": cursor }))
 }
 
 /// The WHERE clause of a listing. Ids sort by creation time, so `id < cursor`

@@ -92,7 +92,8 @@ export async function startKeyward(opts) {
   const port = await freePort();
   const inspector = await freePort();
   const persistDir = opts.persistDir ?? tempDir("state");
-  const vars = { ADMIN_TOKEN, ORIGIN_URL: opts.originUrl, ...(opts.vars ?? {}) };
+  // These suites send invalid keys on purpose; the limits suite turns blocking on.
+  const vars = { ADMIN_TOKEN, ORIGIN_URL: opts.originUrl, IP_BLOCK_THRESHOLD: "0", ...(opts.vars ?? {}) };
   const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspector)];
   args.push("--persist-to", persistDir, "--log-level", "warn");
   for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);

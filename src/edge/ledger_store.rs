@@ -1,0 +1,80 @@
+//! A ledger's SQLite tables inside a Durable Object. Writes are synchronous and
+//! follow the in-memory ledger, so the two never disagree.
+
+use crate::error::ApiError;
+use crate::ledger::{Ledger, Level, StoredBucket};
+use serde::Deserialize;
+use worker::{SqlStorage, SqlStorageValue};
+
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS buckets (level INTEGER NOT NULL, start INTEGER NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (level, start));
+CREATE TABLE IF NOT EXISTS ledger_total (one INTEGER PRIMARY KEY CHECK (one = 1), total INTEGER NOT NULL);";
+
+#[derive(Deserialize)]
+struct TotalRow {
+    total: i64,
+}
+
+#[derive(Deserialize)]
+struct BucketRow {
+    level: i64,
+    start: i64,
+    count: i64,
+}
+
+pub fn load(sql: &SqlStorage, levels: &[Level]) -> Result<Ledger, ApiError> {
+    let total: Vec<TotalRow> = sql
+        .exec("SELECT total FROM ledger_total WHERE one = 1", None)
+        .and_then(|c| c.to_array())
+        .map_err(ApiError::internal)?;
+    let rows: Vec<BucketRow> = sql
+        .exec("SELECT level, start, count FROM buckets", None)
+        .and_then(|c| c.to_array())
+        .map_err(ApiError::internal)?;
+    let buckets = rows
+        .into_iter()
+        .map(|r| StoredBucket {
+            level: r.level.max(0) as usize,
+            start: r.start,
+            count: r.count.max(0) as u64,
+        })
+        .collect();
+    let total = total.first().map_or(0, |t| t.total.max(0) as u64);
+    Ok(Ledger::restore(levels, total, buckets))
+}
+
+pub fn write(
+    sql: &SqlStorage,
+    ledger: &Ledger,
+    buckets: &[StoredBucket],
+    prune: &[(usize, i64)],
+) -> Result<(), ApiError> {
+    if buckets.is_empty() && prune.is_empty() {
+        return Ok(());
+    }
+    for b in buckets {
+        let args: Vec<SqlStorageValue> = vec![
+            (b.level as i64).into(),
+            b.start.into(),
+            (b.count as i64).into(),
+        ];
+        sql.exec(
+            "INSERT OR REPLACE INTO buckets (level, start, count) VALUES (?, ?, ?)",
+            args,
+        )
+        .map_err(ApiError::internal)?;
+    }
+    for (level, before) in prune {
+        sql.exec(
+            "DELETE FROM buckets WHERE level = ? AND start < ?",
+            vec![(*level as i64).into(), (*before).into()],
+        )
+        .map_err(ApiError::internal)?;
+    }
+    sql.exec(
+        "INSERT OR REPLACE INTO ledger_total (one, total) VALUES (1, ?)",
+        vec![(ledger.total as i64).into()],
+    )
+    .map_err(ApiError::internal)?;
+    Ok(())
+}

@@ -1,0 +1,170 @@
+//! Request logs: what is kept of each request made with a key, and how they are
+//! queried. Storage (SQLite in the key's object) is the edge's business.
+
+use crate::error::ApiError;
+use crate::time_fmt::from_rfc3339;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// Unix milliseconds when the request arrived.
+    pub at: i64,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    /// The refusal's code, for requests keyward answered itself.
+    pub code: Option<String>,
+    /// Time to the first byte of the answer, in milliseconds.
+    pub duration_ms: u32,
+    pub ip: Option<String>,
+    /// Credits charged: the route's cost when admitted, 0 when refused.
+    pub credits: u64,
+}
+
+/// The request facts the key's object needs to log a request it refuses itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestFacts {
+    pub method: String,
+    pub path: String,
+    pub ip: Option<String>,
+}
+
+impl RequestFacts {
+    pub fn refused(&self, at: i64, err: &ApiError) -> LogEntry {
+        LogEntry {
+            at,
+            method: self.method.clone(),
+            path: self.path.clone(),
+            status: err.status(),
+            code: Some(err.code().to_string()),
+            duration_ms: 0,
+            ip: self.ip.clone(),
+            credits: 0,
+        }
+    }
+}
+
+/// `GET /keys/{id}/logs` filters: `status` (`429` or a class `4xx`), `from`/`to`
+/// (RFC 3339), `cursor`, `limit` (1–100, default 50).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogQuery {
+    pub status_min: Option<u16>,
+    pub status_max: Option<u16>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    /// Row id: the page continues with older rows.
+    pub cursor: Option<i64>,
+    pub limit: u32,
+}
+
+pub fn parse_log_query<'a>(
+    pairs: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Result<LogQuery, ApiError> {
+    let mut q = LogQuery {
+        limit: 50,
+        ..Default::default()
+    };
+    for (k, v) in pairs {
+        match k {
+            "status" => {
+                let (min, max) = parse_status(v).ok_or_else(|| {
+                    ApiError::field(
+                        "status",
+                        "must be a status such as 429 or a class such as 4xx",
+                    )
+                })?;
+                q.status_min = Some(min);
+                q.status_max = Some(max);
+            }
+            "from" | "to" => {
+                let t = from_rfc3339(v)
+                    .ok_or_else(|| ApiError::field(k, "must be an RFC 3339 date-time"))?;
+                if k == "from" {
+                    q.from = Some(t)
+                } else {
+                    q.to = Some(t)
+                }
+            }
+            "cursor" => {
+                q.cursor = Some(v.parse().ok().filter(|c| *c > 0).ok_or_else(|| {
+                    ApiError::field("cursor", "is not a cursor from this listing")
+                })?)
+            }
+            "limit" => {
+                q.limit = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=100).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::field("limit", "must be a whole number from 1 to 100")
+                    })?
+            }
+            other => return Err(ApiError::field(other, "is not a known filter")),
+        }
+    }
+    Ok(q)
+}
+
+fn parse_status(v: &str) -> Option<(u16, u16)> {
+    if let [d, b'x' | b'X', b'x' | b'X'] = v.as_bytes() {
+        let class = u16::from(d.checked_sub(b'0')?);
+        return (1..=5)
+            .contains(&class)
+            .then_some((class * 100, class * 100 + 99));
+    }
+    let s: u16 = v.parse().ok()?;
+    (100..=599).contains(&s).then_some((s, s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_query() {
+        let q = parse_log_query(
+            [
+                ("status", "4xx"),
+                ("from", "2026-01-01T00:00:00Z"),
+                ("limit", "10"),
+            ]
+            .into_iter(),
+        )
+        .unwrap();
+        assert_eq!((q.status_min, q.status_max), (Some(400), Some(499)));
+        assert_eq!(q.from, Some(1_767_225_600_000));
+        assert_eq!(q.limit, 10);
+        let q = parse_log_query([("status", "429"), ("cursor", "17")].into_iter()).unwrap();
+        assert_eq!(
+            (q.status_min, q.status_max, q.cursor),
+            (Some(429), Some(429), Some(17))
+        );
+        for (k, v) in [
+            ("status", "9xx"),
+            ("status", "abc"),
+            ("from", "yesterday"),
+            ("cursor", "x"),
+            ("limit", "0"),
+            ("sort", "asc"),
+        ] {
+            match parse_log_query([(k, v)].into_iter()) {
+                Err(ApiError::InvalidField { field, .. }) => assert_eq!(field, k),
+                other => panic!("{k}={v}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn refusals_are_logged_with_their_code() {
+        let facts = RequestFacts {
+            method: "GET".into(),
+            path: "/x".into(),
+            ip: Some("10.0.0.1".into()),
+        };
+        let e = facts.refused(5, &ApiError::RateLimited { retry_after: 1 });
+        assert_eq!(
+            (e.status, e.code.as_deref(), e.credits),
+            (429, Some("rate_limited"), 0)
+        );
+    }
+}
