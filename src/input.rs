@@ -16,18 +16,25 @@ const MAX_METADATA_BYTES: usize = 4096;
 /// `Some(None)` clears.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct KeyPatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none", with = "clearable")]
     pub alias: Option<Option<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none", with = "clearable")]
     pub category: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permissions: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub projects: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none", with = "clearable")]
     pub expires_at: Option<Option<i64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limits: Option<RateLimits>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quotas: Option<Quotas>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip_allowlist: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Map<String, Value>>,
 }
 
