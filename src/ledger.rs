@@ -165,14 +165,15 @@ impl Ledger {
         self.in_window(now, window).map(|(_, _, c)| c).sum()
     }
 
-    /// Credits in buckets starting in `[from, to)`, read at the finest level that
-    /// still keeps `from` at `now`.
+    /// Credits in buckets overlapping `[from, to)`, read at the finest level that
+    /// still keeps `from` at `now`. A bucket straddling `from` counts whole: the
+    /// requests of a key's first moments are not lost to bucket alignment.
     pub fn count_between(&self, now: i64, from: i64, to: i64) -> u64 {
-        let Some((_, q)) = self.level_for(now - from) else {
+        let Some((level, q)) = self.level_for(now - from) else {
             return 0;
         };
         q.iter()
-            .filter(|(s, _)| *s >= from && *s < to)
+            .filter(|(s, _)| *s + level.granularity > from && *s < to)
             .map(|(_, c)| c)
             .sum()
     }
@@ -343,5 +344,10 @@ mod tests {
         l.add(T0 + 10 * MINUTE, 2);
         assert_eq!(l.count_between(T0 + 20 * MINUTE, T0, T0 + 5 * MINUTE), 4);
         assert_eq!(l.count_between(T0 + 20 * MINUTE, T0, T0 + 11 * MINUTE), 6);
+        // From the middle of the first bucket: that bucket still counts.
+        assert_eq!(
+            l.count_between(T0 + 20 * MINUTE, T0 + 30 * SECOND, T0 + 5 * MINUTE),
+            4
+        );
     }
 }

@@ -575,4 +575,31 @@ mod tests {
         assert_eq!(tighter(Some(s.clone()), Some(total.clone())), Some(total));
         assert_eq!(tighter(None, Some(s.clone())), Some(s));
     }
+
+    #[test]
+    fn a_young_keys_first_requests_count_in_its_baseline() {
+        // Four groups of 5 requests, 3.2 s apart, on a key made mid-second; then
+        // a burst. Window 2 s, floor 5: a new key would trip at its 6th request.
+        let cfg = BreakerConfig {
+            enabled: true,
+            factor: 3.0,
+            window_ms: 2000,
+            cooldown_ms: 3000,
+            floor: 5,
+            history_ms: 60_000,
+        };
+        let created = T0 + 437;
+        let mut l = Ledger::new(&KEY_LEVELS);
+        let mut t = created + 20;
+        for _ in 0..4 {
+            for _ in 0..5 {
+                l.add(t, 1);
+                t += 15;
+            }
+            t += 3200;
+        }
+        let (threshold, baseline) = breaker_threshold(&l, &cfg, created, t);
+        assert!((3.5..3.7).contains(&baseline), "baseline {baseline}");
+        assert_eq!(threshold, 11);
+    }
 }
