@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum KeyCommand {
     Create {
         record: Box<KeyRecord>,
@@ -79,7 +79,7 @@ pub enum Change {
 
 /// Something to tell the world, delivered by the object's alarm with retries.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Notice {
     Audit { event: AuditEvent },
     Webhook { payload: Value },

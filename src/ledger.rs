@@ -64,8 +64,60 @@ pub struct StoredBucket {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+struct Buckets {
+    level: Level,
+    /// (start, credits), oldest first.
+    queue: VecDeque<(i64, u64)>,
+    /// Sum of `queue`, so whole-level windows cost no scan.
+    sum: u64,
+}
+
+impl Buckets {
+    /// Credits in buckets overlapping `(now - window, now]`. A window short against
+    /// the level's retention is summed from the newest end; a long one is the
+    /// level's sum less the few stale buckets at the front.
+    fn count(&self, now: i64, window: i64) -> u64 {
+        let g = self.level.granularity;
+        if window * 2 < self.level.retention {
+            return self
+                .queue
+                .iter()
+                .rev()
+                .skip_while(|(s, _)| *s > now)
+                .take_while(|(s, _)| *s + g > now - window)
+                .map(|(_, c)| c)
+                .sum();
+        }
+        let stale: u64 = self
+            .queue
+            .iter()
+            .take_while(|(s, _)| *s + g <= now - window)
+            .map(|(_, c)| c)
+            .sum();
+        let future: u64 = self
+            .queue
+            .iter()
+            .rev()
+            .take_while(|(s, _)| *s > now)
+            .map(|(_, c)| c)
+            .sum();
+        self.sum.saturating_sub(stale + future)
+    }
+
+    /// Buckets overlapping `(now - window, now]`, oldest first.
+    fn in_window(&self, now: i64, window: i64) -> impl Iterator<Item = (i64, i64, u64)> + '_ {
+        let g = self.level.granularity;
+        self.queue
+            .iter()
+            .skip_while(move |(s, _)| *s + g <= now - window)
+            .take_while(move |(s, _)| *s <= now)
+            .map(move |(s, c)| (*s, g, *c))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ledger {
-    levels: Vec<(Level, VecDeque<(i64, u64)>)>,
+    levels: Vec<Buckets>,
     /// All-time credits (never pruned).
     pub total: u64,
 }
@@ -73,7 +125,14 @@ pub struct Ledger {
 impl Ledger {
     pub fn new(levels: &[Level]) -> Self {
         Ledger {
-            levels: levels.iter().map(|l| (*l, VecDeque::new())).collect(),
+            levels: levels
+                .iter()
+                .map(|l| Buckets {
+                    level: *l,
+                    queue: VecDeque::new(),
+                    sum: 0,
+                })
+                .collect(),
             total: 0,
         }
     }
@@ -84,8 +143,9 @@ impl Ledger {
         ledger.total = total;
         buckets.sort_by_key(|b| (b.level, b.start));
         for b in buckets {
-            if let Some((_, q)) = ledger.levels.get_mut(b.level) {
-                q.push_back((b.start, b.count));
+            if let Some(l) = ledger.levels.get_mut(b.level) {
+                l.queue.push_back((b.start, b.count));
+                l.sum = l.sum.saturating_add(b.count);
             }
         }
         ledger
@@ -105,39 +165,57 @@ impl Ledger {
 
     fn change(&mut self, at: i64, f: impl Fn(u64) -> u64) -> Vec<StoredBucket> {
         let mut out = Vec::with_capacity(self.levels.len());
-        for (i, (level, q)) in self.levels.iter_mut().enumerate() {
-            let start = at.div_euclid(level.granularity) * level.granularity;
-            let pos = q.iter().position(|(s, _)| *s >= start).unwrap_or(q.len());
-            let count = match q.get_mut(pos) {
+        for (i, l) in self.levels.iter_mut().enumerate() {
+            let g = l.level.granularity;
+            let start = at.div_euclid(g) * g;
+            // Nearly always the newest bucket: search from the back.
+            let pos = l.queue.len()
+                - l.queue
+                    .iter()
+                    .rev()
+                    .take_while(|(s, _)| *s >= start)
+                    .count();
+            let (old, new) = match l.queue.get_mut(pos) {
                 Some((s, c)) if *s == start => {
-                    *c = f(*c);
-                    *c
+                    let old = *c;
+                    *c = f(old);
+                    (old, *c)
                 }
                 _ => {
-                    q.insert(pos, (start, f(0)));
-                    f(0)
+                    l.queue.insert(pos, (start, f(0)));
+                    (0, f(0))
                 }
             };
+            l.sum = l.sum.saturating_sub(old).saturating_add(new);
             out.push(StoredBucket {
                 level: i,
                 start,
-                count,
+                count: new,
             });
         }
         out
+    }
+
+    /// Live buckets across all levels.
+    pub fn bucket_count(&self) -> usize {
+        self.levels.iter().map(|l| l.queue.len()).sum()
     }
 
     /// Drops buckets past their level's retention at `now`; returns, per level, the
     /// bucket start below which storage may delete.
     pub fn prune(&mut self, now: i64) -> Vec<(usize, i64)> {
         let mut cut = Vec::new();
-        for (i, (level, q)) in self.levels.iter_mut().enumerate() {
-            let oldest_kept = now - level.retention - level.granularity;
-            let before = q.len();
-            while q.front().is_some_and(|(s, _)| *s < oldest_kept) {
-                q.pop_front();
+        for (i, l) in self.levels.iter_mut().enumerate() {
+            let oldest_kept = now - l.level.retention - l.level.granularity;
+            let before = l.queue.len();
+            while let Some(&(s, c)) = l.queue.front() {
+                if s >= oldest_kept {
+                    break;
+                }
+                l.sum = l.sum.saturating_sub(c);
+                l.queue.pop_front();
             }
-            if q.len() != before {
+            if l.queue.len() != before {
                 cut.push((i, oldest_kept));
             }
         }
@@ -145,37 +223,37 @@ impl Ledger {
     }
 
     /// The finest level that keeps a whole window of `window` ms.
-    fn level_for(&self, window: i64) -> Option<&(Level, VecDeque<(i64, u64)>)> {
-        self.levels.iter().find(|(l, _)| l.retention >= window)
-    }
-
-    /// Buckets overlapping `(now - window, now]`, oldest first.
-    fn in_window(&self, now: i64, window: i64) -> impl Iterator<Item = (i64, i64, u64)> + '_ {
-        let found = self.level_for(window);
-        let g = found.map_or(1, |(l, _)| l.granularity);
-        found
-            .into_iter()
-            .flat_map(|(_, q)| q.iter())
-            .filter(move |(s, _)| *s + g > now - window && *s <= now)
-            .map(move |(s, c)| (*s, g, *c))
+    fn level_for(&self, window: i64) -> Option<&Buckets> {
+        self.levels.iter().find(|l| l.level.retention >= window)
     }
 
     /// Credits counted in the rolling window of `window` ms ending at `now`.
     pub fn count(&self, now: i64, window: i64) -> u64 {
-        self.in_window(now, window).map(|(_, _, c)| c).sum()
+        self.level_for(window).map_or(0, |l| l.count(now, window))
     }
 
     /// Credits in buckets overlapping `[from, to)`, read at the finest level that
     /// still keeps `from` at `now`. A bucket straddling `from` counts whole: the
     /// requests of a key's first moments are not lost to bucket alignment.
     pub fn count_between(&self, now: i64, from: i64, to: i64) -> u64 {
-        let Some((level, q)) = self.level_for(now - from) else {
+        let Some(l) = self.level_for(now - from) else {
             return 0;
         };
-        q.iter()
-            .filter(|(s, _)| *s + level.granularity > from && *s < to)
+        let g = l.level.granularity;
+        let before: u64 = l
+            .queue
+            .iter()
+            .take_while(|(s, _)| *s + g <= from)
             .map(|(_, c)| c)
-            .sum()
+            .sum();
+        let after: u64 = l
+            .queue
+            .iter()
+            .rev()
+            .take_while(|(s, _)| *s >= to)
+            .map(|(_, c)| c)
+            .sum();
+        l.sum.saturating_sub(before + after)
     }
 
     /// Milliseconds from `now` until `cost` more credits fit under `limit` in the
@@ -184,13 +262,16 @@ impl Ledger {
         if cost > limit {
             return None;
         }
-        let mut count = self.count(now, window);
+        let Some(l) = self.level_for(window) else {
+            return Some(0);
+        };
+        let mut count = l.count(now, window);
         if count + cost <= limit {
             return Some(0);
         }
         // A bucket starting at s stops counting once s + g <= t - window.
-        for (s, g, c) in self.in_window(now, window) {
-            count -= c;
+        for (s, g, c) in l.in_window(now, window) {
+            count -= c.min(count);
             if count + cost <= limit {
                 return Some((s + g + window - now).max(1));
             }
@@ -200,8 +281,8 @@ impl Ledger {
 
     /// Milliseconds until the oldest counted credit leaves the window (0 if none).
     pub fn reset_in(&self, now: i64, window: i64) -> i64 {
-        self.in_window(now, window)
-            .find(|(_, _, c)| *c > 0)
+        self.level_for(window)
+            .and_then(|l| l.in_window(now, window).find(|(_, _, c)| *c > 0))
             .map_or(0, |(s, g, _)| (s + g + window - now).max(0))
     }
 }
@@ -335,6 +416,35 @@ mod tests {
             l.count(T0 + 3 * MINUTE, DAY)
         );
         assert_eq!(restored.total, 3);
+    }
+
+    #[test]
+    fn running_sums_match_a_full_scan() {
+        let mut l = Ledger::new(&KEY_LEVELS);
+        let mut t = T0;
+        let mut x: u64 = 1;
+        for step in 0..20_000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            t += (x >> 33) as i64 % 40_000;
+            l.add(t, 1 + (x >> 60));
+            if step % 7 == 0 {
+                l.remove(t - 500, 1);
+            }
+            l.prune(t);
+            for w in [SECOND, MINUTE, DAY, 7 * DAY, 30 * DAY] {
+                let lvl = l.level_for(w).unwrap();
+                let g = lvl.level.granularity;
+                let scan: u64 = lvl
+                    .queue
+                    .iter()
+                    .filter(|(s, _)| *s + g > t - w && *s <= t)
+                    .map(|(_, c)| c)
+                    .sum();
+                assert_eq!(l.count(t, w), scan, "window {w} at step {step}");
+            }
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod limits;
 pub mod model;
 pub mod policy;
 pub mod request_log;
+pub mod request_url;
 pub mod time_fmt;
 pub mod webhook;
 

@@ -15,7 +15,7 @@ use worker::{
 };
 
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum AccountCommand {
     Get,
     SetPlan {

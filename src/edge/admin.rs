@@ -19,11 +19,12 @@ use crate::lifecycle::{self, Birth};
 use crate::limits::LimitState;
 use crate::model::{Environment, HashEntry, Identity, KeyRecord};
 use crate::request_log::parse_log_query;
+use crate::request_url::{self, RequestUrl};
 use crate::time_fmt::to_rfc3339;
 use futures_util::future::join_all;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use worker::{Context, Env, Method, Request, Response, Url};
+use worker::{Context, Env, Method, Request, Response};
 
 /// Who is calling: the bootstrap token, or an `admin` key bound to its account.
 enum Caller {
@@ -82,10 +83,11 @@ pub async fn handle(
     cfg: &Config,
     ctx: &Context,
 ) -> Result<Response, ApiError> {
-    let url = req.url().map_err(ApiError::internal)?;
-    crate::check::check_transport(url.scheme(), cfg.allow_http)?;
+    let full_url = req.inner().url();
+    let url = request_url::split(&full_url);
+    crate::check::check_transport(url.scheme, cfg.allow_http)?;
     let route = url
-        .path()
+        .path
         .strip_prefix(cfg.admin_prefix.as_str())
         .unwrap_or_default()
         .to_string();
@@ -124,7 +126,7 @@ pub async fn handle(
 async fn route_to(
     req: &mut Request,
     segments: &[&str],
-    url: &Url,
+    url: &RequestUrl<'_>,
     caller: &Caller,
     env: &Env,
     cfg: &Config,
@@ -211,10 +213,8 @@ fn constant_time_eq(a: &str, b: &str) -> bool {
         == 0
 }
 
-fn query_pairs(url: &Url) -> Vec<(String, String)> {
-    url.query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
+fn query_pairs(url: &RequestUrl<'_>) -> Vec<(String, String)> {
+    request_url::query_pairs(url.query)
 }
 
 async fn read_json(req: &mut Request) -> Result<Value, ApiError> {
@@ -376,7 +376,12 @@ async fn create_key(
     respond::json(201, &view)
 }
 
-async fn list_keys(caller: &Caller, env: &Env, url: &Url, now: i64) -> Result<Response, ApiError> {
+async fn list_keys(
+    caller: &Caller,
+    env: &Env,
+    url: &RequestUrl<'_>,
+    now: i64,
+) -> Result<Response, ApiError> {
     let pairs = query_pairs(url);
     let mut query = input::parse_list_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
     query.account = caller.confine(query.account)?;
@@ -606,7 +611,11 @@ async fn set_plan(
     account_view(cfg, id, Some(&plan))
 }
 
-async fn list_events(caller: &Caller, env: &Env, url: &Url) -> Result<Response, ApiError> {
+async fn list_events(
+    caller: &Caller,
+    env: &Env,
+    url: &RequestUrl<'_>,
+) -> Result<Response, ApiError> {
     let mut query = EventQuery {
         limit: 50,
         ..Default::default()

@@ -4,7 +4,8 @@
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::model::Identity;
-use worker::{Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response, Url};
+use crate::request_url::RequestUrl;
+use worker::{Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response};
 
 pub const HEADER_KEY_ID: &str = "X-Keyward-Key-Id";
 pub const HEADER_ACCOUNT: &str = "X-Keyward-Account";
@@ -14,13 +15,13 @@ pub const HEADER_PROJECTS: &str = "X-Keyward-Projects";
 
 pub async fn to_origin(
     req: Request,
-    url: &Url,
+    url: &RequestUrl<'_>,
     cfg: &Config,
     identity: Option<&Identity>,
 ) -> Result<Response, ApiError> {
-    let target = match url.query() {
-        Some(q) => format!("{}{}?{q}", cfg.origin_url, url.path()),
-        None => format!("{}{}", cfg.origin_url, url.path()),
+    let target = match url.query {
+        Some(q) => format!("{}{}?{q}", cfg.origin_url, url.path),
+        None => format!("{}{}", cfg.origin_url, url.path),
     };
     let headers = Headers::new();
     for (name, value) in req.headers().entries() {

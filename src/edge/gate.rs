@@ -17,6 +17,7 @@ use crate::limits::{self, LimitState};
 use crate::model::Identity;
 use crate::policy;
 use crate::request_log::{LogEntry, RequestFacts};
+use crate::request_url;
 use futures_util::future::join;
 use serde::Deserialize;
 use worker::{console_error, Context, Env, Headers, Request, Response};
@@ -46,15 +47,16 @@ pub async fn handle(
     ctx: &Context,
 ) -> Result<Response, ApiError> {
     let started = now_ms();
-    let url = req.url().map_err(ApiError::internal)?;
-    check::check_transport(url.scheme(), cfg.allow_http)?;
-    if policy::is_public(&cfg.public_paths, url.path()) {
+    let full_url = req.inner().url();
+    let url = request_url::split(&full_url);
+    check::check_transport(url.scheme, cfg.allow_http)?;
+    if policy::is_public(&cfg.public_paths, url.path) {
         return forward::to_origin(req, &url, cfg, None).await;
     }
     let method = req.method();
-    let permission = policy::required_permission(&cfg.route_rules, method.as_ref(), url.path());
-    let project = policy::project_of(&cfg.project_segment, url.path());
-    let cost = policy::route_cost(&cfg.route_costs, method.as_ref(), url.path());
+    let permission = policy::required_permission(&cfg.route_rules, method.as_ref(), url.path);
+    let project = policy::project_of(&cfg.project_segment, url.path);
+    let cost = policy::route_cost(&cfg.route_costs, method.as_ref(), url.path);
     let admission = authenticate(&req, env, cfg, ctx, permission, project, cost, started).await?;
 
     let outcome = forward::to_origin(req, &url, cfg, Some(&admission.identity)).await;

@@ -10,7 +10,7 @@ use serde_json::Value;
 use worker::{console_error, durable_object, DurableObject, Env, Request, Response, Result, State};
 
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum IpGuardCommand {
     Fail,
 }

@@ -42,7 +42,7 @@ impl RegistryRow {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum RegistryCommand {
     /// Insert or replace, recording `event` with it; refused when the alias is
     /// taken in the account.
