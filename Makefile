@@ -1,7 +1,7 @@
 # keyward: the two commands a newcomer needs are `make dev` and `make test`.
 # Every target installs what it needs first (scripts/setup.sh is idempotent).
 
-.PHONY: setup build dev test unit lint e2e
+.PHONY: setup build dev test unit lint e2e bench
 
 setup:
 	@bash scripts/setup.sh
@@ -28,3 +28,8 @@ unit:
 
 e2e:
 	WRANGLER_SEND_METRICS=false node --test --test-concurrency=1 tests/e2e/
+
+# Speed and size: wrk against the release worker under wrangler dev, six scenarios,
+# medians of 3 rounds, plus the host micro-benchmark; writes BENCHMARKS.md.
+bench: build
+	WRANGLER_SEND_METRICS=false node bench/run.mjs

@@ -35,7 +35,7 @@ pub enum KeyCommand {
     Settle {
         at: i64,
         refund: u64,
-        log: Option<LogEntry>,
+        logs: Vec<LogEntry>,
     },
     Patch {
         patch: Box<KeyPatch>,
@@ -67,6 +67,9 @@ pub struct Admitted {
     /// When the credits were consumed: the refund of a `Settle` names it.
     pub at: i64,
     pub limit: Option<LimitState>,
+    /// Whether the key's plan has account-wide limits (row 15): when it has none,
+    /// the worker may leave the account's object out of later requests.
+    pub account_limits: bool,
 }
 
 /// What storage must do about the record.
@@ -91,7 +94,7 @@ pub struct Effects {
     pub buckets: Vec<StoredBucket>,
     /// Per ledger level: delete stored buckets starting before this time.
     pub prune: Vec<(usize, i64)>,
-    pub log: Option<LogEntry>,
+    pub logs: Vec<LogEntry>,
     pub notices: Vec<Notice>,
     pub alarm_at: Option<i64>,
 }
@@ -102,7 +105,7 @@ impl Effects {
             record: Change::None,
             buckets: Vec::new(),
             prune: Vec::new(),
-            log: None,
+            logs: Vec::new(),
             notices: Vec::new(),
             alarm_at: None,
         }
@@ -165,14 +168,14 @@ pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
             facts,
             cost,
         } => check(rec, ledger, cfg, &request, &facts, cost, now),
-        KeyCommand::Settle { at, refund, log } => {
+        KeyCommand::Settle { at, refund, logs } => {
             let mut fx = Effects::none();
             if refund > 0 {
                 fx.buckets = ledger.remove(at, refund);
                 rec.usage_count = rec.usage_count.saturating_sub(1);
                 fx.record = Change::Put;
             }
-            fx.log = log;
+            fx.logs = logs;
             (fx, Ok(Value::Null))
         }
         KeyCommand::Patch { patch } => record_result(rec, |r| lifecycle::patch(r, &patch, now)),
@@ -248,7 +251,7 @@ fn check(
     now: i64,
 ) -> Outcome {
     let refuse = |mut fx: Effects, e: ApiError| {
-        fx.log = Some(facts.refused(now, &e));
+        fx.logs.push(facts.refused(now, &e));
         (fx, Err(e))
     };
     let plan = cfg.plan(rec.plan.as_deref()).1;
@@ -307,10 +310,14 @@ fn check(
             let mut fx = Effects::put();
             fx.buckets = ledger.add(now, cost);
             fx.prune = ledger.prune(now);
+            let account_limits = plan.is_some_and(|p| {
+                p.account_limits.per_second.is_some() || p.account_limits.per_minute.is_some()
+            });
             let reply = Admitted {
                 identity,
                 at: now,
                 limit,
+                account_limits,
             };
             (fx, to_value(&reply))
         }
@@ -475,13 +482,13 @@ mod tests {
         let _ = apply(&mut s, check_cmd("h1"), &cfg, NOW);
         let (fx, res) = apply(&mut s, check_cmd("h1"), &cfg, NOW + 1);
         assert_eq!(res, Err(ApiError::RateLimited { retry_after: 61 }));
-        assert_eq!(fx.log.as_ref().map(|l| l.status), Some(429));
+        assert_eq!(fx.logs.first().map(|l| l.status), Some(429));
         assert!(fx.buckets.is_empty());
         assert_eq!(s.ledger.total, 1);
         assert_eq!(s.record.as_ref().unwrap().usage_count, 1);
         // A wrong secret is not logged against the key.
         let (fx, res) = apply(&mut s, check_cmd("nope"), &cfg, NOW);
-        assert_eq!((fx.log, res), (None, Err(ApiError::InvalidKey)));
+        assert_eq!((fx.logs, res), (vec![], Err(ApiError::InvalidKey)));
     }
 
     #[test]
@@ -531,7 +538,7 @@ mod tests {
             KeyCommand::Settle {
                 at: admitted.at,
                 refund: 1,
-                log: None,
+                logs: vec![],
             },
             &cfg,
             NOW + 2,

@@ -52,8 +52,10 @@ pub struct LogQuery {
     pub status_max: Option<u16>,
     pub from: Option<i64>,
     pub to: Option<i64>,
-    /// Row id: the page continues with older rows.
-    pub cursor: Option<i64>,
+    /// `(at, row id)` of the last row of the previous page: the page continues
+    /// with older rows. Rows are ordered by request time, since admitted requests'
+    /// rows arrive in batches after refusals decided later.
+    pub cursor: Option<(i64, i64)>,
     pub limit: u32,
 }
 
@@ -86,7 +88,10 @@ pub fn parse_log_query<'a>(
                 }
             }
             "cursor" => {
-                q.cursor = Some(v.parse().ok().filter(|c| *c > 0).ok_or_else(|| {
+                let parsed = v
+                    .split_once('.')
+                    .and_then(|(at, id)| Some((at.parse().ok()?, id.parse().ok()?)));
+                q.cursor = Some(parsed.ok_or_else(|| {
                     ApiError::field("cursor", "is not a cursor from this listing")
                 })?)
             }
@@ -134,16 +139,18 @@ mod tests {
         assert_eq!((q.status_min, q.status_max), (Some(400), Some(499)));
         assert_eq!(q.from, Some(1_767_225_600_000));
         assert_eq!(q.limit, 10);
-        let q = parse_log_query([("status", "429"), ("cursor", "17")].into_iter()).unwrap();
+        let q = parse_log_query([("status", "429"), ("cursor", "1767225600000.17")].into_iter())
+            .unwrap();
         assert_eq!(
             (q.status_min, q.status_max, q.cursor),
-            (Some(429), Some(429), Some(17))
+            (Some(429), Some(429), Some((1_767_225_600_000, 17)))
         );
         for (k, v) in [
             ("status", "9xx"),
             ("status", "abc"),
             ("from", "yesterday"),
             ("cursor", "x"),
+            ("cursor", "17"),
             ("limit", "0"),
             ("sort", "asc"),
         ] {

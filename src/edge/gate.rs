@@ -20,13 +20,13 @@ use crate::request_log::{LogEntry, RequestFacts};
 use crate::request_url;
 use futures_util::future::join;
 use serde::Deserialize;
-use worker::{console_error, Context, Env, Headers, Request, Response};
+use std::time::Duration;
+use worker::{console_error, Context, Delay, Env, Headers, Request, Response};
 
 /// A request the key's and the account's objects both admitted.
 pub struct Admission {
     pub identity: Identity,
     key_id: String,
-    at: i64,
     cost: u64,
     pub limit: Option<LimitState>,
     facts: RequestFacts,
@@ -38,6 +38,17 @@ struct AccountAdmitted {
     at: i64,
     limit: Option<LimitState>,
     charged: u64,
+}
+
+impl AccountAdmitted {
+    /// The account's answer when its plan has no account-wide limits.
+    fn nothing() -> Self {
+        AccountAdmitted {
+            at: 0,
+            limit: None,
+            charged: 0,
+        }
+    }
 }
 
 pub async fn handle(
@@ -136,16 +147,27 @@ async fn admit(
         facts: facts.clone(),
         cost,
     };
-    let (key, account) = join(
-        objects::call_as::<_, Admitted>(env, KEYS, &entry.id, &check),
-        objects::call_as::<_, AccountAdmitted>(
-            env,
-            ACCOUNTS,
-            &entry.account,
-            &AccountCommand::Admit { cost },
-        ),
-    )
-    .await;
+    let admit_account = AccountCommand::Admit { cost };
+    let key_call = objects::call_as::<_, Admitted>(env, KEYS, &entry.id, &check);
+    let account_call =
+        || objects::call_as::<_, AccountAdmitted>(env, ACCOUNTS, &entry.account, &admit_account);
+    // Row 15 needs the account's object only if the plan has account-wide limits.
+    // Whether it has is known from the key's last reply; unknown or yes: ask both
+    // at once (one round trip). Known no: ask the key only — and should its reply
+    // say otherwise (the plan just changed), ask the account right after.
+    let (key, account) = if runtime::account_has_limits(&entry.account) == Some(false) {
+        let key = key_call.await;
+        let account = match &key {
+            Ok(k) if k.account_limits => account_call().await,
+            _ => Ok(AccountAdmitted::nothing()),
+        };
+        (key, account)
+    } else {
+        join(key_call, account_call()).await
+    };
+    if let Ok(k) = &key {
+        runtime::remember_account_limits(&entry.account, k.account_limits);
+    }
 
     // All-or-nothing: when one side refused, what the other consumed is given
     // back after the answer (see README), and the key's object logs the refusal.
@@ -159,11 +181,10 @@ async fn admit(
         Ok(both) => both,
         Err(e) => {
             if let Some(at) = key_at {
-                let log = Some(facts.refused(at, &e));
                 let settle = KeyCommand::Settle {
                     at,
                     refund: cost,
-                    log,
+                    logs: vec![facts.refused(at, &e)],
                 };
                 background(ctx, env, KEYS, entry.id.clone(), settle);
             }
@@ -177,7 +198,6 @@ async fn admit(
     Ok(Admission {
         identity: key.identity,
         key_id: entry.id,
-        at: key.at,
         cost,
         limit: limits::tighter(key.limit, account.limit),
         facts,
@@ -201,7 +221,11 @@ fn background<C: serde::Serialize + 'static>(
     });
 }
 
-/// Logs an admitted request against its key, after the answer.
+/// How long an admitted request's log row waits to travel with others to its key.
+const LOG_BATCH_MS: u64 = 250;
+
+/// Logs an admitted request against its key, after the answer. Rows are batched
+/// per key: one call to the key's object per batch, not per request.
 pub fn settle(ctx: &Context, env: &Env, a: &Admission, status: u16) {
     let log = LogEntry {
         at: a.started,
@@ -213,12 +237,22 @@ pub fn settle(ctx: &Context, env: &Env, a: &Admission, status: u16) {
         ip: a.facts.ip.clone(),
         credits: a.cost,
     };
-    let settle = KeyCommand::Settle {
-        at: a.at,
-        refund: 0,
-        log: Some(log),
-    };
-    background(ctx, env, KEYS, a.key_id.clone(), settle);
+    if !runtime::queue_log(&a.key_id, log) {
+        return; // a flush is already scheduled for this key
+    }
+    let (env, key_id) = (env.clone(), a.key_id.clone());
+    ctx.wait_until(async move {
+        Delay::from(Duration::from_millis(LOG_BATCH_MS)).await;
+        let logs = runtime::take_logs(&key_id);
+        let settle = KeyCommand::Settle {
+            at: 0,
+            refund: 0,
+            logs,
+        };
+        if let Err(e) = objects::call(&env, KEYS, &key_id, &settle).await {
+            console_error!("{key_id}: request logs lost: {e:?}");
+        }
+    });
 }
 
 /// Row 3 happened: count it against the address; the answer is row 2 if the

@@ -26,7 +26,7 @@ const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS record (one INTEGER PRIMARY KEY CHECK (one = 1), json TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS logs (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, method TEXT NOT NULL,
   path TEXT NOT NULL, status INTEGER NOT NULL, code TEXT, duration_ms INTEGER NOT NULL, ip TEXT, credits INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS logs_at ON logs(at);
+CREATE INDEX IF NOT EXISTS logs_at ON logs(at, id);
 CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, notice TEXT NOT NULL,
   attempts INTEGER NOT NULL DEFAULT 0, due INTEGER NOT NULL);";
 
@@ -146,8 +146,9 @@ impl KeyObject {
         if let Some(v) = q.to {
             push("at < ?", v);
         }
-        if let Some(v) = q.cursor {
-            push("id < ?", v);
+        if let Some((at, id)) = q.cursor {
+            clauses.push("(at < ? OR (at = ? AND id < ?))".into());
+            args.extend([at.into(), at.into(), id.into()]);
         }
         args.push((i64::from(q.limit) + 1).into());
         #[derive(Deserialize)]
@@ -166,7 +167,7 @@ impl KeyObject {
             .sql()
             .exec(
                 &format!(
-                    "SELECT id, at, method, path, status, code, duration_ms, ip, credits FROM logs WHERE {} ORDER BY id DESC LIMIT ?",
+                    "SELECT id, at, method, path, status, code, duration_ms, ip, credits FROM logs WHERE {} ORDER BY at DESC, id DESC LIMIT ?",
                     clauses.join(" AND ")
                 ),
                 args,
@@ -176,7 +177,7 @@ impl KeyObject {
         let more = rows.len() > q.limit as usize;
         rows.truncate(q.limit as usize);
         let cursor = if more {
-            rows.last().map(|r| r.id.to_string())
+            rows.last().map(|r| format!("{}.{}", r.at, r.id))
         } else {
             None
         };
@@ -365,7 +366,7 @@ fn persist(
         _ => {}
     }
     ledger_store::write(sql, &state.ledger, &fx.buckets, &fx.prune)?;
-    if let Some(log) = &fx.log {
+    for log in &fx.logs {
         insert_log(sql, log)?;
         // Retention: by age, and by row cap; checked on one insert in 64.
         if log.at % 64 == 0 {

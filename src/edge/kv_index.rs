@@ -2,6 +2,7 @@
 //! key's Durable Object, which decides; so a stale edge copy (a rotated or deleted
 //! secret) is refused there, and caching it is safe.
 
+use super::runtime::{self, now_ms};
 use crate::error::ApiError;
 use crate::model::HashEntry;
 use worker::Env;
@@ -12,13 +13,22 @@ fn name(hash: &str) -> String {
     format!("h:{hash}")
 }
 
+/// Where `hash` leads: from this isolate's memory when it looked the hash up less
+/// than `cache_ttl` seconds ago, else from KV (itself cached at the edge).
 pub async fn lookup(env: &Env, hash: &str, cache_ttl: u64) -> Result<Option<HashEntry>, ApiError> {
+    let now = now_ms();
+    if let Some(known) = runtime::cached_hash(hash, now) {
+        return Ok(known);
+    }
     let kv = env.kv(BINDING).map_err(ApiError::internal)?;
-    kv.get(&name(hash))
+    let entry = kv
+        .get(&name(hash))
         .cache_ttl(cache_ttl)
         .json::<HashEntry>()
         .await
-        .map_err(ApiError::internal)
+        .map_err(ApiError::internal)?;
+    runtime::cache_hash(hash, entry.clone(), now + cache_ttl as i64 * 1000);
+    Ok(entry)
 }
 
 /// Writes the entry; with `expires_at` (Unix seconds) KV drops it by itself then.

@@ -2,6 +2,8 @@
 
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::model::HashEntry;
+use crate::request_log::LogEntry;
 use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -13,6 +15,82 @@ thread_local! {
     // Addresses this isolate has seen blocked (row 2), with the block's end: valid
     // requests are checked against this without any I/O.
     static BLOCKED: RefCell<HashMap<String, i64>> = RefCell::new(HashMap::new());
+    // Hash → key location (or `None`: no such key), with an expiry. Only locates the
+    // key's object, which decides everything, so a stale entry is harmless; and a
+    // hash unknown now cannot become a key later (secrets are 160 random bits).
+    static HASHES: RefCell<HashMap<String, (Option<HashEntry>, i64)>> = RefCell::new(HashMap::new());
+    // Account → whether its plan has account-wide limits, as its keys last said.
+    static ACCOUNT_LIMITS: RefCell<HashMap<String, bool>> = RefCell::new(HashMap::new());
+    // Request logs waiting for their key's next flush.
+    static LOGS: RefCell<HashMap<String, Vec<LogEntry>>> = RefCell::new(HashMap::new());
+}
+
+/// Bound on each isolate cache; past it the cache starts afresh.
+const MAX_CACHED: usize = 20_000;
+
+fn bounded_insert<V>(map: &mut HashMap<String, V>, key: &str, value: V) {
+    if map.len() >= MAX_CACHED {
+        map.clear();
+    }
+    map.insert(key.to_string(), value);
+}
+
+/// `Some(lookup)` when this isolate knows where `hash` leads (or that it leads nowhere).
+pub fn cached_hash(hash: &str, now: i64) -> Option<Option<HashEntry>> {
+    HASHES.with(|h| {
+        let map = h.try_borrow().ok()?;
+        let (entry, expires) = map.get(hash)?;
+        (*expires > now).then(|| entry.clone())
+    })
+}
+
+pub fn cache_hash(hash: &str, entry: Option<HashEntry>, expires: i64) {
+    HASHES.with(|h| {
+        if let Ok(mut map) = h.try_borrow_mut() {
+            bounded_insert(&mut map, hash, (entry, expires));
+        }
+    });
+}
+
+pub fn account_has_limits(account: &str) -> Option<bool> {
+    ACCOUNT_LIMITS.with(|a| a.try_borrow().ok()?.get(account).copied())
+}
+
+pub fn remember_account_limits(account: &str, has: bool) {
+    ACCOUNT_LIMITS.with(|a| {
+        if let Ok(mut map) = a.try_borrow_mut() {
+            bounded_insert(&mut map, account, has);
+        }
+    });
+}
+
+/// Queues a log row; true when it is the first of a new batch for that key (the
+/// caller then schedules the flush).
+pub fn queue_log(key_id: &str, log: LogEntry) -> bool {
+    LOGS.with(|l| {
+        let Ok(mut map) = l.try_borrow_mut() else {
+            return false;
+        };
+        match map.get_mut(key_id) {
+            Some(batch) => {
+                batch.push(log);
+                false
+            }
+            None => {
+                bounded_insert(&mut map, key_id, vec![log]);
+                true
+            }
+        }
+    })
+}
+
+pub fn take_logs(key_id: &str) -> Vec<LogEntry> {
+    LOGS.with(|l| {
+        l.try_borrow_mut()
+            .ok()
+            .and_then(|mut m| m.remove(key_id))
+            .unwrap_or_default()
+    })
 }
 
 /// Bound on remembered blocks; past it, expired entries are dropped first.

@@ -1,0 +1,189 @@
+// keyward benchmark: one run, one table. Builds nothing itself (`make bench` builds
+// the release worker first), starts the example origin and `wrangler dev`, loads
+// each scenario with wrk, and writes BENCHMARKS.md.
+// Env: BENCH_SECONDS (per scenario and round, default 8), BENCH_ROUNDS (3),
+// BENCH_CONNECTIONS (16).
+import { execFileSync, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import zlib from "node:zlib";
+import { ROOT, client, startKeyward, startOrigin } from "../tests/e2e/harness.mjs";
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+function ensureWrk() {
+  if (spawnSync("wrk", ["--version"]).error === undefined) return;
+  console.log("installing wrk (Debian package)…");
+  execFileSync("apt-get", ["update", "-qq"], { stdio: "inherit" });
+  execFileSync("apt-get", ["install", "-y", "-qq", "wrk"], { stdio: "inherit" });
+}
+
+function wrk(url, key, seconds) {
+  const args = ["-t2", `-c${CONNECTIONS}`, `-d${seconds}s`, "--latency", "-s", path.join(ROOT, "bench/wrk.lua")];
+  if (key) args.push("-H", `Authorization: Bearer ${key}`);
+  args.push(url);
+  const out = execFileSync("wrk", args, { encoding: "utf8" });
+  const line = out.split("\n").find((l) => l.startsWith("WRK_JSON "));
+  if (!line) throw new Error(`no WRK_JSON in wrk output:\n${out}`);
+  return JSON.parse(line.slice(9));
+}
+
+function coreBench() {
+  const out = execFileSync("cargo", ["bench", "--bench", "core_check"], { cwd: ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+  const line = out.split("\n").find((l) => l.startsWith("CORE_JSON "));
+  return JSON.parse(line.slice(10));
+}
+
+ensureWrk();
+const wasm = fs.readFileSync(path.join(ROOT, "build/index_bg.wasm"));
+const size = { raw: wasm.length, gzip: zlib.gzipSync(wasm, { level: 9 }).length };
+
+const origin = await startOrigin();
+const t0 = performance.now();
+const kw = await startKeyward({
+  originUrl: origin.url,
+  vars: {
+    PLANS: JSON.stringify({ open: { api_access: true }, free: { api_access: false } }),
+    DEFAULT_PLAN: "open",
+    BREAKER_FLOOR: "1000000000000",
+    IP_BLOCK_THRESHOLD: "0",
+  },
+});
+const startupMs = performance.now() - t0;
+// The first request after a fresh start also pays for the isolate and the module.
+const api = client(kw.base);
+let coldMs, warmMs;
+{
+  const c = performance.now();
+  await api.call("GET", "/health");
+  coldMs = performance.now() - c;
+  const w = performance.now();
+  await api.call("GET", "/health");
+  warmMs = performance.now() - w;
+}
+
+try {
+  const open = await api.createKey({ account: "bench-open", name: "no limits" });
+  const limited = await api.createKey({
+    account: "bench-limits",
+    name: "full admission",
+    rate_limits: { per_second: 1e9, per_minute: 1e9, per_day: 1e12 },
+    quotas: { total: 1e15, daily: 1e12, weekly: 1e12, monthly: 1e12 },
+  });
+  const revoked = await api.createKey({ account: "bench-open", name: "revoked" });
+  await api.admin("POST", `/keys/${revoked.id}/revoke`);
+  const gone = await api.createKey({ account: "bench-open", name: "deleted" });
+  await api.admin("DELETE", `/keys/${gone.id}`);
+  const malformed = open.key.slice(0, -1) + (open.key.endsWith("A") ? "B" : "A");
+
+  const scenarios = [
+    { name: "public path", path: "/health", key: null, expect: [200, null] },
+    { name: "valid key, no limits", path: "/things", key: open.key, expect: [200, null] },
+    { name: "valid key, rate limits + quotas + breaker", path: "/things", key: limited.key, expect: [200, null] },
+    { name: "malformed / bad checksum", path: "/things", key: malformed, expect: [401, "invalid_key"] },
+    { name: "unknown well-formed key", path: "/things", key: gone.key, expect: [401, "invalid_key"] },
+    { name: "revoked key", path: "/things", key: revoked.key, expect: [401, "key_revoked"] },
+  ];
+  for (const s of scenarios) {
+    const res = await api.call("GET", s.path, { key: s.key ?? undefined });
+    if (res.status !== s.expect[0] || (s.expect[1] && res.json?.code !== s.expect[1])) {
+      throw new Error(`${s.name}: preflight got ${res.status} ${res.text}`);
+    }
+    wrk(kw.base + s.path, s.key, 2); // warm-up
+  }
+
+  const results = scenarios.map(() => []);
+  for (let round = 0; round < ROUNDS; round++) {
+    scenarios.forEach((s, i) => {
+      const r = wrk(kw.base + s.path, s.key, SECONDS);
+      const expected = r.statuses[String(s.expect[0])] ?? 0;
+      r.unexpected = r.requests - expected + r.socket_errors;
+      results[i].push(r);
+      console.log(`round ${round + 1} ${s.name.padEnd(44)} ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.p50_ms.toFixed(2)} ms  p99 ${r.p99_ms.toFixed(2)} ms  unexpected ${r.unexpected}`);
+    });
+  }
+  const rows = scenarios.map((s, i) => {
+    const rs = results[i];
+    return {
+      name: s.name,
+      expect: `${s.expect[0]}${s.expect[1] ? " " + s.expect[1] : ""}`,
+      rps: median(rs.map((r) => r.rps)),
+      p50: median(rs.map((r) => r.p50_ms)),
+      p99: median(rs.map((r) => r.p99_ms)),
+      unexpected: rs.reduce((a, r) => a + r.unexpected, 0),
+      fivexx: rs.reduce((a, r) => a + Object.entries(r.statuses).filter(([k]) => k.startsWith("5")).reduce((x, [, v]) => x + v, 0), 0),
+      // Ratio to the public path of the same round, median over rounds.
+      ratio: median(rs.map((r, round) => r.rps / results[0][round].rps)),
+    };
+  });
+  const core = coreBench();
+  report({ rows, size, core, startupMs, coldMs, warmMs });
+} finally {
+  await kw.stop();
+  await origin.stop();
+}
+
+function report({ rows, size, core, startupMs, coldMs, warmMs }) {
+  const cpu = os.cpus()[0]?.model ?? "unknown CPU";
+  const date = new Date().toISOString().slice(0, 10);
+  const pct = (x) => `${(100 * x).toFixed(0)}%`;
+  const table = [
+    "| scenario | expected answer | req/s | p50 ms | p99 ms | unexpected answers | 5xx | vs public path |",
+    "|---|---|---:|---:|---:|---:|---:|---:|",
+    ...rows.map((r) => `| ${r.name} | ${r.expect} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.unexpected} | ${r.fivexx} | ${pct(r.ratio)} |`),
+  ].join("\n");
+  const target = (ok) => (ok ? "met" : "**missed**");
+  const byName = Object.fromEntries(rows.map((r) => [r.name, r]));
+  const full = byName["valid key, rate limits + quotas + breaker"];
+  const bad = byName["malformed / bad checksum"];
+  const unknown = byName["unknown well-formed key"];
+  const targets = [
+    ["valid key with full limits ≥ 60% of public path", pct(full.ratio), full.ratio >= 0.6],
+    ["malformed key rejection ≥ 95% of public path", pct(bad.ratio), bad.ratio >= 0.95],
+    ["unknown well-formed key ≥ 80% of public path", pct(unknown.ratio), unknown.ratio >= 0.8],
+    ["core check on the host ≤ 2 µs", `${core.ns_per_check} ns`, core.ns_per_check <= 2000],
+    ["release Wasm ≤ 350 KB raw", `${(size.raw / 1000).toFixed(0)} KB`, size.raw <= 350_000],
+    ["no 5xx, no unintended answers under load", `${rows.reduce((a, r) => a + r.unexpected, 0)} unexpected`, rows.every((r) => r.unexpected === 0)],
+  ];
+  const md = `# Benchmarks
+
+Produced by \`make bench\` (\`bench/run.mjs\`): one run, medians of ${ROUNDS} rounds of
+${SECONDS} s per scenario, wrk with 2 threads and ${CONNECTIONS} connections, against the release
+worker under \`wrangler dev\` (workerd, local KV and Durable Objects) in front of the example
+origin (\`examples/origin.mjs\`). Everything — wrk, wrangler's proxy, workerd, the origin —
+shares this machine's cores, so absolute figures are low and noisy; the ratios to the
+public path, measured in the same round, are the comparable figures.
+
+- Date: ${date}
+- Machine: ${os.cpus().length} × ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.type()} ${os.release()}
+- Node ${process.version}, wrangler ${JSON.parse(fs.readFileSync(path.join(ROOT, "node_modules/wrangler/package.json"))).version}
+
+${table}
+
+"Unexpected answers" counts every response whose status differs from the expected
+one, plus socket errors, over all rounds.
+
+| size and start-up | |
+|---|---|
+| Wasm, raw (after wasm-opt -Oz, names stripped) | ${size.raw} bytes |
+| Wasm, gzip -9 | ${size.gzip} bytes |
+| \`wrangler dev\` start to first answer | ${startupMs.toFixed(0)} ms |
+| first request after start (isolate + module) | ${coldMs.toFixed(1)} ms (next one: ${warmMs.toFixed(1)} ms) |
+| host core check (parse + checksum + SHA-256 + policy + rows 3–11 + limits + breaker) | ${core.ns_per_check} ns per request (SHA-256 alone: ${core.sha256_ns} ns; ledger of ${core.buckets} buckets) |
+
+## Targets
+
+| target | measured | |
+|---|---|---|
+${targets.map(([t, m, ok]) => `| ${t} | ${m} | ${target(ok)} |`).join("\n")}
+`;
+  fs.writeFileSync(path.join(ROOT, "BENCHMARKS.md"), md + (fs.existsSync(path.join(ROOT, "bench/NOTES.md")) ? "\n" + fs.readFileSync(path.join(ROOT, "bench/NOTES.md"), "utf8") : ""));
+  console.log("\n" + table + "\n");
+  for (const [t, m, ok] of targets) console.log(`${ok ? "met   " : "MISSED"}  ${t}: ${m}`);
+  console.log(`\nwasm ${size.raw} B raw, ${size.gzip} B gzip; startup ${startupMs.toFixed(0)} ms; first request ${coldMs.toFixed(1)} ms`);
+  console.log("wrote BENCHMARKS.md");
+}
