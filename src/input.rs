@@ -404,7 +404,7 @@ pub fn parse_list_query<'a>(
     pairs: impl Iterator<Item = (&'a str, &'a str)>,
 ) -> Result<ListQuery, ApiError> {
     let mut q = ListQuery {
-        limit: 50,
+        limit: crate::paging::DEFAULT_LIMIT,
         ..Default::default()
     };
     for (k, v) in pairs {
@@ -426,15 +426,7 @@ pub fn parse_list_query<'a>(
             }
             "category" => q.category = Some(v.into()),
             "cursor" => q.cursor = Some(v.into()),
-            "limit" => {
-                q.limit = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=100).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::field("limit", "must be a whole number from 1 to 100")
-                    })?
-            }
+            "limit" => q.limit = crate::paging::parse_limit(v)?,
             other => return Err(ApiError::field(other, "is not a known filter")),
         }
     }

@@ -63,7 +63,7 @@ pub fn parse_log_query<'a>(
     pairs: impl Iterator<Item = (&'a str, &'a str)>,
 ) -> Result<LogQuery, ApiError> {
     let mut q = LogQuery {
-        limit: 50,
+        limit: crate::paging::DEFAULT_LIMIT,
         ..Default::default()
     };
     for (k, v) in pairs {
@@ -95,15 +95,7 @@ pub fn parse_log_query<'a>(
                     ApiError::field("cursor", "is not a cursor from this listing")
                 })?)
             }
-            "limit" => {
-                q.limit = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=100).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::field("limit", "must be a whole number from 1 to 100")
-                    })?
-            }
+            "limit" => q.limit = crate::paging::parse_limit(v)?,
             other => return Err(ApiError::field(other, "is not a known filter")),
         }
     }

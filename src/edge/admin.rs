@@ -18,6 +18,7 @@ use crate::key_state::KeyCommand;
 use crate::lifecycle::{self, Birth};
 use crate::limits::LimitState;
 use crate::model::{Environment, HashEntry, Identity, KeyRecord};
+use crate::paging;
 use crate::request_log::parse_log_query;
 use crate::request_url::{self, RequestUrl};
 use crate::time_fmt::to_rfc3339;
@@ -199,7 +200,12 @@ async fn authenticate(
             return Ok(Caller::Root);
         }
     }
-    gate::authenticate(req, env, cfg, ctx, "admin", None, 1, now_ms())
+    let need = gate::Need {
+        permission: "admin",
+        project: None,
+        cost: 1,
+    };
+    gate::authenticate(req, env, cfg, ctx, &need, now_ms())
         .await
         .map(|a| Caller::AdminKey(Box::new(a)))
 }
@@ -617,7 +623,7 @@ async fn list_events(
     url: &RequestUrl<'_>,
 ) -> Result<Response, ApiError> {
     let mut query = EventQuery {
-        limit: 50,
+        limit: paging::DEFAULT_LIMIT,
         ..Default::default()
     };
     for (k, v) in query_pairs(url) {
@@ -631,12 +637,7 @@ async fn list_events(
                     ApiError::field("cursor", "is not a cursor from this listing")
                 })?);
             }
-            "limit" => {
-                let limit = v.parse::<u32>().ok().filter(|n| (1..=100).contains(n));
-                query.limit = limit.ok_or_else(|| {
-                    ApiError::field("limit", "must be a whole number from 1 to 100")
-                })?;
-            }
+            "limit" => query.limit = paging::parse_limit(&v)?,
             other => return Err(ApiError::field(other, "is not a known filter")),
         }
     }

@@ -23,6 +23,13 @@ use serde::Deserialize;
 use std::time::Duration;
 use worker::{console_error, Context, Delay, Env, Headers, Request, Response};
 
+/// What a route asks of a key: a permission, maybe a project, a cost in credits.
+pub struct Need<'a> {
+    pub permission: &'a str,
+    pub project: Option<&'a str>,
+    pub cost: u64,
+}
+
 /// A request the key's and the account's objects both admitted.
 pub struct Admission {
     pub identity: Identity,
@@ -65,10 +72,12 @@ pub async fn handle(
         return forward::to_origin(req, &url, cfg, None).await;
     }
     let method = req.method();
-    let permission = policy::required_permission(&cfg.route_rules, method.as_ref(), url.path);
-    let project = policy::project_of(&cfg.project_segment, url.path);
-    let cost = policy::route_cost(&cfg.route_costs, method.as_ref(), url.path);
-    let admission = authenticate(&req, env, cfg, ctx, permission, project, cost, started).await?;
+    let need = Need {
+        permission: policy::required_permission(&cfg.route_rules, method.as_ref(), url.path),
+        project: policy::project_of(&cfg.project_segment, url.path),
+        cost: policy::route_cost(&cfg.route_costs, method.as_ref(), url.path),
+    };
+    let admission = authenticate(&req, env, cfg, ctx, &need, started).await?;
 
     let outcome = forward::to_origin(req, &url, cfg, Some(&admission.identity)).await;
     let status = match &outcome {
@@ -81,15 +90,12 @@ pub async fn handle(
 
 /// Rows 2–15 for a request that needs `permission` on `project` and costs `cost`.
 /// Garbage keys are refused before any storage read.
-#[allow(clippy::too_many_arguments)]
 pub async fn authenticate(
     req: &Request,
     env: &Env,
     cfg: &Config,
     ctx: &Context,
-    permission: &str,
-    project: Option<&str>,
-    cost: u64,
+    need: &Need<'_>,
     started: i64,
 ) -> Result<Admission, ApiError> {
     let ip = client_ip(req);
@@ -107,28 +113,22 @@ pub async fn authenticate(
         path: req.path(),
         ip: ip.clone(),
     };
-    match admit(
-        req, env, cfg, ctx, permission, project, cost, facts, started,
-    )
-    .await
-    {
+    match admit(req, env, cfg, ctx, need, facts, started).await {
         Err(ApiError::InvalidKey) => Err(failed_attempt(env, cfg, ip.as_deref()).await),
         other => other,
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn admit(
     req: &Request,
     env: &Env,
     cfg: &Config,
     ctx: &Context,
-    permission: &str,
-    project: Option<&str>,
-    cost: u64,
+    need: &Need<'_>,
     facts: RequestFacts,
     started: i64,
 ) -> Result<Admission, ApiError> {
+    let cost = need.cost;
     let header = req.headers().get("Authorization").ok().flatten();
     let token = bearer_token(header.as_deref()).ok_or(ApiError::InvalidKey)?;
     let parsed = parse_key(&cfg.key_prefix, token).ok_or(ApiError::InvalidKey)?;
@@ -141,8 +141,8 @@ async fn admit(
             hash: parsed.hash,
             deployment_env: cfg.environment,
             client_ip: facts.ip.clone(),
-            permission: permission.to_string(),
-            project: project.map(String::from),
+            permission: need.permission.to_string(),
+            project: need.project.map(String::from),
         },
         facts: facts.clone(),
         cost,

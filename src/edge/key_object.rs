@@ -11,6 +11,7 @@ use crate::error::ApiError;
 use crate::key_state::{apply, Change, Effects, KeyCommand, KeyState, Notice};
 use crate::ledger::KEY_LEVELS;
 use crate::model::KeyRecord;
+use crate::paging;
 use crate::request_log::{LogEntry, LogQuery};
 use crate::time_fmt::to_rfc3339;
 use crate::webhook;
@@ -163,7 +164,7 @@ impl KeyObject {
             ip: Option<String>,
             credits: i64,
         }
-        let mut rows: Vec<Row> = self
+        let rows: Vec<Row> = self
             .sql()
             .exec(
                 &format!(
@@ -174,13 +175,7 @@ impl KeyObject {
             )
             .and_then(|c| c.to_array())
             .map_err(ApiError::internal)?;
-        let more = rows.len() > q.limit as usize;
-        rows.truncate(q.limit as usize);
-        let cursor = if more {
-            rows.last().map(|r| format!("{}.{}", r.at, r.id))
-        } else {
-            None
-        };
+        let (rows, cursor) = paging::page(rows, q.limit, |r| format!("{}.{}", r.at, r.id));
         let items: Vec<Value> = rows
             .iter()
             .map(|r| {

@@ -8,6 +8,7 @@ use crate::audit::{AuditEvent, EventQuery};
 use crate::error::ApiError;
 use crate::input::ListQuery;
 use crate::model::KeyRecord;
+use crate::paging;
 use crate::time_fmt::to_rfc3339;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -184,14 +185,12 @@ impl Registry {
             RegistryCommand::List { query, now } => {
                 let (where_sql, mut args) = list_filter(&query, now);
                 args.push(SqlStorageValue::from(i64::from(query.limit) + 1));
-                let mut page = ids(
+                let found = ids(
                     &sql,
                     &format!("SELECT id FROM keys WHERE {where_sql} ORDER BY id DESC LIMIT ?"),
                     args,
                 )?;
-                let more = page.len() > query.limit as usize;
-                page.truncate(query.limit as usize);
-                let cursor = if more { page.last().cloned() } else { None };
+                let (page, cursor) = paging::page(found, query.limit, Clone::clone);
                 Ok(json!({ "ids": page, "cursor": cursor }))
             }
         }
@@ -246,7 +245,7 @@ fn events(sql: &SqlStorage, q: &EventQuery) -> std::result::Result<Value, ApiErr
         args.push(c.into());
     }
     args.push((i64::from(q.limit) + 1).into());
-    let mut rows: Vec<Row> = sql
+    let rows: Vec<Row> = sql
         .exec(
             &format!(
                 "SELECT id, at, actor, action, key_id, account, details FROM events WHERE {} ORDER BY id DESC LIMIT ?",
@@ -256,13 +255,7 @@ fn events(sql: &SqlStorage, q: &EventQuery) -> std::result::Result<Value, ApiErr
         )
         .and_then(|c| c.to_array())
         .map_err(ApiError::internal)?;
-    let more = rows.len() > q.limit as usize;
-    rows.truncate(q.limit as usize);
-    let cursor = if more {
-        rows.last().map(|r| r.id.to_string())
-    } else {
-        None
-    };
+    let (rows, cursor) = paging::page(rows, q.limit, |r| r.id.to_string());
     let items: Vec<Value> = rows
         .into_iter()
         .map(|r| {
