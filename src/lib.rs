@@ -16,6 +16,7 @@ pub mod ledger;
 pub mod lifecycle;
 pub mod limits;
 pub mod model;
+pub mod openapi;
 pub mod paging;
 pub mod policy;
 pub mod request_log;

@@ -18,6 +18,7 @@ use crate::key_state::KeyCommand;
 use crate::lifecycle::{self, Birth};
 use crate::limits::LimitState;
 use crate::model::{Environment, HashEntry, Identity, KeyRecord};
+use crate::openapi;
 use crate::paging;
 use crate::request_log::parse_log_query;
 use crate::request_url::{self, RequestUrl};
@@ -25,7 +26,7 @@ use crate::time_fmt::to_rfc3339;
 use futures_util::future::join_all;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use worker::{Context, Env, Method, Request, Response};
+use worker::{Context, Env, Headers, Method, Request, Response};
 
 /// Who is calling: the bootstrap token, or an `admin` key bound to its account.
 enum Caller {
@@ -94,23 +95,21 @@ pub async fn handle(
         .to_string();
     let segments: Vec<&str> = route.split('/').filter(|s| !s.is_empty()).collect();
 
-    // Unknown routes are 404 before authentication; known ones need a caller.
-    let known = matches!(
-        segments.as_slice(),
-        ["keys"]
-            | ["keys", _]
-            | [
-                "keys",
-                _,
-                "rotate" | "deactivate" | "activate" | "revoke" | "logs"
-            ]
-            | ["accounts", _]
-            | ["events"]
-    );
-    if !known {
+    // Unknown routes are 404 before authentication; the document needs no caller;
+    // the rest need one.
+    if !openapi::is_known(&segments) {
         return Err(ApiError::NotFound {
             what: "route".into(),
         });
+    }
+    if segments == ["openapi.json"] && req.method() == Method::Get {
+        let headers = Headers::new();
+        headers
+            .set("Content-Type", "application/json")
+            .map_err(ApiError::internal)?;
+        return Ok(Response::ok(openapi::DOCUMENT)
+            .map_err(ApiError::internal)?
+            .with_headers(headers));
     }
     let caller = authenticate(&req, env, cfg, ctx).await?;
     let outcome = route_to(&mut req, &segments, &url, &caller, env, cfg).await;

@@ -346,3 +346,37 @@ describe("who may manage", () => {
     assert.equal((await api.admin("POST", "/keys", { name: "x", projects: ["p2"] }, adminKey)).status, 201);
   });
 });
+
+describe("OpenAPI document", () => {
+  test("is served without credentials, and every operation in it answers as documented", async () => {
+    const res = await api.call("GET", "/admin/v1/openapi.json");
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-type"), "application/json");
+    const doc = res.json;
+    const account = uniqueAccount("openapi");
+    const k = await api.createKey({ account, name: "documented" });
+    const bodies = {
+      createKey: { name: "x", account },
+      updateKey: { name: "renamed" },
+      setAccountPlan: { plan: "pro" },
+      rotateKey: { grace_period_seconds: 0 },
+    };
+    const ops = [];
+    for (const [path, item] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(item)) {
+        if (method !== "parameters") ops.push({ path, method: method.toUpperCase(), op });
+      }
+    }
+    // Revoke, then delete (never used), come last.
+    const rank = (o) => ["revokeKey", "deleteKey"].indexOf(o.op.operationId);
+    ops.sort((a, b) => rank(a) - rank(b));
+    assert.equal(ops.length, 14);
+    for (const { path, method, op } of ops) {
+      const url = path.replace("{id}", path.startsWith("/accounts") ? account : k.id);
+      const r = await api.admin(method, url, bodies[op.operationId]);
+      assert.ok(Object.keys(op.responses).includes(String(r.status)), `${method} ${url}: ${r.status} not documented`);
+      assert.ok(r.status >= 200 && r.status < 300, `${op.operationId}: ${r.status} ${r.text}`);
+    }
+    expectError(assert, await api.admin("GET", `/keys/${k.id}`), 404, "not_found");
+  });
+});
