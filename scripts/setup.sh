@@ -13,11 +13,11 @@ if command -v rustup >/dev/null 2>&1; then
     || rustup target add wasm32-unknown-unknown
 fi
 
-if [ "$(worker-build --version 2>/dev/null | awk '{print $2}')" != "$WORKER_BUILD_VERSION" ]; then
+if [ "$(worker-build --version 2>/dev/null | awk '{print $NF}')" != "$WORKER_BUILD_VERSION" ]; then
   cargo install worker-build --version "$WORKER_BUILD_VERSION"
 fi
 
-if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ]; then
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $NF}')" != "$WASM_BINDGEN_VERSION" ]; then
   # --locked fails here: one locked dependency is missing from the registry.
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
 fi
