@@ -128,19 +128,11 @@ type Outcome = (Effects, Result<Value, ApiError>);
 
 pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> Outcome {
     let KeyState { record, ledger } = state;
-    let rec = match (record.as_mut(), cmd) {
+    let (rec, cmd) = match (record.as_mut(), cmd) {
         (None, KeyCommand::Create { record: new }) => {
             let reply = to_value(&new);
             *record = Some(*new);
             return (Effects::put(), reply);
-        }
-        (Some(_), KeyCommand::Create { .. }) => {
-            return (
-                Effects::none(),
-                Err(ApiError::Conflict {
-                    reason: "key id already exists".into(),
-                }),
-            )
         }
         // An index entry without a record (a deleted key) is an unknown key.
         (None, KeyCommand::Check { .. }) => return (Effects::none(), Err(ApiError::InvalidKey)),
@@ -153,9 +145,13 @@ pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
         }
         (Some(rec), cmd) => (rec, cmd),
     };
-    let (rec, cmd) = rec;
     match cmd {
-        KeyCommand::Create { .. } => unreachable_create(),
+        KeyCommand::Create { .. } => (
+            Effects::none(),
+            Err(ApiError::Conflict {
+                reason: "key id already exists".into(),
+            }),
+        ),
         KeyCommand::Get => {
             let plan = cfg.plan(rec.plan.as_deref()).1;
             let rate = limits::effective_rate_limits(&rec.rate_limits, plan);
@@ -222,13 +218,6 @@ pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
         ),
         KeyCommand::Wake => wake(rec, now),
     }
-}
-
-fn unreachable_create() -> Outcome {
-    (
-        Effects::none(),
-        Err(ApiError::internal("create reached an existing record")),
-    )
 }
 
 fn record_result(
