@@ -355,7 +355,6 @@ fn to_value<T: Serialize>(v: &T) -> Result<Value, ApiError> {
 mod tests {
     use super::*;
     use crate::ledger::KEY_LEVELS;
-    use crate::lifecycle::{create, Birth};
     use crate::model::{AdminStatus, Environment, Quotas, RateLimits};
     use std::collections::HashMap;
 
@@ -368,21 +367,7 @@ mod tests {
     }
 
     fn rec() -> KeyRecord {
-        create(
-            Birth {
-                id: "key_1".into(),
-                account: "acme".into(),
-                environment: Environment::Production,
-                hash: "h1".into(),
-                prefix: "kw_live_aaaaaa".into(),
-                now: NOW - 1000,
-                plan: None,
-            },
-            &KeyPatch {
-                name: Some("n".into()),
-                ..Default::default()
-            },
-        )
+        crate::lifecycle::test_key(NOW - 1000)
     }
 
     fn state(r: KeyRecord) -> KeyState {

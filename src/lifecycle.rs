@@ -238,6 +238,27 @@ pub fn view(rec: &KeyRecord, now: i64) -> Value {
     })
 }
 
+/// A plain production key `key_1` of account `acme` with secret hash `h1`, made at
+/// `now`: the fixture of the core's tests.
+#[cfg(test)]
+pub(crate) fn test_key(now: i64) -> KeyRecord {
+    create(
+        Birth {
+            id: "key_1".into(),
+            account: "acme".into(),
+            environment: Environment::Production,
+            hash: "h1".into(),
+            prefix: "kw_live_aaaaaa".into(),
+            now,
+            plan: None,
+        },
+        &KeyPatch {
+            name: Some("ci".into()),
+            ..Default::default()
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,21 +266,7 @@ mod tests {
     const NOW: i64 = 1_800_000_000_000;
 
     fn key() -> KeyRecord {
-        create(
-            Birth {
-                id: "key_1".into(),
-                account: "acme".into(),
-                environment: Environment::Production,
-                hash: "h1".into(),
-                prefix: "kw_live_aaaaaa".into(),
-                now: NOW,
-                plan: None,
-            },
-            &KeyPatch {
-                name: Some("ci".into()),
-                ..Default::default()
-            },
-        )
+        test_key(NOW)
     }
 
     #[test]

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import crypto from "node:crypto";
 import http from "node:http";
 import { after, before, test } from "node:test";
-import { client, expectError, freePort, startKeyward, startOrigin } from "./harness.mjs";
+import { client, eventually, expectError, freePort, startKeyward, startOrigin } from "./harness.mjs";
 
 const SECRET = "whsec_e2e";
 let origin, kw, api, receiver;
@@ -44,19 +44,10 @@ after(async () => {
 });
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// Webhook retries back off 2 s; the resume waits for the alarm.
+const slowly = (check) => eventually(check, 8000);
 const use = (key) => api.call("GET", "/things", { key });
 
-async function eventually(check, ms = 8000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      return await check();
-    } catch (e) {
-      if (Date.now() > deadline) throw e;
-      await sleep(100);
-    }
-  }
-}
 
 test("a burst over the floor suspends the key, notifies, and resumes by itself", async () => {
   const k = await api.createKey({ account: "breaker" });
@@ -73,7 +64,7 @@ test("a burst over the floor suspends the key, notifies, and resumes by itself",
   assert.ok(view.suspended_until);
 
   // Signed webhook, delivered after one failed attempt.
-  const hook = await eventually(() => {
+  const hook = await slowly(() => {
     const ok = received.filter((r) => JSON.parse(r.body).key_id === k.id);
     assert.ok(ok.length >= 2, `deliveries: ${ok.length}`);
     return ok[ok.length - 1];
@@ -90,7 +81,7 @@ test("a burst over the floor suspends the key, notifies, and resumes by itself",
 
   await sleep(3100);
   assert.equal((await use(k.key)).status, 200, "resumed after the cooldown");
-  const events = await eventually(async () => {
+  const events = await slowly(async () => {
     const items = (await api.admin("GET", `/events?key_id=${k.id}`)).json.items;
     assert.deepEqual(items.map((e) => e.action).slice(0, 2), ["key.resumed", "key.suspended"]);
     return items;

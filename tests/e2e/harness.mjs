@@ -159,3 +159,16 @@ export function expectError(assert, res, status, code, message) {
   assert.equal(res.json?.code, code);
   if (message !== undefined) assert.equal(res.json?.error, message);
 }
+
+/** Polls until `check` passes: for what the worker writes after its answer. */
+export async function eventually(check, ms = 5000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      return await check();
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+      await sleep(100);
+    }
+  }
+}

@@ -2,7 +2,7 @@
 // these tests count admissions to the request.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { client, expectError, startKeyward, startOrigin } from "./harness.mjs";
+import { client, eventually, expectError, startKeyward, startOrigin } from "./harness.mjs";
 
 let origin, kw, api;
 const PLANS = {
@@ -50,18 +50,6 @@ async function burst(key, n, path = "/things") {
   return Promise.all(Array.from({ length: n }, () => use(key, path)));
 }
 
-/** Polls until `check` passes (background writes land after the answer). */
-async function eventually(check, ms = 5000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      return await check();
-    } catch (e) {
-      if (Date.now() > deadline) throw e;
-      await sleep(100);
-    }
-  }
-}
 
 describe("row 13: per-key rate limits", () => {
   test("a per-minute limit L hit by 4·L concurrent requests admits exactly L", async () => {
