@@ -1,10 +1,12 @@
-//! Host micro-benchmark of the pure core on the request path: key parse and
-//! checksum, SHA-256, route policy, rows 3–11, and the admission arithmetic
-//! (rate limits, quotas, breaker) over a ledger with a day of history.
+//! Host micro-benchmark of the pure core on the request path: the request line
+//! (canonical path), key parse and checksum, SHA-256, route policy, rows 3–11, and
+//! the admission arithmetic (rate limits, quotas, breaker) over a ledger with a day
+//! of history.
 //! Run: `cargo bench --bench core_check`.
 
 use keyward::check::{check_key, AccessRequest};
 use keyward::config::Config;
+use keyward::inbound::request_line;
 use keyward::input::KeyPatch;
 use keyward::key_format::{build_key, parse_key};
 use keyward::ledger::{Ledger, KEY_LEVELS};
@@ -64,16 +66,26 @@ fn main() {
 
     let one = |i: i64| {
         let parsed = parse_key(&cfg.key_prefix, black_box(&key)).expect("key");
-        let path = "/projects/p1/tasks";
-        let permission = policy::required_permission(&cfg.route_rules, "GET", path);
-        let project = policy::project_of(&cfg.project_segment, path);
-        let cost = policy::route_cost(&cfg.route_costs, "GET", path);
+        let line = request_line(
+            "GET",
+            black_box("https://api.example.com/projects/p1/tasks?page=2"),
+            false,
+        )
+        .expect("line");
+        let needs = policy::needs(
+            &cfg.route_rules,
+            &cfg.route_costs,
+            &cfg.project_segment,
+            &[line.method.as_str()],
+            &line.path,
+        );
+        let cost = needs.cost;
         let request = AccessRequest {
             hash: parsed.hash,
             deployment_env: Environment::Production,
             client_ip: Some("203.0.113.7".into()),
-            permission: permission.to_string(),
-            project: project.map(String::from),
+            permissions: needs.permissions,
+            projects: needs.projects,
         };
         let identity = check_key(&rec, &request, plan, now + i).expect("admitted");
         let admission = KeyAdmission {

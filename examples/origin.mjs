@@ -1,19 +1,29 @@
 // Example origin: answers every request with a JSON echo of what it received, so
 // you (and the end-to-end tests) can see exactly what keyward forwarded.
 // Usage: node examples/origin.mjs [port]   (default 8788, loopback only)
+// With ORIGIN_RECORD_FILE set, it also appends each request it receives (method,
+// raw target, headers) to that file as one JSON line: the tests' record of what
+// reached the origin.
+import fs from "node:fs";
 import http from "node:http";
 
 const port = Number(process.argv[2] ?? process.env.ORIGIN_PORT ?? 8788);
+const recordFile = process.env.ORIGIN_RECORD_FILE;
 
 const server = http.createServer((req, res) => {
   const chunks = [];
   req.on("data", (c) => chunks.push(c));
   req.on("end", () => {
+    if (recordFile) {
+      const seen = { method: req.method, target: req.url, headers: req.headers };
+      fs.appendFileSync(recordFile, JSON.stringify(seen) + "\n");
+    }
     const url = new URL(req.url, "http://origin");
     const body = JSON.stringify({
       origin: "example",
       method: req.method,
       path: url.pathname,
+      target: req.url,
       query: url.search,
       headers: req.headers,
       body: Buffer.concat(chunks).toString("utf8"),

@@ -33,8 +33,10 @@ pub struct AccessRequest {
     pub hash: String,
     pub deployment_env: Environment,
     pub client_ip: Option<String>,
-    pub permission: String,
-    pub project: Option<String>,
+    /// Every permission the request needs (one per method the origin may run).
+    pub permissions: Vec<String>,
+    /// Every project the path names.
+    pub projects: Vec<String>,
 }
 
 /// Rows 3–11, in table order, against the key's record and its account's plan.
@@ -64,14 +66,18 @@ pub fn check_key(
     if !cidr::allowed(&rec.ip_allowlist, ip) {
         return Err(ApiError::IpNotAllowed);
     }
-    if !policy::holds(&rec.permissions, &req.permission) {
+    if let Some(missing) = req
+        .permissions
+        .iter()
+        .find(|p| !policy::holds(&rec.permissions, p))
+    {
         return Err(ApiError::MissingPermission {
-            permission: req.permission.clone(),
+            permission: missing.clone(),
         });
     }
-    if !policy::project_allowed(&rec.projects, req.project.as_deref()) {
+    if let Some(project) = policy::forbidden_project(&rec.projects, &req.projects) {
         return Err(ApiError::ProjectForbidden {
-            project: req.project.clone().unwrap_or_default(),
+            project: project.to_string(),
         });
     }
     Ok(Identity::of(rec))
@@ -133,6 +139,7 @@ mod tests {
             updated_at: NOW - 1000,
             plan: None,
             suspended_until: None,
+            revision: 1,
         }
     }
 
@@ -141,8 +148,8 @@ mod tests {
             hash: "h1".into(),
             deployment_env: Environment::Production,
             client_ip: Some("10.0.0.1".into()),
-            permission: "read:all".into(),
-            project: None,
+            permissions: vec!["read:all".into()],
+            projects: vec![],
         }
     }
 
@@ -201,11 +208,33 @@ mod tests {
             "insufficient_permissions"
         );
         let mut scoped = request();
-        scoped.project = Some("p2".into());
+        scoped.projects = vec!["p2".into()];
         let mut rec = record();
         rec.projects = vec!["p1".into()];
         assert_eq!(
             check_key(&rec, &scoped, Some(&pro()), NOW),
+            Err(ApiError::ProjectForbidden {
+                project: "p2".into()
+            })
+        );
+    }
+
+    #[test]
+    fn every_needed_permission_and_project_must_be_held() {
+        let mut req = request();
+        req.permissions = vec!["read:all".into(), "write:all".into()];
+        assert_eq!(
+            check_key(&record(), &req, Some(&pro()), NOW),
+            Err(ApiError::MissingPermission {
+                permission: "write:all".into()
+            })
+        );
+        let mut rec = record();
+        rec.projects = vec!["p1".into()];
+        let mut req = request();
+        req.projects = vec!["p1".into(), "p2".into()];
+        assert_eq!(
+            check_key(&rec, &req, Some(&pro()), NOW),
             Err(ApiError::ProjectForbidden {
                 project: "p2".into()
             })
@@ -224,7 +253,7 @@ mod tests {
         rec.permissions = vec![];
         rec.projects = vec!["p1".into()];
         let mut req = request();
-        req.project = Some("p2".into());
+        req.projects = vec!["p2".into()];
         let expected = [
             "invalid_key",
             "key_revoked",

@@ -31,6 +31,13 @@ impl Cidr {
         Ok(Cidr { network, prefix })
     }
 
+    /// Whether every address of this block lies in `outer` (same address family).
+    pub fn within(&self, outer: &Cidr) -> bool {
+        self.network.is_ipv4() == outer.network.is_ipv4()
+            && outer.prefix <= self.prefix
+            && outer.contains(self.network)
+    }
+
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.network, normalize(ip)) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
@@ -121,6 +128,19 @@ mod tests {
         ] {
             assert!(Cidr::parse(bad).is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn blocks_within_blocks() {
+        let c = |s| Cidr::parse(s).unwrap();
+        assert!(c("10.1.0.0/16").within(&c("10.0.0.0/8")));
+        assert!(c("10.1.2.3").within(&c("10.0.0.0/8")));
+        assert!(c("10.0.0.0/8").within(&c("10.0.0.0/8")));
+        assert!(!c("10.0.0.0/7").within(&c("10.0.0.0/8")));
+        assert!(!c("11.0.0.0/16").within(&c("10.0.0.0/8")));
+        assert!(c("2001:db8:1::/48").within(&c("2001:db8::/32")));
+        assert!(!c("::ffff:10.0.0.1").within(&c("10.0.0.0/8")));
+        assert!(!c("10.0.0.1").within(&c("::/0")));
     }
 
     #[test]

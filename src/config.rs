@@ -2,14 +2,40 @@
 //! in a lookup function, so tests need no runtime.
 
 use crate::key_format::valid_product_prefix;
-use crate::limits::BreakerConfig;
 use crate::model::{Environment, RateLimits};
 use crate::policy::{CostRule, RouteRule};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// The circuit breaker's settings (SPEC: 3× in 5 minutes → 15 minutes suspended).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BreakerConfig {
+    pub enabled: bool,
+    pub factor: f64,
+    pub window_ms: i64,
+    pub cooldown_ms: i64,
+    /// Credits per window below which a key never trips, however quiet it was.
+    pub floor: u64,
+    /// How much history the baseline is learnt from.
+    pub history_ms: i64,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            enabled: true,
+            factor: 3.0,
+            window_ms: 300_000,
+            cooldown_ms: 900_000,
+            floor: 300,
+            history_ms: 86_400_000,
+        }
+    }
+}
+
 /// Limits that apply across all keys of an account.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AccountLimits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_second: Option<u64>,
@@ -49,8 +75,84 @@ pub struct Config {
     pub breaker: BreakerConfig,
     pub ip_block: IpBlockConfig,
     pub logs: LogRetention,
-    /// Where suspension notices are POSTed (signed with the `WEBHOOK_SECRET` secret).
-    pub webhook_url: Option<String>,
+    /// Where suspension notices are POSTed, and the key they are signed with.
+    pub webhook: Option<Webhook>,
+    /// Test-only (`TEST_FAIL_INLINE_COPIES`, refused in production): management
+    /// routes skip writing copies themselves, so the outbox repairs every one.
+    pub test_fail_inline_copies: bool,
+}
+
+/// `WEBHOOK_URL` and its signing secret `WEBHOOK_SECRET`: one is never set without
+/// the other.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Webhook {
+    pub url: String,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("url", &self.url)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+const MIN_WEBHOOK_SECRET: usize = 16;
+
+/// A path pattern as configured, in canonical form: `*` and a final `**` are the
+/// only wildcards.
+fn check_pattern(pattern: &str) -> Result<String, String> {
+    let canonical = crate::canonical_path::canonicalize(pattern)
+        .map_err(|e| format!("pattern '{pattern}' is not a valid path: {e}"))?;
+    let segs: Vec<&str> = crate::canonical_path::segments(&canonical).collect();
+    if let Some(pos) = segs.iter().position(|s| *s == "**") {
+        if pos + 1 != segs.len() {
+            return Err(format!("pattern '{pattern}': '**' may only end a pattern"));
+        }
+    }
+    Ok(canonical)
+}
+
+fn check_method_pattern(method: &str) -> Result<(), String> {
+    if method == "*" || crate::inbound::is_token(method) {
+        Ok(())
+    } else {
+        Err(format!("'{method}' is not an HTTP method or '*'"))
+    }
+}
+
+fn check_route_rule(rule: RouteRule) -> Result<RouteRule, String> {
+    check_method_pattern(&rule.method)?;
+    if !crate::input::is_permission(&rule.permission) {
+        return Err(format!(
+            "permission '{}' must be lowercase letters, digits, '.', '_', ':' or '-'",
+            rule.permission
+        ));
+    }
+    Ok(RouteRule {
+        path: check_pattern(&rule.path)?,
+        ..rule
+    })
+}
+
+/// A cost must be at least 1 and must fit some plan with API access: a route that
+/// no plan could ever admit is a configuration mistake.
+fn check_cost_rule(rule: CostRule, plans: &BTreeMap<String, Plan>) -> Result<CostRule, String> {
+    check_method_pattern(&rule.method)?;
+    let path = check_pattern(&rule.path)?;
+    if rule.cost == 0 {
+        return Err(format!("cost of '{}' must be at least 1", rule.path));
+    }
+    let fits = |p: &Plan| p.tightest_limit().is_none_or(|l| rule.cost <= l);
+    if !plans.values().any(|p| p.api_access && fits(p)) {
+        return Err(format!(
+            "cost {} of '{}' exceeds every plan's limits: no request could ever be admitted",
+            rule.cost, rule.path
+        ));
+    }
+    Ok(CostRule { path, ..rule })
 }
 
 /// Failed-attempt IP blocking: `threshold` invalid keys within `window_ms` block
@@ -67,6 +169,28 @@ pub struct IpBlockConfig {
 pub struct LogRetention {
     pub max_age_ms: i64,
     pub max_rows: u32,
+}
+
+impl Plan {
+    /// The smallest limit the plan sets, per key or account-wide.
+    pub fn tightest_limit(&self) -> Option<u64> {
+        let r = self.rate_limits;
+        let a = self.account_limits;
+        [
+            r.per_second,
+            r.per_minute,
+            r.per_day,
+            a.per_second,
+            a.per_minute,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn zero_limit(&self) -> Option<()> {
+        (self.tightest_limit() == Some(0)).then_some(())
+    }
 }
 
 /// The plans shipped by default, as in the seed product's tiers.
@@ -91,9 +215,16 @@ pub fn default_plans() -> BTreeMap<String, Plan> {
 }
 
 impl Config {
-    /// Builds the configuration from named variables; an error names the variable.
+    /// Builds the configuration from named variables and secrets; an error names
+    /// the variable. Nothing malformed falls back to a default silently.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
         let text = |name: &str, default: &str| get(name).unwrap_or_else(|| default.to_string());
+        let flag = |name: &str, default: bool| match get(name).as_deref().map(str::trim) {
+            None => Ok(default),
+            Some("true") => Ok(true),
+            Some("false") => Ok(false),
+            Some(_) => Err(format!("{name} must be true or false")),
+        };
 
         let key_prefix = text("KEY_PREFIX", "kw");
         if !valid_product_prefix(&key_prefix) {
@@ -105,22 +236,56 @@ impl Config {
         if !(origin_url.starts_with("http://") || origin_url.starts_with("https://")) {
             return Err("ORIGIN_URL must be an http(s) URL".into());
         }
-        let route_rules: Vec<RouteRule> = serde_json::from_str(&text("ROUTE_PERMISSIONS", "[]"))
-            .map_err(|e| format!("ROUTE_PERMISSIONS is not a list of rules: {e}"))?;
-        let plans = match get("PLANS") {
+        let plans: BTreeMap<String, Plan> = match get("PLANS") {
             None => default_plans(),
             Some(json) => serde_json::from_str(&json)
                 .map_err(|e| format!("PLANS is not a map of plans: {e}"))?,
         };
+        if let Some(name) = plans
+            .iter()
+            .find_map(|(name, p)| p.zero_limit().map(|_| name))
+        {
+            return Err(format!(
+                "PLANS: plan '{name}' has a limit of 0 (leave it out for none)"
+            ));
+        }
         let default_plan = text("DEFAULT_PLAN", "pro");
         if !plans.contains_key(&default_plan) {
             return Err(format!("DEFAULT_PLAN '{default_plan}' is not among PLANS"));
         }
+        let route_rules: Vec<RouteRule> = serde_json::from_str(&text("ROUTE_PERMISSIONS", "[]"))
+            .map_err(|e| format!("ROUTE_PERMISSIONS is not a list of rules: {e}"))?;
+        let route_rules = route_rules
+            .into_iter()
+            .map(|r| check_route_rule(r).map_err(|e| format!("ROUTE_PERMISSIONS: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let route_costs: Vec<CostRule> = serde_json::from_str(&text("ROUTE_COSTS", "[]"))
+            .map_err(|e| format!("ROUTE_COSTS is not a list of rules: {e}"))?;
+        let route_costs = route_costs
+            .into_iter()
+            .map(|r| check_cost_rule(r, &plans).map_err(|e| format!("ROUTE_COSTS: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let public_paths = text("PUBLIC_PATHS", "/health")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|p| check_pattern(p).map_err(|e| format!("PUBLIC_PATHS: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
         let admin_prefix = text("ADMIN_PREFIX", "/admin/v1")
             .trim_end_matches('/')
             .to_string();
-        if !admin_prefix.starts_with('/') || admin_prefix.len() < 2 {
-            return Err("ADMIN_PREFIX must be a path like /admin/v1".into());
+        if admin_prefix.len() < 2
+            || crate::canonical_path::canonicalize(&admin_prefix).as_deref() != Ok(&admin_prefix)
+            || admin_prefix.contains('*')
+        {
+            return Err("ADMIN_PREFIX must be a canonical path like /admin/v1".into());
+        }
+        let project_segment = text("PROJECT_SEGMENT", "projects");
+        if !crate::input::is_project_id(&project_segment) {
+            return Err(
+                "PROJECT_SEGMENT must be a path segment of letters, digits, '.', '_', ':' or '-'"
+                    .into(),
+            );
         }
         let kv_cache_ttl = text("KV_CACHE_TTL", "60")
             .parse::<u64>()
@@ -146,7 +311,7 @@ impl Config {
             .filter(|f| f.is_finite() && *f >= 1.0)
             .ok_or("BREAKER_FACTOR must be a number, at least 1")?;
         let breaker = BreakerConfig {
-            enabled: text("BREAKER_ENABLED", "true") == "true",
+            enabled: flag("BREAKER_ENABLED", true)?,
             factor,
             window_ms: seconds("BREAKER_WINDOW_SECONDS", 300)?,
             cooldown_ms: seconds("BREAKER_COOLDOWN_SECONDS", 900)?,
@@ -165,8 +330,6 @@ impl Config {
             max_age_ms: number("LOG_RETENTION_DAYS", 30, 1)? as i64 * 86_400_000,
             max_rows: number("LOG_MAX_ROWS", 10_000, 1)?.min(1_000_000) as u32,
         };
-        let route_costs: Vec<CostRule> = serde_json::from_str(&text("ROUTE_COSTS", "[]"))
-            .map_err(|e| format!("ROUTE_COSTS is not a list of rules: {e}"))?;
         let webhook_url = get("WEBHOOK_URL").filter(|u| !u.is_empty());
         if webhook_url
             .as_deref()
@@ -174,21 +337,37 @@ impl Config {
         {
             return Err("WEBHOOK_URL must be an http(s) URL".into());
         }
+        // A notice signed with an empty key proves nothing: no URL without a secret.
+        let webhook_secret = get("WEBHOOK_SECRET").filter(|s| !s.is_empty());
+        let webhook = match (webhook_url, webhook_secret) {
+            (None, _) => None,
+            (Some(url), Some(secret)) if secret.len() >= MIN_WEBHOOK_SECRET => {
+                Some(Webhook { url, secret })
+            }
+            (Some(_), _) => {
+                return Err(format!(
+                    "WEBHOOK_SECRET must be set, at least {MIN_WEBHOOK_SECRET} characters, when WEBHOOK_URL is"
+                ))
+            }
+        };
+
+        let test_fail_inline_copies = flag("TEST_FAIL_INLINE_COPIES", false)?;
+        if test_fail_inline_copies && environment == Environment::Production {
+            return Err(
+                "TEST_FAIL_INLINE_COPIES is a test switch: refused when ENVIRONMENT=production"
+                    .into(),
+            );
+        }
 
         Ok(Config {
             key_prefix,
             environment,
-            allow_http: text("ALLOW_HTTP", "false") == "true",
+            allow_http: flag("ALLOW_HTTP", false)?,
             origin_url: origin_url.trim_end_matches('/').to_string(),
-            public_paths: text("PUBLIC_PATHS", "/health")
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect(),
+            public_paths,
             route_rules,
             admin_prefix,
-            project_segment: text("PROJECT_SEGMENT", "projects"),
+            project_segment,
             plans,
             default_plan,
             kv_cache_ttl,
@@ -196,7 +375,8 @@ impl Config {
             breaker,
             ip_block,
             logs,
-            webhook_url,
+            webhook,
+            test_fail_inline_copies,
         })
     }
 
@@ -243,7 +423,7 @@ mod tests {
         assert_eq!(c.breaker.factor, 3.0);
         assert_eq!(c.ip_block.threshold, 10);
         assert_eq!(c.logs.max_age_ms, 30 * 86_400_000);
-        assert_eq!(c.webhook_url, None);
+        assert_eq!(c.webhook, None);
     }
 
     #[test]
@@ -262,6 +442,69 @@ mod tests {
         assert!(bad("IP_BLOCK_THRESHOLD", "-1").contains("IP_BLOCK_THRESHOLD"));
         assert!(bad("ROUTE_COSTS", "{}").contains("ROUTE_COSTS"));
         assert!(bad("WEBHOOK_URL", "ftp://x").contains("WEBHOOK_URL"));
+    }
+
+    #[test]
+    fn malformed_settings_are_loud_never_defaulted() {
+        let bad = |vars: &[(&str, &str)]| {
+            let mut all = vec![("ORIGIN_URL", "http://o")];
+            all.extend_from_slice(vars);
+            config(&all).unwrap_err()
+        };
+        // A webhook without its secret would be signed with an empty key.
+        assert!(bad(&[("WEBHOOK_URL", "https://hooks.example")]).contains("WEBHOOK_SECRET"));
+        assert!(
+            bad(&[("WEBHOOK_URL", "https://h"), ("WEBHOOK_SECRET", "short")])
+                .contains("WEBHOOK_SECRET")
+        );
+        assert!(bad(&[("ALLOW_HTTP", "yes")]).contains("ALLOW_HTTP"));
+        assert!(bad(&[("TEST_FAIL_INLINE_COPIES", "true")])
+            .contains("refused when ENVIRONMENT=production"));
+        assert!(bad(&[("BREAKER_ENABLED", "TRUE")]).contains("BREAKER_ENABLED"));
+        let rules = |json: &str| bad(&[("ROUTE_PERMISSIONS", json)]);
+        assert!(rules(r#"[{"path":"/a","permision":"x"}]"#).contains("ROUTE_PERMISSIONS"));
+        assert!(rules(r#"[{"path":"/a/**/b","permission":"x"}]"#).contains("'**'"));
+        assert!(rules(r#"[{"path":"/a%2Fb","permission":"x"}]"#).contains("/a%2Fb"));
+        assert!(rules(r#"[{"path":"a","permission":"x"}]"#).contains("ROUTE_PERMISSIONS"));
+        assert!(rules(r#"[{"path":"/a","permission":"x\r\ny"}]"#).contains("permission"));
+        assert!(rules(r#"[{"method":"GE T","path":"/a","permission":"x"}]"#).contains("GE T"));
+        let costs = |json: &str| bad(&[("ROUTE_COSTS", json)]);
+        assert!(costs(r#"[{"path":"/r","cost":0}]"#).contains("at least 1"));
+        assert!(costs(r#"[{"path":"/r","cost":2001}]"#).contains("exceeds every plan"));
+        assert!(bad(&[("PUBLIC_PATHS", "/docs/;x")]).contains("PUBLIC_PATHS"));
+        assert!(bad(&[("PROJECT_SEGMENT", "a/b")]).contains("PROJECT_SEGMENT"));
+        assert!(bad(&[("ADMIN_PREFIX", "/admin/../x")]).contains("ADMIN_PREFIX"));
+        assert!(bad(&[
+            (
+                "PLANS",
+                r#"{"p":{"api_access":true,"rate_limits":{"per_minute":0}}}"#
+            ),
+            ("DEFAULT_PLAN", "p")
+        ])
+        .contains("limit of 0"));
+        assert!(bad(&[
+            (
+                "PLANS",
+                r#"{"p":{"api_access":true,"rate_limits":{"per_hour":5}}}"#
+            ),
+            ("DEFAULT_PLAN", "p")
+        ])
+        .contains("PLANS"));
+    }
+
+    #[test]
+    fn patterns_are_kept_canonical_and_secrets_never_printed() {
+        let c = config(&[
+            ("ORIGIN_URL", "http://o"),
+            ("PUBLIC_PATHS", "/docs/./x//**"),
+            ("ROUTE_COSTS", r#"[{"path":"/r","cost":2000}]"#),
+            ("WEBHOOK_URL", "https://hooks.example"),
+            ("WEBHOOK_SECRET", "0123456789abcdef-secret"),
+        ])
+        .unwrap();
+        assert_eq!(c.public_paths, vec!["/docs/x/**"]);
+        assert_eq!(c.route_costs[0].cost, 2000, "fits the business plan");
+        assert!(!format!("{c:?}").contains("0123456789abcdef-secret"));
     }
 
     #[test]

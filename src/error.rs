@@ -49,6 +49,15 @@ pub enum ApiError {
     InvalidBody {
         reason: String,
     },
+    /// 400: a path that origins could read differently (see `canonical_path`).
+    InvalidPath {
+        reason: String,
+    },
+    /// 400: a header keyward must read is not what it may be.
+    InvalidHeader {
+        name: String,
+        reason: String,
+    },
     /// 403: an admin key asked for something outside its reach.
     Forbidden {
         reason: String,
@@ -57,14 +66,30 @@ pub enum ApiError {
     NotFound {
         what: String,
     },
-    /// 405
-    MethodNotAllowed,
+    /// 405; `allow` lists the methods the path serves, when it serves any.
+    MethodNotAllowed {
+        allow: Vec<String>,
+    },
     /// 409: the request conflicts with the key's state (revoked, used, alias taken).
     Conflict {
         reason: String,
     },
+    /// 413: a management body over the limit, refused before it is parsed.
+    PayloadTooLarge {
+        limit: usize,
+    },
     /// 502: the origin could not be reached.
     OriginUnreachable,
+    /// 503: KV or a Durable Object could not answer; the request is refused, never
+    /// admitted (fail closed).
+    Unavailable {
+        retry_after: u64,
+    },
+    /// 500: the deployment's configuration is wrong; says which variable (never a
+    /// secret's value) on every request until it is fixed.
+    Misconfigured {
+        reason: String,
+    },
     /// 500: storage or runtime failure; the detail is logged, not shown.
     Internal {
         detail: String,
@@ -121,12 +146,18 @@ impl ApiError {
             | RateLimited { .. }
             | QuotaExceeded { .. }
             | PlanRateLimited { .. } => 429,
-            InvalidField { .. } | InvalidBody { .. } => 400,
+            InvalidField { .. }
+            | InvalidBody { .. }
+            | InvalidPath { .. }
+            | InvalidHeader { .. } => 400,
             Forbidden { .. } => 403,
             NotFound { .. } => 404,
-            MethodNotAllowed => 405,
+            MethodNotAllowed { .. } => 405,
             Conflict { .. } => 409,
+            PayloadTooLarge { .. } => 413,
             OriginUnreachable => 502,
+            Unavailable { .. } => 503,
+            Misconfigured { .. } => 500,
             Internal { .. } => 500,
         }
     }
@@ -149,12 +180,18 @@ impl ApiError {
             RateLimited { .. } => "rate_limited",
             QuotaExceeded { .. } => "quota_exceeded",
             PlanRateLimited { .. } => "plan_rate_limited",
-            InvalidField { .. } | InvalidBody { .. } => "invalid_request",
+            InvalidField { .. }
+            | InvalidBody { .. }
+            | InvalidPath { .. }
+            | InvalidHeader { .. } => "invalid_request",
             Forbidden { .. } => "forbidden",
             NotFound { .. } => "not_found",
-            MethodNotAllowed => "method_not_allowed",
+            MethodNotAllowed { .. } => "method_not_allowed",
             Conflict { .. } => "conflict",
+            PayloadTooLarge { .. } => "payload_too_large",
             OriginUnreachable => "origin_unreachable",
+            Unavailable { .. } => "unavailable",
+            Misconfigured { .. } => "configuration_error",
             Internal { .. } => "internal_error",
         }
     }
@@ -183,11 +220,18 @@ impl ApiError {
             }
             InvalidField { field, reason } => format!("invalid field '{field}': {reason}"),
             InvalidBody { reason } => format!("invalid request body: {reason}"),
+            InvalidPath { reason } => format!("invalid request path: {reason}"),
+            InvalidHeader { name, reason } => format!("invalid header '{name}': {reason}"),
             Forbidden { reason } => format!("Forbidden: {reason}"),
             NotFound { what } => format!("{what} not found"),
-            MethodNotAllowed => "Method not allowed".into(),
+            MethodNotAllowed { .. } => "Method not allowed".into(),
             Conflict { reason } => reason.clone(),
+            PayloadTooLarge { limit } => {
+                format!("Request body too large: at most {limit} bytes")
+            }
             OriginUnreachable => "Origin unreachable".into(),
+            Unavailable { .. } => "Service temporarily unavailable".into(),
+            Misconfigured { reason } => format!("keyward is misconfigured: {reason}"),
             Internal { .. } => "Internal error".into(),
         }
     }
@@ -197,9 +241,11 @@ impl ApiError {
         use ApiError::*;
         match self {
             InvalidKey => vec![("WWW-Authenticate", "Bearer".into())],
+            MethodNotAllowed { allow } if !allow.is_empty() => vec![("Allow", allow.join(", "))],
             IpBlocked { retry_after }
             | KeySuspended { retry_after }
             | RateLimited { retry_after }
+            | Unavailable { retry_after }
             | PlanRateLimited { retry_after, .. }
             | QuotaExceeded {
                 retry_after: Some(retry_after),
@@ -212,8 +258,14 @@ impl ApiError {
     /// The JSON body: `{"error", "code"}`, plus `field` for bad input.
     pub fn body(&self) -> serde_json::Value {
         let mut body = serde_json::json!({ "error": self.message(), "code": self.code() });
-        if let (ApiError::InvalidField { field, .. }, Some(obj)) = (self, body.as_object_mut()) {
-            obj.insert("field".into(), serde_json::Value::String(field.clone()));
+        let field = match self {
+            ApiError::InvalidField { field, .. } => Some(field.as_str()),
+            ApiError::InvalidPath { .. } => Some("path"),
+            ApiError::InvalidHeader { name, .. } => Some(name.as_str()),
+            _ => None,
+        };
+        if let (Some(field), Some(obj)) = (field, body.as_object_mut()) {
+            obj.insert("field".into(), serde_json::Value::String(field.to_string()));
         }
         body
     }
@@ -345,6 +397,25 @@ mod tests {
         assert_eq!(e.status(), 400);
         assert_eq!(e.body()["field"], "alias");
         assert_eq!(e.message(), "invalid field 'alias': already used");
+    }
+
+    #[test]
+    fn the_edge_errors_render_with_their_headers() {
+        let e = ApiError::MethodNotAllowed {
+            allow: vec!["GET".into(), "PATCH".into()],
+        };
+        assert_eq!((e.status(), e.code()), (405, "method_not_allowed"));
+        assert_eq!(e.headers(), vec![("Allow", "GET, PATCH".into())]);
+        let e = ApiError::Unavailable { retry_after: 1 };
+        assert_eq!((e.status(), e.code()), (503, "unavailable"));
+        assert_eq!(e.headers(), vec![("Retry-After", "1".into())]);
+        let e = ApiError::PayloadTooLarge { limit: 65_536 };
+        assert_eq!((e.status(), e.code()), (413, "payload_too_large"));
+        let e = ApiError::InvalidPath {
+            reason: "it contains ';' (path parameters)".into(),
+        };
+        assert_eq!((e.status(), e.code()), (400, "invalid_request"));
+        assert_eq!(e.body()["field"], "path");
     }
 
     #[test]

@@ -190,19 +190,16 @@ fn parse_settings(obj: &Map<String, Value>, now: i64) -> Result<KeyPatch, ApiErr
     }
     if let Some(v) = obj.get("permissions") {
         p.permissions = Some(list(v, "permissions", |s| {
-            let ok = !s.is_empty()
-                && s.len() <= 64
-                && s.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-.:*".contains(c));
-            ok.then_some(())
-                .ok_or("must be lowercase names such as 'read:all' or 'license:manage'")
+            is_permission(s).then_some(()).ok_or(
+                "must be 1-64 lowercase letters, digits, '.', '_', ':' or '-', such as 'read:all'",
+            )
         })?);
     }
     if let Some(v) = obj.get("projects") {
         p.projects = Some(list(v, "projects", |s| {
-            let ok = !s.is_empty() && s.len() <= 128 && !s.contains('/');
-            ok.then_some(())
-                .ok_or("must be non-empty project ids without '/'")
+            is_project_id(s)
+                .then_some(())
+                .ok_or("must be 1-128 letters, digits, '.', '_', ':' or '-'")
         })?);
     }
     match (obj.get("expires_at"), obj.get("expires_in_days")) {
@@ -280,6 +277,21 @@ fn parse_settings(obj: &Map<String, Value>, now: i64) -> Result<KeyPatch, ApiErr
         p.metadata = Some(m);
     }
     Ok(p)
+}
+
+/// A permission name. Permissions travel to the origin in a header, so the set is
+/// closed: nothing that could split or inject one.
+pub fn is_permission(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._:-".contains(&b))
+}
+
+/// A project id (also a path segment and a header value): `[A-Za-z0-9._:-]`.
+pub fn is_project_id(s: &str) -> bool {
+    (1..=128).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
 }
 
 fn as_object(body: &Value) -> Result<&Map<String, Value>, ApiError> {
@@ -491,6 +503,22 @@ mod tests {
             "permissions"
         );
         assert_eq!(bad(json!({"name": "a", "projects": ["a/b"]})), "projects");
+        for hostile in [
+            "p1\r\nX-Keyward-Account: other",
+            "p 1",
+            "p,1",
+            "p;1",
+            "p%2F1",
+            "",
+        ] {
+            assert_eq!(bad(json!({"name": "a", "projects": [hostile]})), "projects");
+        }
+        for hostile in ["admin\r\nx: y", "read:all,admin", "a b", "*", "Admin"] {
+            assert_eq!(
+                bad(json!({"name": "a", "permissions": [hostile]})),
+                "permissions"
+            );
+        }
         assert_eq!(
             bad(json!({"name": "a", "expires_in_days": 31})),
             "expires_in_days"

@@ -3,6 +3,24 @@
 
 use crate::config::IpBlockConfig;
 use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+/// The unit failed attempts are counted in: an IPv4 address, or an IPv6 /64 (one
+/// subscriber's allocation, so its 2^64 addresses are one client). An IPv4-mapped
+/// IPv6 address counts as its IPv4; anything unparseable shares one bucket.
+pub fn address_bucket(ip: &str) -> String {
+    match ip.trim().parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => v4.to_string(),
+        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let [a, b, c, d, ..] = v6.segments();
+                format!("{a:x}:{b:x}:{c:x}:{d:x}::/64")
+            }
+        },
+        Err(_) => "unparseable".into(),
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailureWindow {
@@ -22,6 +40,13 @@ pub struct FailureOutcome {
 impl FailureWindow {
     pub fn blocked_at(&self, now: i64) -> Option<i64> {
         self.blocked_until.filter(|u| *u > now)
+    }
+
+    /// When this state stops mattering (no failure left in the window, no block):
+    /// its storage can then be deleted.
+    pub fn idle_at(&self, cfg: &IpBlockConfig) -> i64 {
+        let window_end = self.failures.last().map_or(0, |t| t + cfg.window_ms);
+        window_end.max(self.blocked_until.unwrap_or(0))
     }
 
     pub fn record_failure(&mut self, cfg: &IpBlockConfig, now: i64) -> FailureOutcome {
@@ -89,6 +114,33 @@ mod tests {
             "the first one left the window"
         );
         assert!(w.record_failure(&CFG, 11_000).blocked_until.is_some());
+    }
+
+    #[test]
+    fn ipv6_counts_per_64_and_ipv4_per_address() {
+        assert_eq!(address_bucket("203.0.113.9"), "203.0.113.9");
+        assert_eq!(address_bucket("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(
+            address_bucket("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+            address_bucket("2001:0DB8:0001:0002::7")
+        );
+        assert_ne!(
+            address_bucket("2001:db8:1:3::1"),
+            address_bucket("2001:db8:1:2::1")
+        );
+        assert_eq!(address_bucket("::ffff:203.0.113.9"), "203.0.113.9");
+        assert_eq!(address_bucket("not an address"), address_bucket("also not"));
+    }
+
+    #[test]
+    fn idle_once_the_window_and_the_block_are_over() {
+        let mut w = FailureWindow::default();
+        assert_eq!(w.idle_at(&CFG), 0);
+        w.record_failure(&CFG, 1_000);
+        assert_eq!(w.idle_at(&CFG), 11_000);
+        w.record_failure(&CFG, 2_000);
+        w.record_failure(&CFG, 3_000);
+        assert_eq!(w.idle_at(&CFG), 63_000);
     }
 
     #[test]

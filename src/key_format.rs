@@ -86,6 +86,14 @@ pub fn parse_key(product: &str, key: &str) -> Option<ParsedKey> {
     })
 }
 
+/// Whether two secrets are equal, in time that depends on neither: their SHA-256
+/// digests compared by `subtle`.
+pub fn digest_eq(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    let (x, y) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
+    x.as_slice().ct_eq(y.as_slice()).into()
+}
+
 pub fn sha256_hex(s: &str) -> String {
     hex(&Sha256::digest(s.as_bytes()))
 }

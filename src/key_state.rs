@@ -2,7 +2,7 @@
 //! state (record and ledger), the command, the configuration and the time. The
 //! object loads, calls `apply`, performs the returned effects and replies.
 
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, Scope};
 use crate::check::{check_key, AccessRequest};
 use crate::config::Config;
 use crate::error::ApiError;
@@ -10,7 +10,7 @@ use crate::input::KeyPatch;
 use crate::ledger::{Ledger, StoredBucket};
 use crate::lifecycle;
 use crate::limits::{self, KeyAdmission, LimitState, Verdict};
-use crate::model::{Identity, KeyRecord};
+use crate::model::{HashEntry, Identity, KeyRecord, RegistryRow};
 use crate::request_log::{LogEntry, LogQuery, RequestFacts};
 use crate::time_fmt::to_rfc3339;
 use serde::{Deserialize, Serialize};
@@ -58,6 +58,12 @@ pub enum KeyCommand {
     },
     /// The object's alarm: ends a suspension that is over.
     Wake,
+    /// Copies a management route could not write after this object changed: kept
+    /// in the outbox and retried by the alarm until they land. Taken with or without
+    /// a record (a deleted key's index entries still need removing).
+    Enqueue {
+        notices: Vec<Notice>,
+    },
 }
 
 /// What `Check` answers when the request is admitted.
@@ -84,8 +90,30 @@ pub enum Change {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Notice {
-    Audit { event: AuditEvent },
-    Webhook { payload: Value },
+    Audit {
+        event: AuditEvent,
+    },
+    Webhook {
+        payload: Value,
+    },
+    /// The registry's copy of the key, and the event of the change that made it.
+    RegistrySync {
+        row: RegistryRow,
+        event: Option<AuditEvent>,
+    },
+    RegistryRemove {
+        id: String,
+        event: Option<AuditEvent>,
+    },
+    /// A KV index entry to write (`expires_at` in Unix seconds) or remove.
+    KvPut {
+        hash: String,
+        entry: HashEntry,
+        expires_at: Option<u64>,
+    },
+    KvRemove {
+        hash: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -129,6 +157,13 @@ type Outcome = (Effects, Result<Value, ApiError>);
 pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> Outcome {
     let KeyState { record, ledger } = state;
     let (rec, cmd) = match (record.as_mut(), cmd) {
+        (_, KeyCommand::Enqueue { notices }) => {
+            let fx = Effects {
+                notices,
+                ..Effects::none()
+            };
+            return (fx, Ok(Value::Null));
+        }
         (None, KeyCommand::Create { record: new }) => {
             let reply = to_value(&new);
             *record = Some(*new);
@@ -179,13 +214,14 @@ pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
             hash,
             prefix,
             grace_ms,
-        } => match lifecycle::rotate(rec, hash, prefix, grace_ms, now) {
-            Ok(old) => (
-                Effects::put(),
-                to_value(&rec).map(|r| json!({ "old_hash": old, "record": r })),
-            ),
-            Err(e) => (Effects::none(), Err(e)),
-        },
+        } => {
+            let mut old = String::new();
+            let (fx, reply) = record_result(rec, |r| {
+                old = lifecycle::rotate(r, hash, prefix, grace_ms, now)?;
+                Ok(())
+            });
+            (fx, reply.map(|r| json!({ "old_hash": old, "record": r })))
+        }
         KeyCommand::Deactivate => record_result(rec, |r| lifecycle::deactivate(r, now)),
         KeyCommand::Activate => record_result(rec, |r| lifecycle::activate(r, now)),
         KeyCommand::Revoke => record_result(rec, |r| {
@@ -217,15 +253,20 @@ pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
             )),
         ),
         KeyCommand::Wake => wake(rec, now),
+        KeyCommand::Enqueue { .. } => (Effects::none(), Ok(Value::Null)), // taken above
     }
 }
 
+/// A management change: applied, given the next revision, persisted and answered.
 fn record_result(
     rec: &mut KeyRecord,
     f: impl FnOnce(&mut KeyRecord) -> Result<(), ApiError>,
 ) -> Outcome {
     match f(rec) {
-        Ok(()) => (Effects::put(), to_value(&rec)),
+        Ok(()) => {
+            rec.revision += 1;
+            (Effects::put(), to_value(&rec))
+        }
         Err(e) => (Effects::none(), Err(e)),
     }
 }
@@ -344,6 +385,7 @@ fn event(rec: &KeyRecord, now: i64, action: &str, details: Value) -> AuditEvent 
         key_id: Some(rec.id.clone()),
         account: rec.account.clone(),
         details,
+        scope: Some(Scope::of(rec)),
     }
 }
 
@@ -383,8 +425,8 @@ mod tests {
                 hash: hash.into(),
                 deployment_env: Environment::Production,
                 client_ip: None,
-                permission: "read:all".into(),
-                project: None,
+                permissions: vec!["read:all".into()],
+                projects: vec![],
             },
             facts: RequestFacts {
                 method: "GET".into(),

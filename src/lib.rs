@@ -4,10 +4,13 @@
 //! `edge` adapts them to the Workers runtime and exists only in the wasm build.
 
 pub mod audit;
+pub mod canonical_path;
 pub mod check;
 pub mod cidr;
 pub mod config;
+pub mod confinement;
 pub mod error;
+pub mod inbound;
 pub mod input;
 pub mod ip_guard;
 pub mod key_format;

@@ -4,7 +4,6 @@
 use crate::error::ApiError;
 use crate::input::KeyPatch;
 use crate::model::{AdminStatus, Environment, KeyRecord, Quotas, RateLimits};
-use crate::policy;
 use crate::time_fmt::to_rfc3339;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -48,6 +47,7 @@ pub fn create(birth: Birth, settings: &KeyPatch) -> KeyRecord {
         updated_at: birth.now,
         plan: birth.plan,
         suspended_until: None,
+        revision: 1,
     };
     apply_patch(&mut rec, settings, birth.now);
     rec
@@ -166,46 +166,6 @@ pub fn check_deletable(rec: &KeyRecord) -> Result<(), ApiError> {
 pub fn record_use(rec: &mut KeyRecord, now: i64) {
     rec.usage_count += 1;
     rec.last_used_at = Some(now);
-}
-
-/// An admin key may hand out only what it holds: permissions it covers, and, when it
-/// is itself scoped to projects, only those projects.
-pub fn check_grant(
-    granter_permissions: &[String],
-    granter_projects: &[String],
-    p: &KeyPatch,
-) -> Result<(), ApiError> {
-    if let Some(perms) = &p.permissions {
-        if let Some(missing) = perms
-            .iter()
-            .find(|x| !policy::holds(granter_permissions, x))
-        {
-            return Err(ApiError::Forbidden {
-                reason: format!("cannot grant permission '{missing}' that this admin key lacks"),
-            });
-        }
-    }
-    if !granter_projects.is_empty() {
-        match &p.projects {
-            Some(projects) if !projects.is_empty() => {
-                if let Some(out) = projects.iter().find(|x| !granter_projects.contains(x)) {
-                    return Err(ApiError::Forbidden {
-                        reason: format!(
-                            "cannot grant project '{out}' outside this admin key's scope"
-                        ),
-                    });
-                }
-            }
-            // Unset or empty means "all projects": more than the granter has.
-            _ => {
-                return Err(ApiError::Forbidden {
-                    reason: "a project-scoped admin key must set projects within its own scope"
-                        .into(),
-                })
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The public JSON of a key: never a hash or a secret.
@@ -333,25 +293,5 @@ mod tests {
         let text = v.to_string();
         assert!(!text.contains("\"h1\""));
         assert!(v.get("hash").is_none() && v.get("key").is_none());
-    }
-
-    #[test]
-    fn admin_keys_grant_only_what_they_hold() {
-        let admin = vec!["admin".to_string(), "license:manage".to_string()];
-        let grant = |perms: &[&str], projects: Option<&[&str]>, scope: &[&str]| {
-            let p = KeyPatch {
-                permissions: Some(perms.iter().map(|s| s.to_string()).collect()),
-                projects: projects.map(|l| l.iter().map(|s| s.to_string()).collect()),
-                ..Default::default()
-            };
-            let scope: Vec<String> = scope.iter().map(|s| s.to_string()).collect();
-            check_grant(&admin, &scope, &p).is_ok()
-        };
-        assert!(grant(&["write:all", "license:manage"], None, &[]));
-        assert!(!grant(&["customer:read"], None, &[]));
-        assert!(grant(&["read:all"], Some(&["p1"]), &["p1", "p2"]));
-        assert!(!grant(&["read:all"], Some(&["p3"]), &["p1"]));
-        assert!(!grant(&["read:all"], None, &["p1"]));
-        assert!(!grant(&["read:all"], Some(&[]), &["p1"]));
     }
 }

@@ -1,7 +1,7 @@
 //! Admission: rows 12–15 of the check table as arithmetic over ledgers, with time
 //! passed in. Nothing is consumed unless every limit admits (all-or-nothing).
 
-use crate::config::{AccountLimits, Plan};
+use crate::config::{AccountLimits, BreakerConfig, Plan};
 use crate::error::ApiError;
 use crate::ledger::Ledger;
 use crate::model::{Quotas, RateLimits};
@@ -9,32 +9,6 @@ use serde::{Deserialize, Serialize};
 
 const SECOND: i64 = 1_000;
 const DAY: i64 = 86_400 * SECOND;
-
-/// The circuit breaker's settings (SPEC: 3× in 5 minutes → 15 minutes suspended).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct BreakerConfig {
-    pub enabled: bool,
-    pub factor: f64,
-    pub window_ms: i64,
-    pub cooldown_ms: i64,
-    /// Credits per window below which a key never trips, however quiet it was.
-    pub floor: u64,
-    /// How much history the baseline is learnt from.
-    pub history_ms: i64,
-}
-
-impl Default for BreakerConfig {
-    fn default() -> Self {
-        BreakerConfig {
-            enabled: true,
-            factor: 3.0,
-            window_ms: 300 * SECOND,
-            cooldown_ms: 900 * SECOND,
-            floor: 300,
-            history_ms: DAY,
-        }
-    }
-}
 
 /// The state of the tightest limit, for the `RateLimit` headers and key views.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -50,6 +50,7 @@ impl AdminStatus {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RateLimits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_second: Option<u64>,
@@ -108,6 +109,10 @@ pub struct KeyRecord {
     /// Set by the circuit breaker.
     #[serde(default)]
     pub suspended_until: Option<i64>,
+    /// Bumped by every management change: copies (the registry's row) keep the
+    /// newest revision they have seen, so concurrent changes converge.
+    #[serde(default)]
+    pub revision: u64,
 }
 
 impl KeyRecord {
@@ -141,6 +146,11 @@ pub struct Identity {
     pub permissions: Vec<String>,
     pub environment: Environment,
     pub projects: Vec<String>,
+    /// Not forwarded; an admin key's confinement compares them.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+    #[serde(default)]
+    pub ip_allowlist: Vec<String>,
 }
 
 impl Identity {
@@ -151,6 +161,8 @@ impl Identity {
             permissions: rec.permissions.clone(),
             environment: rec.environment,
             projects: rec.projects.clone(),
+            expires_at: rec.expires_at,
+            ip_allowlist: rec.ip_allowlist.clone(),
         }
     }
 }
@@ -161,4 +173,35 @@ impl Identity {
 pub struct HashEntry {
     pub id: String,
     pub account: String,
+}
+
+/// The registry's copy of a key: the fields management listings filter on. Written
+/// after every change with the key's revision; an older revision never replaces a
+/// newer one, so copies converge whatever order concurrent changes arrive in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryRow {
+    pub id: String,
+    pub account: String,
+    pub alias: Option<String>,
+    pub environment: String,
+    pub category: Option<String>,
+    pub status: String,
+    pub expires_at: Option<i64>,
+    #[serde(default)]
+    pub revision: u64,
+}
+
+impl RegistryRow {
+    pub fn of(rec: &KeyRecord) -> Self {
+        RegistryRow {
+            id: rec.id.clone(),
+            account: rec.account.clone(),
+            alias: rec.alias.clone(),
+            environment: rec.environment.as_str().into(),
+            category: rec.category.clone(),
+            status: rec.status.as_str().into(),
+            expires_at: rec.expires_at,
+            revision: rec.revision,
+        }
+    }
 }

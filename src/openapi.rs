@@ -4,37 +4,89 @@
 
 pub const DOCUMENT: &str = include_str!("../openapi.json");
 
-/// Every management route, as (method, path template under the admin prefix).
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/keys"),
-    ("POST", "/keys"),
-    ("GET", "/keys/{id}"),
-    ("PATCH", "/keys/{id}"),
-    ("DELETE", "/keys/{id}"),
-    ("POST", "/keys/{id}/rotate"),
-    ("POST", "/keys/{id}/deactivate"),
-    ("POST", "/keys/{id}/activate"),
-    ("POST", "/keys/{id}/revoke"),
-    ("GET", "/keys/{id}/logs"),
-    ("GET", "/events"),
-    ("GET", "/accounts/{id}"),
-    ("PUT", "/accounts/{id}"),
-    ("GET", "/openapi.json"),
-];
+use crate::error::ApiError;
 
-fn template_matches(template: &str, segments: &[&str]) -> bool {
-    let parts: Vec<&str> = template.split('/').filter(|s| !s.is_empty()).collect();
-    parts.len() == segments.len()
-        && parts
-            .iter()
-            .zip(segments)
-            .all(|(p, s)| (p.starts_with('{') && p.ends_with('}')) || p == s)
+/// The management operations: each route names exactly one, and nothing else is
+/// served (no fall-through from one action to another).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    ListKeys,
+    CreateKey,
+    GetKey,
+    UpdateKey,
+    DeleteKey,
+    RotateKey,
+    DeactivateKey,
+    ActivateKey,
+    RevokeKey,
+    KeyLogs,
+    ListEvents,
+    GetAccount,
+    PutAccount,
+    Document,
 }
 
-/// Whether some route serves this path (with any method): unknown paths are 404,
-/// known paths with another method 405.
-pub fn is_known(segments: &[&str]) -> bool {
-    ROUTES.iter().any(|(_, t)| template_matches(t, segments))
+/// Every management route: (method, path template under the admin prefix, operation).
+pub const ROUTES: &[(&str, &str, Operation)] = &[
+    ("GET", "/keys", Operation::ListKeys),
+    ("POST", "/keys", Operation::CreateKey),
+    ("GET", "/keys/{id}", Operation::GetKey),
+    ("PATCH", "/keys/{id}", Operation::UpdateKey),
+    ("DELETE", "/keys/{id}", Operation::DeleteKey),
+    ("POST", "/keys/{id}/rotate", Operation::RotateKey),
+    ("POST", "/keys/{id}/deactivate", Operation::DeactivateKey),
+    ("POST", "/keys/{id}/activate", Operation::ActivateKey),
+    ("POST", "/keys/{id}/revoke", Operation::RevokeKey),
+    ("GET", "/keys/{id}/logs", Operation::KeyLogs),
+    ("GET", "/events", Operation::ListEvents),
+    ("GET", "/accounts/{id}", Operation::GetAccount),
+    ("PUT", "/accounts/{id}", Operation::PutAccount),
+    ("GET", "/openapi.json", Operation::Document),
+];
+
+/// The path parameter when `template` matches `route` segment for segment, exactly.
+fn matches<'a>(template: &str, route: &[&'a str]) -> Option<Option<&'a str>> {
+    let parts: Vec<&str> = template.split('/').filter(|s| !s.is_empty()).collect();
+    if parts.len() != route.len() {
+        return None;
+    }
+    let mut param = None;
+    for (p, s) in parts.iter().zip(route) {
+        if p.starts_with('{') {
+            param = Some(*s);
+        } else if p != s {
+            return None;
+        }
+    }
+    Some(param)
+}
+
+/// The operation `method` on `route` (the canonical path under the admin prefix)
+/// names, with its path parameter: an unknown path is 404, a known path with
+/// another method 405 with `Allow`. Paths match exactly: case, a trailing slash
+/// or an extra segment make another (unknown) path.
+pub fn route<'a>(method: &str, route: &'a str) -> Result<(Operation, Option<&'a str>), ApiError> {
+    let not_found = || ApiError::NotFound {
+        what: "route".into(),
+    };
+    if route.len() > 1 && route.ends_with('/') {
+        return Err(not_found());
+    }
+    let segs: Vec<&str> = route.split('/').filter(|s| !s.is_empty()).collect();
+    let mut allow = Vec::new();
+    for (m, template, op) in ROUTES {
+        if let Some(param) = matches(template, &segs) {
+            if *m == method {
+                return Ok((*op, param));
+            }
+            allow.push(m.to_string());
+        }
+    }
+    if allow.is_empty() {
+        Err(not_found())
+    } else {
+        Err(ApiError::MethodNotAllowed { allow })
+    }
 }
 
 #[cfg(test)]
@@ -56,7 +108,7 @@ mod tests {
         }
         let served: BTreeSet<(String, String)> = ROUTES
             .iter()
-            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .map(|(m, p, _)| (m.to_string(), p.to_string()))
             .collect();
         assert_eq!(documented, served);
     }
@@ -81,12 +133,38 @@ mod tests {
     }
 
     #[test]
-    fn known_paths() {
-        assert!(is_known(&["keys"]));
-        assert!(is_known(&["keys", "key_1", "logs"]));
-        assert!(is_known(&["accounts", "acme"]));
-        assert!(!is_known(&["keys", "key_1", "explode"]));
-        assert!(!is_known(&["nothing"]));
-        assert!(!is_known(&[]));
+    fn each_route_names_one_operation_and_nothing_falls_through() {
+        assert_eq!(route("GET", "/keys"), Ok((Operation::ListKeys, None)));
+        assert_eq!(
+            route("POST", "/keys/key_1/revoke"),
+            Ok((Operation::RevokeKey, Some("key_1")))
+        );
+        assert_eq!(
+            route("GET", "/accounts/acme"),
+            Ok((Operation::GetAccount, Some("acme")))
+        );
+        let code = |m, p| route(m, p).err().map(|e| e.status());
+        // A known path with another method: 405, with the methods it serves.
+        assert_eq!(code("POST", "/keys/key_1/logs"), Some(405));
+        assert_eq!(
+            route("POST", "/keys/key_1").err().map(|e| e.headers()),
+            Some(vec![("Allow", "GET, PATCH, DELETE".to_string())])
+        );
+        assert_eq!(code("HEAD", "/keys"), Some(405));
+        assert_eq!(code("get", "/keys"), Some(405));
+        // Mutated action names and shapes are unknown paths.
+        for p in [
+            "/keys/key_1/explode",
+            "/keys/key_1/Revoke",
+            "/keys/key_1/revoke/",
+            "/keys/key_1/revoke/x",
+            "/KEYS",
+            "/keys/",
+            "/",
+            "",
+            "/nothing",
+        ] {
+            assert_eq!(code("POST", p), Some(404), "{p}");
+        }
     }
 }

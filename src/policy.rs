@@ -1,6 +1,12 @@
-//! Route policy: which paths are public, which permission a route needs, which
-//! project a path names, and what a set of held permissions covers.
+//! Route policy over the canonical path: which paths are public, which permissions a
+//! request needs, which projects it names, what it costs, and what a set of held
+//! permissions covers.
+//!
+//! Matching that adds requirements (route rules, costs, the project segment) ignores
+//! case and a trailing slash, so an origin that routes case-insensitively cannot be
+//! reached around a rule; matching that removes them (public paths) is exact.
 
+use crate::canonical_path::segments;
 use serde::Deserialize;
 
 /// The built-in permissions, weakest first; each includes those before it.
@@ -19,8 +25,9 @@ pub fn holds(held: &[String], needed: &str) -> bool {
 
 /// A configured mapping from requests to the permission they need.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RouteRule {
-    /// An HTTP method, or `*` for any.
+    /// An HTTP method, or `*` for any. A rule for `GET` also holds for `HEAD`.
     #[serde(default = "any_method")]
     pub method: String,
     /// A path pattern: `*` matches one segment, a trailing `/**` any rest.
@@ -34,6 +41,7 @@ fn any_method() -> String {
 
 /// A configured cost, in credits, of matching requests.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CostRule {
     #[serde(default = "any_method")]
     pub method: String,
@@ -41,46 +49,48 @@ pub struct CostRule {
     pub cost: u64,
 }
 
+/// `HEAD` runs the origin's `GET` handler on most frameworks: it needs what `GET` needs.
 fn method_matches(pattern: &str, method: &str) -> bool {
-    pattern == "*" || pattern.eq_ignore_ascii_case(method)
+    pattern == "*"
+        || pattern.eq_ignore_ascii_case(method)
+        || (pattern.eq_ignore_ascii_case("GET") && method.eq_ignore_ascii_case("HEAD"))
 }
 
-/// Credits a request costs: the first matching rule, else 1.
-pub fn route_cost(rules: &[CostRule], method: &str, path: &str) -> u64 {
-    rules
-        .iter()
-        .find(|r| method_matches(&r.method, method) && path_matches(&r.path, path))
-        .map_or(1, |r| r.cost)
+/// How a pattern is compared with a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Match {
+    /// Segments equal byte for byte, trailing slash included (public paths).
+    Exact,
+    /// Segments equal ignoring ASCII case; a trailing slash is ignored (rules).
+    Folded,
 }
 
 /// A path pattern: literal segments, `*` for exactly one segment, and a final `**`
-/// for any number of remaining segments (zero included).
-pub fn path_matches(pattern: &str, path: &str) -> bool {
-    let mut pat = pattern
-        .trim_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty());
-    let mut segs = path.trim_matches('/').split('/').filter(|s| !s.is_empty());
+/// for any number of remaining segments (zero included). Both sides are canonical.
+pub fn path_matches(pattern: &str, path: &str, how: Match) -> bool {
+    let mut pat = segments(pattern);
+    let mut segs = segments(path);
     loop {
         match (pat.next(), segs.next()) {
             (Some("**"), _) => return true,
-            (None, None) => return true,
+            (None, None) => {
+                return how == Match::Folded || pattern.ends_with('/') == path.ends_with('/')
+            }
             (Some("*"), Some(_)) => {}
             (Some(p), Some(s)) if p == s => {}
+            (Some(p), Some(s)) if how == Match::Folded && p.eq_ignore_ascii_case(s) => {}
             _ => return false,
         }
     }
 }
 
-/// The permission a request needs: the first matching rule, else the default —
-/// reads (GET, HEAD, OPTIONS) need `read:all`, everything else `write:all`.
+/// The permission one method on `path` needs: the first matching rule, else the
+/// default — reads (GET, HEAD, OPTIONS) need `read:all`, every other method
+/// (PURGE and PROPFIND included) `write:all`.
 pub fn required_permission<'a>(rules: &'a [RouteRule], method: &str, path: &str) -> &'a str {
     rules
         .iter()
-        .find(|r| {
-            (r.method == "*" || r.method.eq_ignore_ascii_case(method))
-                && path_matches(&r.path, path)
-        })
+        .find(|r| method_matches(&r.method, method) && path_matches(&r.path, path, Match::Folded))
         .map(|r| r.permission.as_str())
         .unwrap_or(match method {
             "GET" | "HEAD" | "OPTIONS" => "read:all",
@@ -88,29 +98,82 @@ pub fn required_permission<'a>(rules: &'a [RouteRule], method: &str, path: &str)
         })
 }
 
-/// The project a path names: the segment after `/<segment>/`
-/// (`/projects/p1/tasks` → `p1` with segment `projects`).
-pub fn project_of<'a>(segment: &str, path: &'a str) -> Option<&'a str> {
-    let mut parts = path.split('/').filter(|s| !s.is_empty());
-    while let Some(part) = parts.next() {
-        if part == segment {
-            return parts.next();
-        }
-    }
-    None
+/// Credits one method on `path` costs: the first matching rule, else 1.
+pub fn route_cost(rules: &[CostRule], method: &str, path: &str) -> u64 {
+    rules
+        .iter()
+        .find(|r| method_matches(&r.method, method) && path_matches(&r.path, path, Match::Folded))
+        .map_or(1, |r| r.cost)
 }
 
-/// Whether a key scoped to `projects` may touch `project` (empty scope = all).
-pub fn project_allowed(projects: &[String], project: Option<&str>) -> bool {
-    match project {
-        None => true,
-        Some(p) => projects.is_empty() || projects.iter().any(|q| q == p),
-    }
+/// The projects a path names: the segment after every `/<segment>/`, the segment
+/// name matched ignoring case (`/PROJECTS/p2` names `p2`). Project ids themselves
+/// compare exactly, so a differently cased id is another project and is refused.
+pub fn projects_of<'a>(segment: &str, path: &'a str) -> Vec<&'a str> {
+    let parts: Vec<&str> = segments(path).collect();
+    parts
+        .windows(2)
+        .filter_map(|w| match w {
+            [name, id] if name.eq_ignore_ascii_case(segment) => Some(*id),
+            _ => None,
+        })
+        .collect()
 }
 
-/// Whether `path` is public (forwarded without a key).
+/// The first of `requested` that a key scoped to `projects` may not touch (an empty
+/// scope reaches all).
+pub fn forbidden_project<'a>(projects: &[String], requested: &'a [String]) -> Option<&'a str> {
+    if projects.is_empty() {
+        return None;
+    }
+    requested
+        .iter()
+        .find(|r| !projects.iter().any(|p| p == *r))
+        .map(String::as_str)
+}
+
+/// Whether `path` is public (forwarded without a key): exact match only.
 pub fn is_public(public_paths: &[String], path: &str) -> bool {
-    public_paths.iter().any(|p| path_matches(p, path))
+    public_paths
+        .iter()
+        .any(|p| path_matches(p, path, Match::Exact))
+}
+
+/// What a request needs: every permission and project, and its cost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Needs {
+    pub permissions: Vec<String>,
+    pub projects: Vec<String>,
+    pub cost: u64,
+}
+
+/// The needs of `path` under each of `methods` (the request's own and any method
+/// override it carries): the union of permissions, the dearest cost.
+pub fn needs(
+    rules: &[RouteRule],
+    costs: &[CostRule],
+    project_segment: &str,
+    methods: &[&str],
+    path: &str,
+) -> Needs {
+    let mut permissions: Vec<String> = Vec::with_capacity(methods.len());
+    let mut cost = 1;
+    for (i, m) in methods.iter().enumerate() {
+        let p = required_permission(rules, m, path);
+        if !permissions.iter().any(|q| q == p) {
+            permissions.push(p.to_string());
+        }
+        let c = route_cost(costs, m, path);
+        cost = if i == 0 { c } else { cost.max(c) };
+    }
+    Needs {
+        permissions,
+        projects: projects_of(project_segment, path)
+            .into_iter()
+            .map(String::from)
+            .collect(),
+        cost,
+    }
 }
 
 #[cfg(test)]
@@ -119,6 +182,14 @@ mod tests {
 
     fn perms(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn license_rule() -> Vec<RouteRule> {
+        vec![RouteRule {
+            method: "POST".into(),
+            path: "/licenses/**".into(),
+            permission: "license:manage".into(),
+        }]
     }
 
     #[test]
@@ -139,16 +210,29 @@ mod tests {
     }
 
     #[test]
-    fn path_patterns() {
-        assert!(path_matches("/health", "/health"));
-        assert!(path_matches("/health", "/health/"));
-        assert!(!path_matches("/health", "/healthz"));
-        assert!(!path_matches("/health", "/health/deep"));
-        assert!(path_matches("/public/**", "/public"));
-        assert!(path_matches("/public/**", "/public/a/b"));
-        assert!(path_matches("/licenses/*", "/licenses/42"));
-        assert!(!path_matches("/licenses/*", "/licenses/42/x"));
-        assert!(!path_matches("/licenses/*", "/licenses"));
+    fn exact_patterns_for_public_paths() {
+        let m = |p, q| path_matches(p, q, Match::Exact);
+        assert!(m("/health", "/health"));
+        assert!(!m("/health", "/health/"));
+        assert!(!m("/health", "/Health"));
+        assert!(!m("/health", "/healthz"));
+        assert!(!m("/health", "/health/deep"));
+        assert!(m("/public/**", "/public"));
+        assert!(m("/public/**", "/public/"));
+        assert!(m("/public/**", "/public/a/b"));
+        assert!(!m("/public/**", "/PUBLIC/a"));
+        assert!(m("/licenses/*", "/licenses/42"));
+        assert!(!m("/licenses/*", "/licenses/42/x"));
+        assert!(!m("/licenses/*", "/licenses"));
+    }
+
+    #[test]
+    fn folded_patterns_for_rules() {
+        let m = |p, q| path_matches(p, q, Match::Folded);
+        assert!(m("/licenses/**", "/Licenses/1"));
+        assert!(m("/licenses/*", "/LICENSES/1/"));
+        assert!(m("/health", "/health/"));
+        assert!(!m("/licenses/*", "/licenses"));
     }
 
     #[test]
@@ -158,38 +242,31 @@ mod tests {
         assert_eq!(required_permission(&[], "OPTIONS", "/x"), "read:all");
         assert_eq!(required_permission(&[], "POST", "/x"), "write:all");
         assert_eq!(required_permission(&[], "DELETE", "/x"), "write:all");
+        assert_eq!(required_permission(&[], "PURGE", "/x"), "write:all");
+        assert_eq!(required_permission(&[], "PROPFIND", "/x"), "write:all");
+        assert_eq!(required_permission(&[], "get", "/x"), "write:all");
     }
 
     #[test]
-    fn configured_rules_win_in_order() {
-        let rules = vec![
-            RouteRule {
-                method: "POST".into(),
-                path: "/licenses/**".into(),
-                permission: "license:manage".into(),
-            },
-            RouteRule {
-                method: "*".into(),
-                path: "/customers/*".into(),
-                permission: "customer:read".into(),
-            },
-        ];
-        assert_eq!(
-            required_permission(&rules, "POST", "/licenses/a"),
-            "license:manage"
-        );
-        assert_eq!(
-            required_permission(&rules, "post", "/licenses"),
-            "license:manage"
-        );
-        assert_eq!(
-            required_permission(&rules, "GET", "/licenses/a"),
-            "read:all"
-        );
-        assert_eq!(
-            required_permission(&rules, "PUT", "/customers/c1"),
-            "customer:read"
-        );
+    fn configured_rules_win_in_order_whatever_the_case() {
+        let mut rules = license_rule();
+        rules.push(RouteRule {
+            method: "*".into(),
+            path: "/customers/*".into(),
+            permission: "customer:read".into(),
+        });
+        rules.push(RouteRule {
+            method: "GET".into(),
+            path: "/reports/**".into(),
+            permission: "reports:read".into(),
+        });
+        let need = |m, p| required_permission(&rules, m, p);
+        assert_eq!(need("POST", "/licenses/a"), "license:manage");
+        assert_eq!(need("POST", "/Licenses/1"), "license:manage");
+        assert_eq!(need("post", "/licenses"), "license:manage");
+        assert_eq!(need("GET", "/licenses/a"), "read:all");
+        assert_eq!(need("PUT", "/customers/c1"), "customer:read");
+        assert_eq!(need("HEAD", "/reports/x"), "reports:read");
     }
 
     #[test]
@@ -200,28 +277,79 @@ mod tests {
             cost: 5,
         }];
         assert_eq!(route_cost(&rules, "POST", "/reports/x"), 5);
+        assert_eq!(route_cost(&rules, "POST", "/REPORTS/x"), 5);
         assert_eq!(route_cost(&rules, "GET", "/reports/x"), 1);
         assert_eq!(route_cost(&[], "GET", "/"), 1);
     }
 
     #[test]
     fn projects_from_paths() {
-        assert_eq!(project_of("projects", "/projects/p1/tasks"), Some("p1"));
-        assert_eq!(project_of("projects", "/v1/projects/p2"), Some("p2"));
-        assert_eq!(project_of("projects", "/projects"), None);
-        assert_eq!(project_of("projects", "/tasks"), None);
-        assert_eq!(project_of("customers", "/customers/c7/x"), Some("c7"));
-        assert!(project_allowed(&[], Some("p1")));
-        assert!(project_allowed(&perms(&["p1"]), Some("p1")));
-        assert!(!project_allowed(&perms(&["p1"]), Some("p2")));
-        assert!(project_allowed(&perms(&["p1"]), None));
+        assert_eq!(projects_of("projects", "/projects/p1/tasks"), ["p1"]);
+        assert_eq!(projects_of("projects", "/v1/projects/p2"), ["p2"]);
+        assert_eq!(projects_of("projects", "/PROJECTS/p2/tasks"), ["p2"]);
+        assert_eq!(
+            projects_of("projects", "/projects/p1/projects/p2"),
+            ["p1", "p2"]
+        );
+        assert_eq!(
+            projects_of("projects", "/projects/projects/x"),
+            ["projects", "x"]
+        );
+        assert!(projects_of("projects", "/projects").is_empty());
+        assert!(projects_of("projects", "/tasks").is_empty());
+        assert_eq!(projects_of("customers", "/customers/c7/x"), ["c7"]);
     }
 
     #[test]
-    fn public_paths() {
+    fn project_scope() {
+        let asked = |l: &[&str]| perms(l);
+        assert_eq!(forbidden_project(&[], &asked(&["p1"])), None);
+        assert_eq!(forbidden_project(&perms(&["p1"]), &asked(&["p1"])), None);
+        assert_eq!(
+            forbidden_project(&perms(&["p1"]), &asked(&["p2"])),
+            Some("p2")
+        );
+        assert_eq!(
+            forbidden_project(&perms(&["p1"]), &asked(&["P1"])),
+            Some("P1")
+        );
+        assert_eq!(
+            forbidden_project(&perms(&["p1"]), &asked(&["p1", "p2"])),
+            Some("p2")
+        );
+        assert_eq!(forbidden_project(&perms(&["p1"]), &[]), None);
+    }
+
+    #[test]
+    fn public_paths_are_exact() {
         let public = perms(&["/health", "/docs/**"]);
         assert!(is_public(&public, "/health"));
         assert!(is_public(&public, "/docs/a"));
+        assert!(!is_public(&public, "/Docs/a"));
+        assert!(!is_public(&public, "/HEALTH"));
         assert!(!is_public(&public, "/api"));
+    }
+
+    #[test]
+    fn needs_join_every_method_the_origin_may_run() {
+        let costs = vec![CostRule {
+            method: "DELETE".into(),
+            path: "/licenses/*".into(),
+            cost: 3,
+        }];
+        let n = needs(
+            &license_rule(),
+            &costs,
+            "projects",
+            &["POST", "DELETE"],
+            "/licenses/1",
+        );
+        assert_eq!(n.permissions, ["license:manage", "write:all"]);
+        assert_eq!(n.cost, 3);
+        let n = needs(&[], &[], "projects", &["GET"], "/projects/p1/x");
+        assert_eq!(
+            (n.permissions, n.projects, n.cost),
+            (perms(&["read:all"]), perms(&["p1"]), 1)
+        );
     }
 }

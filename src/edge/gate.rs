@@ -10,25 +10,18 @@ use super::{forward, kv_index};
 use crate::check::{self, bearer_token, AccessRequest};
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::ip_guard::FailureOutcome;
+use crate::inbound::{self, RequestLine};
+use crate::ip_guard::{address_bucket, FailureOutcome};
 use crate::key_format::parse_key;
 use crate::key_state::{Admitted, KeyCommand};
 use crate::limits::{self, LimitState};
 use crate::model::Identity;
-use crate::policy;
+use crate::policy::{self, Needs};
 use crate::request_log::{LogEntry, RequestFacts};
-use crate::request_url;
 use futures_util::future::join;
 use serde::Deserialize;
 use std::time::Duration;
 use worker::{console_error, Context, Delay, Env, Headers, Request, Response};
-
-/// What a route asks of a key: a permission, maybe a project, a cost in credits.
-pub struct Need<'a> {
-    pub permission: &'a str,
-    pub project: Option<&'a str>,
-    pub cost: u64,
-}
 
 /// A request the key's and the account's objects both admitted.
 pub struct Admission {
@@ -63,23 +56,24 @@ pub async fn handle(
     env: &Env,
     cfg: &Config,
     ctx: &Context,
+    line: &RequestLine,
 ) -> Result<Response, ApiError> {
     let started = now_ms();
-    let full_url = req.inner().url();
-    let url = request_url::split(&full_url);
-    check::check_transport(url.scheme, cfg.allow_http)?;
-    if policy::is_public(&cfg.public_paths, url.path) {
-        return forward::to_origin(req, &url, cfg, None).await;
+    if policy::is_public(&cfg.public_paths, &line.path) {
+        return forward::to_origin(req, line, cfg, None).await;
     }
-    let method = req.method();
-    let need = Need {
-        permission: policy::required_permission(&cfg.route_rules, method.as_ref(), url.path),
-        project: policy::project_of(&cfg.project_segment, url.path),
-        cost: policy::route_cost(&cfg.route_costs, method.as_ref(), url.path),
-    };
-    let admission = authenticate(&req, env, cfg, ctx, &need, started).await?;
+    let methods = methods_to_check(&req, line)?;
+    let methods: Vec<&str> = methods.iter().map(String::as_str).collect();
+    let needs = policy::needs(
+        &cfg.route_rules,
+        &cfg.route_costs,
+        &cfg.project_segment,
+        &methods,
+        &line.path,
+    );
+    let admission = authenticate(&req, env, cfg, ctx, line, &needs, started).await?;
 
-    let outcome = forward::to_origin(req, &url, cfg, Some(&admission.identity)).await;
+    let outcome = forward::to_origin(req, line, cfg, Some(&admission.identity)).await;
     let status = match &outcome {
         Ok(resp) => resp.status_code(),
         Err(e) => e.status(),
@@ -88,33 +82,54 @@ pub async fn handle(
     with_rate_limit_headers(outcome?, admission.limit.as_ref())
 }
 
-/// Rows 2–15 for a request that needs `permission` on `project` and costs `cost`.
-/// Garbage keys are refused before any storage read.
+/// The methods the origin may run: the request's own and any override it carries
+/// (in a header of any spelling a server might fold into an override header, or
+/// the `_method` query parameter). Overrides are forwarded, so they are checked.
+fn methods_to_check(req: &Request, line: &RequestLine) -> Result<Vec<String>, ApiError> {
+    let mut overrides: Vec<(String, String)> = req
+        .headers()
+        .entries()
+        .filter(|(name, _)| {
+            let folded = name.to_ascii_lowercase().replace('_', "-");
+            inbound::OVERRIDE_HEADERS.contains(&folded.as_str())
+        })
+        .collect();
+    overrides.extend(line.override_params());
+    inbound::methods(
+        &line.method,
+        overrides.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    )
+}
+
+/// Rows 2–15 for a request with these needs. Garbage keys are refused before any
+/// storage read; a failed attempt counts against the client's address.
 pub async fn authenticate(
     req: &Request,
     env: &Env,
     cfg: &Config,
     ctx: &Context,
-    need: &Need<'_>,
+    line: &RequestLine,
+    needs: &Needs,
     started: i64,
 ) -> Result<Admission, ApiError> {
     let ip = client_ip(req);
+    let bucket = ip.as_deref().map(address_bucket);
     // Row 2, from what this isolate knows: no I/O for anyone not blocked.
-    if let Some(until) = ip
+    if let Some(until) = bucket
         .as_deref()
-        .and_then(|ip| runtime::blocked_until(ip, started))
+        .and_then(|b| runtime::blocked_until(b, started))
     {
         return Err(ApiError::IpBlocked {
             retry_after: secs_until(until, started),
         });
     }
     let facts = RequestFacts {
-        method: req.method().to_string(),
-        path: req.path(),
+        method: line.method.clone(),
+        path: line.path.clone(),
         ip: ip.clone(),
     };
-    match admit(req, env, cfg, ctx, need, facts, started).await {
-        Err(ApiError::InvalidKey) => Err(failed_attempt(env, cfg, ip.as_deref()).await),
+    match admit(req, env, cfg, ctx, needs, facts, started).await {
+        Err(ApiError::InvalidKey) => Err(failed_attempt(env, cfg, bucket.as_deref()).await),
         other => other,
     }
 }
@@ -124,11 +139,11 @@ async fn admit(
     env: &Env,
     cfg: &Config,
     ctx: &Context,
-    need: &Need<'_>,
+    needs: &Needs,
     facts: RequestFacts,
     started: i64,
 ) -> Result<Admission, ApiError> {
-    let cost = need.cost;
+    let cost = needs.cost;
     let header = req.headers().get("Authorization").ok().flatten();
     let token = bearer_token(header.as_deref()).ok_or(ApiError::InvalidKey)?;
     let parsed = parse_key(&cfg.key_prefix, token).ok_or(ApiError::InvalidKey)?;
@@ -141,8 +156,8 @@ async fn admit(
             hash: parsed.hash,
             deployment_env: cfg.environment,
             client_ip: facts.ip.clone(),
-            permission: need.permission.to_string(),
-            project: need.project.map(String::from),
+            permissions: needs.permissions.clone(),
+            projects: needs.projects.clone(),
         },
         facts: facts.clone(),
         cost,
@@ -255,17 +270,18 @@ pub fn settle(ctx: &Context, env: &Env, a: &Admission, status: u16) {
     });
 }
 
-/// Row 3 happened: count it against the address; the answer is row 2 if the
-/// address was already blocked.
-async fn failed_attempt(env: &Env, cfg: &Config, ip: Option<&str>) -> ApiError {
-    let Some(ip) = ip.filter(|_| cfg.ip_block.threshold > 0) else {
+/// Row 3 happened: count it against the address's bucket; the answer is row 2 if
+/// the address was already blocked.
+async fn failed_attempt(env: &Env, cfg: &Config, bucket: Option<&str>) -> ApiError {
+    let Some(bucket) = bucket.filter(|_| cfg.ip_block.threshold > 0) else {
         return ApiError::InvalidKey;
     };
-    match objects::call_as::<_, FailureOutcome>(env, IP_GUARDS, ip, &IpGuardCommand::Fail).await {
+    let fail = objects::call_as::<_, FailureOutcome>(env, IP_GUARDS, bucket, &IpGuardCommand::Fail);
+    match fail.await {
         Ok(outcome) => {
             let now = now_ms();
             if let Some(until) = outcome.blocked_until {
-                runtime::remember_block(ip, until, now);
+                runtime::remember_block(bucket, until, now);
                 if outcome.was_blocked {
                     return ApiError::IpBlocked {
                         retry_after: secs_until(until, now),
@@ -274,10 +290,32 @@ async fn failed_attempt(env: &Env, cfg: &Config, ip: Option<&str>) -> ApiError {
             }
             ApiError::InvalidKey
         }
-        Err(e) => {
-            console_error!("ip guard for {ip} failed: {e:?}");
-            ApiError::InvalidKey
+        // Refused either way; the count is lost (logged by the call).
+        Err(_) => ApiError::InvalidKey,
+    }
+}
+
+/// Row 2, asked of the address's own object (exact across isolates): for the
+/// management routes, before any credential is compared.
+pub async fn check_not_blocked(env: &Env, cfg: &Config, req: &Request) -> Result<(), ApiError> {
+    let Some(bucket) = client_ip(req)
+        .as_deref()
+        .map(address_bucket)
+        .filter(|_| cfg.ip_block.threshold > 0)
+    else {
+        return Ok(());
+    };
+    let status =
+        objects::call_as::<_, FailureOutcome>(env, IP_GUARDS, &bucket, &IpGuardCommand::Status);
+    let now = now_ms();
+    match status.await?.blocked_until.filter(|u| *u > now) {
+        Some(until) => {
+            runtime::remember_block(&bucket, until, now);
+            Err(ApiError::IpBlocked {
+                retry_after: secs_until(until, now),
+            })
         }
+        None => Ok(()),
     }
 }
 

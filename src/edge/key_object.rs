@@ -3,10 +3,10 @@
 //! synchronously against memory and SQLite (no `.await` between read and write),
 //! so concurrent requests to one key never interleave: limits are exact.
 
-use super::ledger_store;
 use super::objects::{self, REGISTRY, REGISTRY_NAME};
-use super::registry::RegistryCommand;
+use super::registry::{self, RegistryCommand};
 use super::runtime::{self, now_ms};
+use super::{kv_index, ledger_store};
 use crate::error::ApiError;
 use crate::key_state::{apply, Change, Effects, KeyCommand, KeyState, Notice};
 use crate::ledger::KEY_LEVELS;
@@ -276,32 +276,43 @@ impl KeyObject {
             )
             .await
             .map(|_| ()),
+            Notice::RegistrySync { row, event } => {
+                registry::call(&self.env, &RegistryCommand::Sync { row, event })
+                    .await
+                    .map(|_| ())
+            }
+            Notice::RegistryRemove { id, event } => {
+                registry::call(&self.env, &RegistryCommand::Remove { id, event })
+                    .await
+                    .map(|_| ())
+            }
+            Notice::KvPut {
+                hash,
+                entry,
+                expires_at,
+            } => kv_index::put(&self.env, &hash, &entry, expires_at).await,
+            Notice::KvRemove { hash } => kv_index::remove(&self.env, &hash).await,
             Notice::Webhook { mut payload } => {
                 let cfg = runtime::config(&self.env)?;
-                let Some(url) = cfg.webhook_url.as_deref() else {
+                let Some(hook) = cfg.webhook.as_ref() else {
                     return Ok(()); // no receiver configured
                 };
                 if let Some(p) = payload.as_object_mut() {
                     p.insert("sent_at".into(), Value::String(to_rfc3339(now_ms())));
                 }
                 let body = serde_json::to_string(&payload).map_err(ApiError::internal)?;
-                let secret = self
-                    .env
-                    .secret("WEBHOOK_SECRET")
-                    .map(|s| s.to_string())
-                    .unwrap_or_default();
                 let headers = Headers::new();
                 let set = |k: &str, v: &str| headers.set(k, v).map_err(ApiError::internal);
                 set("Content-Type", "application/json")?;
                 set(
                     webhook::SIGNATURE_HEADER,
-                    &webhook::signature(&secret, &body),
+                    &webhook::signature(&hook.secret, &body),
                 )?;
                 let mut init = RequestInit::new();
                 init.with_method(Method::Post)
                     .with_headers(headers)
                     .with_body(Some(body.into()));
-                let req = Request::new_with_init(url, &init).map_err(ApiError::internal)?;
+                let req = Request::new_with_init(&hook.url, &init).map_err(ApiError::internal)?;
                 let resp = Fetch::Request(req)
                     .send()
                     .await

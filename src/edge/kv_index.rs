@@ -2,6 +2,7 @@
 //! key's Durable Object, which decides; so a stale edge copy (a rotated or deleted
 //! secret) is refused there, and caching it is safe.
 
+use super::objects::unavailable;
 use super::runtime::{self, now_ms};
 use crate::error::ApiError;
 use crate::model::HashEntry;
@@ -20,13 +21,13 @@ pub async fn lookup(env: &Env, hash: &str, cache_ttl: u64) -> Result<Option<Hash
     if let Some(known) = runtime::cached_hash(hash, now) {
         return Ok(known);
     }
-    let kv = env.kv(BINDING).map_err(ApiError::internal)?;
+    let kv = env.kv(BINDING).map_err(|e| unavailable("KV", e))?;
     let entry = kv
         .get(&name(hash))
         .cache_ttl(cache_ttl)
         .json::<HashEntry>()
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(|e| unavailable("KV", e))?;
     runtime::cache_hash(hash, entry.clone(), now + cache_ttl as i64 * 1000);
     Ok(entry)
 }
@@ -38,15 +39,17 @@ pub async fn put(
     entry: &HashEntry,
     expires_at: Option<u64>,
 ) -> Result<(), ApiError> {
-    let kv = env.kv(BINDING).map_err(ApiError::internal)?;
+    let kv = env.kv(BINDING).map_err(|e| unavailable("KV", e))?;
     let mut put = kv.put(&name(hash), entry).map_err(ApiError::internal)?;
     if let Some(at) = expires_at {
         put = put.expiration(at);
     }
-    put.execute().await.map_err(ApiError::internal)
+    put.execute().await.map_err(|e| unavailable("KV", e))
 }
 
 pub async fn remove(env: &Env, hash: &str) -> Result<(), ApiError> {
-    let kv = env.kv(BINDING).map_err(ApiError::internal)?;
-    kv.delete(&name(hash)).await.map_err(ApiError::internal)
+    let kv = env.kv(BINDING).map_err(|e| unavailable("KV", e))?;
+    kv.delete(&name(hash))
+        .await
+        .map_err(|e| unavailable("KV", e))
 }

@@ -17,23 +17,35 @@ mod registry;
 mod respond;
 mod runtime;
 
+use crate::error::ApiError;
+use crate::inbound;
 use worker::{event, Context, Env, Request, Response, Result};
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
-    let cfg = match runtime::config(&env) {
-        Ok(cfg) => cfg,
-        Err(e) => return respond::error(&e),
-    };
-    let path = req.path();
-    let under_admin = path == cfg.admin_prefix
-        || path
-            .strip_prefix(cfg.admin_prefix.as_str())
-            .is_some_and(|rest| rest.starts_with('/'));
-    let outcome = if under_admin {
-        admin::handle(req, &env, &cfg, &ctx).await
-    } else {
-        gate::handle(req, &env, &cfg, &ctx).await
+    let outcome = match runtime::config(&env) {
+        Ok(cfg) => route(req, &env, &cfg, &ctx).await,
+        Err(e) => Err(e),
     };
     outcome.or_else(|e| respond::error(&e))
+}
+
+/// Row 1 and the request line, read once in canonical form; then the management
+/// routes or the gate, both deciding on that one form.
+async fn route(
+    req: Request,
+    env: &Env,
+    cfg: &crate::config::Config,
+    ctx: &Context,
+) -> std::result::Result<Response, ApiError> {
+    let line = inbound::request_line(&req.inner().method(), &req.inner().url(), cfg.allow_http)?;
+    let under_admin = line
+        .path
+        .strip_prefix(cfg.admin_prefix.as_str())
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+    if under_admin {
+        admin::handle(req, env, cfg, ctx, &line).await
+    } else {
+        gate::handle(req, env, cfg, ctx, &line).await
+    }
 }

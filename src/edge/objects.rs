@@ -5,7 +5,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use wasm_bindgen::JsValue;
-use worker::{Env, Method, Request, RequestInit, Response};
+use worker::{console_error, Env, Method, Request, RequestInit, Response};
 
 pub const KEYS: &str = "KEY_OBJECTS";
 pub const ACCOUNTS: &str = "ACCOUNT_OBJECTS";
@@ -21,28 +21,36 @@ enum Reply {
     Err(ApiError),
 }
 
-/// Sends `cmd` to the object `name` of namespace `binding`.
+/// Storage that cannot answer refuses the request: 503 with `Retry-After`, never an
+/// admission (fail closed). The cause is logged, not shown.
+pub fn unavailable(what: &str, e: impl std::fmt::Display) -> ApiError {
+    console_error!("{what} cannot answer: {e}");
+    ApiError::Unavailable { retry_after: 1 }
+}
+
+/// Sends `cmd` to the object `name` of namespace `binding`. An object that cannot
+/// be reached, or fails inside, answers `Unavailable`; its refusals come back as
+/// they are.
 pub async fn call<C: Serialize>(
     env: &Env,
     binding: &str,
     name: &str,
     cmd: &C,
 ) -> Result<Value, ApiError> {
+    let fail = |e: &dyn std::fmt::Display| unavailable(&format!("{binding}/{name}"), e);
     let stub = env
         .durable_object(binding)
         .and_then(|ns| ns.id_from_name(name)?.get_stub())
-        .map_err(ApiError::internal)?;
+        .map_err(|e| fail(&e))?;
     let body = serde_json::to_string(cmd).map_err(ApiError::internal)?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
         .with_body(Some(JsValue::from_str(&body)));
     let req = Request::new_with_init("https://object/", &init).map_err(ApiError::internal)?;
-    let mut resp = stub
-        .fetch_with_request(req)
-        .await
-        .map_err(ApiError::internal)?;
-    match resp.json::<Reply>().await.map_err(ApiError::internal)? {
+    let mut resp = stub.fetch_with_request(req).await.map_err(|e| fail(&e))?;
+    match resp.json::<Reply>().await.map_err(|e| fail(&e))? {
         Reply::Ok(v) => Ok(v),
+        Reply::Err(ApiError::Internal { detail }) => Err(fail(&detail)),
         Reply::Err(e) => Err(e),
     }
 }

@@ -3,11 +3,11 @@
 //! the request path. The key's own object stays the source of truth; the registry
 //! holds a copy of the fields it filters on, re-written after every change.
 
-use super::objects;
+use super::objects::{self, REGISTRY, REGISTRY_NAME};
 use crate::audit::{AuditEvent, EventQuery};
 use crate::error::ApiError;
 use crate::input::ListQuery;
-use crate::model::KeyRecord;
+use crate::model::RegistryRow;
 use crate::paging;
 use crate::time_fmt::to_rfc3339;
 use serde::{Deserialize, Serialize};
@@ -17,40 +17,22 @@ use worker::{
     SqlStorageValue, State,
 };
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RegistryRow {
-    pub id: String,
-    pub account: String,
-    pub alias: Option<String>,
-    pub environment: String,
-    pub category: Option<String>,
-    pub status: String,
-    pub expires_at: Option<i64>,
-}
-
-impl RegistryRow {
-    pub fn of(rec: &KeyRecord) -> Self {
-        RegistryRow {
-            id: rec.id.clone(),
-            account: rec.account.clone(),
-            alias: rec.alias.clone(),
-            environment: rec.environment.as_str().into(),
-            category: rec.category.clone(),
-            status: rec.status.as_str().into(),
-            expires_at: rec.expires_at,
-        }
-    }
-}
-
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RegistryCommand {
-    /// Insert or replace, recording `event` with it; refused when the alias is
-    /// taken in the account.
-    Upsert {
+    /// Claims `alias` for a key before its object changes: refused (409) when another
+    /// key of the account holds it. Inserts `row` for a new key; for an existing one
+    /// only the alias column changes (the rest waits for the change's `Sync`).
+    Claim {
+        row: RegistryRow,
+    },
+    /// The key as its object now holds it, and the event of the change. A row older
+    /// than the stored one is ignored, so copies converge.
+    Sync {
         row: RegistryRow,
         event: Option<AuditEvent>,
     },
+    /// The key is gone: its row goes and can never come back (a late `Sync`).
     Remove {
         id: String,
         event: Option<AuditEvent>,
@@ -72,6 +54,11 @@ pub enum RegistryCommand {
     },
 }
 
+/// Sends a command to the registry.
+pub async fn call(env: &Env, cmd: &RegistryCommand) -> std::result::Result<Value, ApiError> {
+    objects::call(env, REGISTRY, REGISTRY_NAME, cmd).await
+}
+
 #[durable_object]
 pub struct Registry {
     state: State,
@@ -86,6 +73,7 @@ const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS keys (
   id TEXT PRIMARY KEY, account TEXT NOT NULL, alias TEXT, environment TEXT NOT NULL,
   category TEXT, status TEXT NOT NULL, expires_at INTEGER);
+CREATE TABLE IF NOT EXISTS removed (id TEXT PRIMARY KEY);
 CREATE UNIQUE INDEX IF NOT EXISTS keys_alias ON keys(account, alias) WHERE alias IS NOT NULL;
 CREATE INDEX IF NOT EXISTS keys_account ON keys(account, id);
 CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, actor TEXT NOT NULL,
@@ -93,10 +81,24 @@ CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTE
 CREATE INDEX IF NOT EXISTS events_account ON events(account, id);
 CREATE INDEX IF NOT EXISTS events_key ON events(key_id, id);";
 
+/// Columns added since the first schema; adding one that exists fails harmlessly.
+const ADDED_COLUMNS: [&str; 2] = [
+    "ALTER TABLE keys ADD COLUMN revision INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE events ADD COLUMN scope TEXT",
+];
+
 impl DurableObject for Registry {
     fn new(state: State, _env: Env) -> Self {
-        if let Err(e) = state.storage().sql().exec(SCHEMA, None) {
+        let sql = state.storage().sql();
+        if let Err(e) = sql.exec(SCHEMA, None) {
             console_error!("registry: cannot create its tables: {e}");
+        }
+        for alter in ADDED_COLUMNS {
+            if let Err(e) = sql.exec(alter, None) {
+                if !e.to_string().contains("duplicate column") {
+                    console_error!("registry: {alter}: {e}");
+                }
+            }
         }
         Self { state }
     }
@@ -127,22 +129,33 @@ fn ids(
     Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
+/// Another key of the account holding `alias`, if one does.
+fn alias_holder(
+    sql: &SqlStorage,
+    account: &str,
+    alias: &str,
+    id: &str,
+) -> std::result::Result<Option<String>, ApiError> {
+    Ok(ids(
+        sql,
+        "SELECT id FROM keys WHERE account = ? AND alias = ? AND id <> ?",
+        vec![account.into(), alias.into(), id.into()],
+    )?
+    .into_iter()
+    .next())
+}
+
+fn removed(sql: &SqlStorage, id: &str) -> std::result::Result<bool, ApiError> {
+    Ok(!ids(sql, "SELECT id FROM removed WHERE id = ?", vec![id.into()])?.is_empty())
+}
+
 impl Registry {
     fn run(&self, cmd: RegistryCommand) -> std::result::Result<Value, ApiError> {
         let sql = self.state.storage().sql();
         match cmd {
-            RegistryCommand::Upsert { row, event } => {
+            RegistryCommand::Claim { row } => {
                 if let Some(alias) = &row.alias {
-                    let taken = ids(
-                        &sql,
-                        "SELECT id FROM keys WHERE account = ? AND alias = ? AND id <> ?",
-                        vec![
-                            row.account.as_str().into(),
-                            alias.as_str().into(),
-                            row.id.as_str().into(),
-                        ],
-                    )?;
-                    if !taken.is_empty() {
+                    if alias_holder(&sql, &row.account, alias, &row.id)?.is_some() {
                         return Err(ApiError::Conflict {
                             reason: format!(
                                 "alias '{alias}' is already used in account '{}'",
@@ -151,25 +164,42 @@ impl Registry {
                         });
                     }
                 }
-                sql.exec(
-                    "INSERT OR REPLACE INTO keys (id, account, alias, environment, category, status, expires_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    vec![
-                        row.id.as_str().into(),
-                        row.account.as_str().into(),
-                        text(&row.alias),
-                        row.environment.as_str().into(),
-                        text(&row.category),
-                        row.status.as_str().into(),
-                        row.expires_at.map_or(SqlStorageValue::Null, SqlStorageValue::from),
-                    ],
-                )
-                .map_err(ApiError::internal)?;
+                upsert(&sql, &row, "alias = excluded.alias")?;
+                Ok(Value::Null)
+            }
+            RegistryCommand::Sync { mut row, event } => {
+                if !removed(&sql, &row.id)? {
+                    // Two keys can hold one alias only in a race between concurrent
+                    // alias changes; the registry keeps it with one of them, and the
+                    // key's next change brings its row up to date.
+                    if let Some(alias) = row.alias.clone() {
+                        if let Some(holder) = alias_holder(&sql, &row.account, &alias, &row.id)? {
+                            console_error!(
+                                "registry: alias '{alias}' of {} is held by {holder}",
+                                row.id
+                            );
+                            row.alias = None;
+                        }
+                    }
+                    upsert(
+                        &sql,
+                        &row,
+                        "alias = excluded.alias, environment = excluded.environment,
+                         category = excluded.category, status = excluded.status,
+                         expires_at = excluded.expires_at, revision = excluded.revision
+                         WHERE excluded.revision >= keys.revision",
+                    )?;
+                }
                 record(&sql, event)
             }
             RegistryCommand::Remove { id, event } => {
-                sql.exec("DELETE FROM keys WHERE id = ?", vec![id.into()])
+                sql.exec("DELETE FROM keys WHERE id = ?", vec![id.as_str().into()])
                     .map_err(ApiError::internal)?;
+                sql.exec(
+                    "INSERT OR IGNORE INTO removed (id) VALUES (?)",
+                    vec![id.into()],
+                )
+                .map_err(ApiError::internal)?;
                 record(&sql, event)
             }
             RegistryCommand::AccountKeys { account } => {
@@ -197,13 +227,43 @@ impl Registry {
     }
 }
 
+/// Inserts `row`, or on an existing id runs `on_conflict` (an `UPDATE SET` list).
+fn upsert(
+    sql: &SqlStorage,
+    row: &RegistryRow,
+    on_conflict: &str,
+) -> std::result::Result<(), ApiError> {
+    sql.exec(
+        &format!(
+            "INSERT INTO keys (id, account, alias, environment, category, status, expires_at, revision)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET {on_conflict}"
+        ),
+        vec![
+            row.id.as_str().into(),
+            row.account.as_str().into(),
+            text(&row.alias),
+            row.environment.as_str().into(),
+            text(&row.category),
+            row.status.as_str().into(),
+            row.expires_at.map_or(SqlStorageValue::Null, SqlStorageValue::from),
+            (row.revision as i64).into(),
+        ],
+    )
+    .map(|_| ())
+    .map_err(ApiError::internal)
+}
+
 fn record(sql: &SqlStorage, event: Option<AuditEvent>) -> std::result::Result<Value, ApiError> {
     let Some(e) = event else {
         return Ok(Value::Null);
     };
     let details = serde_json::to_string(&e.details).map_err(ApiError::internal)?;
+    let scope = match &e.scope {
+        Some(s) => SqlStorageValue::from(serde_json::to_string(s).map_err(ApiError::internal)?),
+        None => SqlStorageValue::Null,
+    };
     sql.exec(
-        "INSERT INTO events (at, actor, action, key_id, account, details) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO events (at, actor, action, key_id, account, details, scope) VALUES (?, ?, ?, ?, ?, ?, ?)",
         vec![
             e.at.into(),
             e.actor.into(),
@@ -211,11 +271,17 @@ fn record(sql: &SqlStorage, event: Option<AuditEvent>) -> std::result::Result<Va
             text(&e.key_id),
             e.account.into(),
             details.into(),
+            scope,
         ],
     )
     .map_err(ApiError::internal)?;
     Ok(Value::Null)
 }
+
+/// Rows read per step while filtering events for an admin key, and steps per page:
+/// a page may come back short, with a cursor to continue from.
+const EVENT_SCAN_BATCH: i64 = 200;
+const EVENT_SCAN_STEPS: usize = 10;
 
 fn events(sql: &SqlStorage, q: &EventQuery) -> std::result::Result<Value, ApiError> {
     #[derive(Deserialize)]
@@ -227,6 +293,7 @@ fn events(sql: &SqlStorage, q: &EventQuery) -> std::result::Result<Value, ApiErr
         key_id: Option<String>,
         account: String,
         details: String,
+        scope: Option<String>,
     }
     let mut clauses = vec!["1 = 1".to_string()];
     let mut args: Vec<SqlStorageValue> = Vec::new();
@@ -240,33 +307,68 @@ fn events(sql: &SqlStorage, q: &EventQuery) -> std::result::Result<Value, ApiErr
             args.push(v.as_str().into());
         }
     }
-    if let Some(c) = q.cursor {
-        clauses.push("id < ?".into());
-        args.push(c.into());
+    let query = format!(
+        "SELECT id, at, actor, action, key_id, account, details, scope FROM events
+         WHERE {} AND id < ? ORDER BY id DESC LIMIT ?",
+        clauses.join(" AND ")
+    );
+    let want = q.limit as usize;
+    let batch = match q.viewer {
+        None => i64::from(q.limit) + 1,
+        Some(_) => EVENT_SCAN_BATCH,
+    };
+    let mut before = q.cursor.unwrap_or(i64::MAX);
+    let mut page: Vec<(i64, AuditEvent)> = Vec::new();
+    let mut cursor = None;
+    let mut done = false;
+    for _ in 0..EVENT_SCAN_STEPS {
+        let mut step_args = args.clone();
+        step_args.extend([before.into(), batch.into()]);
+        let rows: Vec<Row> = sql
+            .exec(&query, step_args)
+            .and_then(|c| c.to_array())
+            .map_err(ApiError::internal)?;
+        let exhausted = (rows.len() as i64) < batch;
+        for r in rows {
+            if page.len() == want {
+                // A further row exists: the next page starts after this one's last.
+                cursor = page.last().map(|(id, _)| *id);
+                done = true;
+                break;
+            }
+            before = r.id;
+            let event = AuditEvent {
+                at: r.at,
+                actor: r.actor,
+                action: r.action,
+                key_id: r.key_id,
+                account: r.account,
+                details: serde_json::from_str::<Value>(&r.details).unwrap_or(Value::Null),
+                scope: r.scope.and_then(|s| serde_json::from_str(&s).ok()),
+            };
+            if q.viewer.as_ref().is_none_or(|v| event.visible_to(v)) {
+                page.push((r.id, event));
+            }
+        }
+        if done || exhausted {
+            done = true;
+            break;
+        }
     }
-    args.push((i64::from(q.limit) + 1).into());
-    let rows: Vec<Row> = sql
-        .exec(
-            &format!(
-                "SELECT id, at, actor, action, key_id, account, details FROM events WHERE {} ORDER BY id DESC LIMIT ?",
-                clauses.join(" AND ")
-            ),
-            args,
-        )
-        .and_then(|c| c.to_array())
-        .map_err(ApiError::internal)?;
-    let (rows, cursor) = paging::page(rows, q.limit, |r| r.id.to_string());
-    let items: Vec<Value> = rows
+    if !done {
+        // Scan budget spent before the page filled: continue from the last row read.
+        cursor = Some(before);
+    }
+    let items: Vec<Value> = page
         .into_iter()
-        .map(|r| {
+        .map(|(_, e)| {
             json!({
-                "at": to_rfc3339(r.at), "actor": r.actor, "action": r.action, "key_id": r.key_id,
-                "account": r.account,
-                "details": serde_json::from_str::<Value>(&r.details).unwrap_or(Value::Null),
+                "at": to_rfc3339(e.at), "actor": e.actor, "action": e.action, "key_id": e.key_id,
+                "account": e.account, "details": e.details,
             })
         })
         .collect();
-    Ok(json!({ "items": items, "cursor": cursor }))
+    Ok(json!({ "items": items, "cursor": cursor.map(|c| c.to_string()) }))
 }
 
 /// The WHERE clause of a listing. Ids sort by creation time, so `id < cursor`

@@ -5,8 +5,10 @@ use serde::Serialize;
 use worker::{console_error, Headers, Response, Result};
 
 pub fn error(e: &ApiError) -> Result<Response> {
-    if let ApiError::Internal { detail } = e {
-        console_error!("internal error: {detail}");
+    match e {
+        ApiError::Internal { detail } => console_error!("internal error: {detail}"),
+        ApiError::Misconfigured { reason } => console_error!("configuration: {reason}"),
+        _ => {}
     }
     let headers = json_headers()?;
     for (name, value) in e.headers() {

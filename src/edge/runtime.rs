@@ -118,10 +118,15 @@ pub fn config(env: &Env) -> Result<Rc<Config>, ApiError> {
     if let Some(cfg) = CONFIG.with(|c| c.get().cloned()) {
         return Ok(cfg);
     }
-    let cfg = Rc::new(
-        Config::from_lookup(|name| env.var(name).ok().map(|v| v.to_string()))
-            .map_err(|e| ApiError::internal(format!("configuration: {e}")))?,
-    );
+    // Vars and secrets alike (`WEBHOOK_SECRET` is a secret).
+    let lookup = |name: &str| {
+        env.var(name)
+            .or_else(|_| env.secret(name))
+            .ok()
+            .map(|v| v.to_string())
+    };
+    let cfg =
+        Rc::new(Config::from_lookup(lookup).map_err(|reason| ApiError::Misconfigured { reason })?);
     CONFIG.with(|c| {
         let _ = c.set(cfg.clone());
     });

@@ -6,7 +6,7 @@ import http from "node:http";
 import { after, before, test } from "node:test";
 import { client, eventually, expectError, freePort, startKeyward, startOrigin } from "./harness.mjs";
 
-const SECRET = "whsec_e2e";
+const SECRET = "whsec_e2e_0123456789";
 let origin, kw, api, receiver;
 const received = [];
 

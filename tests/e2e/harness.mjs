@@ -76,11 +76,76 @@ async function waitReady(url, proc, insecure = false) {
   throw new Error(`not ready after 90 s: ${url}\n${proc.log()}`);
 }
 
+/**
+ * Starts the example origin. It records every request it receives; `received()`
+ * returns them (method, raw target, headers) and `forget()` clears the record.
+ */
 export async function startOrigin() {
   const port = await freePort();
-  const proc = startProcess("node", ["examples/origin.mjs", String(port)], {});
+  const record = path.join(tempDir("origin"), "received.jsonl");
+  fs.writeFileSync(record, "");
+  const proc = startProcess("node", ["examples/origin.mjs", String(port)], {
+    env: { ORIGIN_RECORD_FILE: record },
+  });
   await waitReady(`http://127.0.0.1:${port}/`, proc);
-  return { ...proc, url: `http://127.0.0.1:${port}` };
+  return {
+    ...proc,
+    url: `http://127.0.0.1:${port}`,
+    received: () =>
+      fs
+        .readFileSync(record, "utf8")
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l)),
+    forget: () => fs.writeFileSync(record, ""),
+  };
+}
+
+/**
+ * Sends `head` (request line and headers, CRLF-separated, without the final blank
+ * line) byte for byte over a socket — no client normalizes it — then `body`.
+ * Resolves to { status, headers, body, json }.
+ */
+export function rawRequest(base, head, body = "") {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(port), hostname);
+    const chunks = [];
+    socket.on("data", (d) => chunks.push(d));
+    socket.on("error", reject);
+    socket.on("end", () => {
+      const text = Buffer.concat(chunks).toString("latin1");
+      const [top, ...rest] = text.split("\r\n\r\n");
+      const [statusLine, ...headerLines] = top.split("\r\n");
+      const headers = {};
+      for (const h of headerLines) {
+        const i = h.indexOf(":");
+        if (i > 0) headers[h.slice(0, i).toLowerCase()] = h.slice(i + 1).trim();
+      }
+      let payload = rest.join("\r\n\r\n");
+      if (/chunked/i.test(headers["transfer-encoding"] ?? "")) payload = dechunk(payload);
+      let json;
+      try {
+        json = JSON.parse(payload);
+      } catch {}
+      resolve({ status: Number(statusLine.split(" ")[1]), headers, body: payload, json });
+    });
+    socket.write(Buffer.from(`${head}\r\nHost: ${hostname}:${port}\r\nConnection: close\r\n\r\n`, "latin1"));
+    socket.end(body);
+  });
+}
+
+function dechunk(text) {
+  let out = "";
+  let rest = text;
+  for (;;) {
+    const i = rest.indexOf("\r\n");
+    if (i < 0) return out;
+    const size = parseInt(rest.slice(0, i), 16);
+    if (!size) return out;
+    out += rest.slice(i + 2, i + 2 + size);
+    rest = rest.slice(i + 2 + size + 2);
+  }
 }
 
 /**

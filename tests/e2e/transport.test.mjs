@@ -58,13 +58,14 @@ test("malformed and checksum-failing keys are refused without touching storage",
   }
 });
 
-test("...whereas a well-formed key does need storage (so the test above can fail)", async () => {
+test("...whereas a well-formed key does need storage (so the test above can fail), and without it is refused: 503, fail closed", async () => {
   // Build a key with a correct checksum the way keyward does: CRC32 → 6 base62 digits.
   const head = "kw_dev_" + "B".repeat(27);
   const key = head + crc32Base62(head);
   const res = await insecureGet(`${tls.base}/things`, { authorization: `Bearer ${key}` });
-  assert.equal(res.status, 500, res.body);
-  assert.equal(JSON.parse(res.body).code, "internal_error");
+  assert.equal(res.status, 503, res.body);
+  assert.deepEqual(JSON.parse(res.body), { error: "Service temporarily unavailable", code: "unavailable" });
+  assert.equal(res.headers["retry-after"], "1");
 });
 
 function crc32Base62(text) {

@@ -1,0 +1,145 @@
+//! Who calls the management routes, and the one confinement check every operation
+//! goes through: the bootstrap token reaches everything; an admin key reaches only
+//! keys of its own account that are no freer than itself (others read as 404) and
+//! creates or changes keys only within its own powers (403).
+
+use crate::audit::{AuditEvent, Scope};
+use crate::config::Config;
+use crate::confinement::{self, Powers};
+use crate::edge::gate::{self, Admission};
+use crate::edge::runtime::now_ms;
+use crate::error::ApiError;
+use crate::inbound::RequestLine;
+use crate::model::{Identity, KeyRecord};
+use crate::policy::Needs;
+use serde_json::Value;
+use worker::{Context, Env, Request, Response};
+
+pub enum Caller {
+    Root,
+    AdminKey(Box<Admission>),
+}
+
+/// Row 2 first (exact, from the address's object), so a blocked address is refused
+/// before any credential is compared; then the bootstrap token (compared in constant
+/// time); then a key holding `admin`, through the gate's own rows 3–15. A wrong
+/// credential of either kind counts as a failed attempt.
+pub async fn authenticate(
+    req: &Request,
+    env: &Env,
+    cfg: &Config,
+    ctx: &Context,
+    line: &RequestLine,
+) -> Result<Caller, ApiError> {
+    gate::check_not_blocked(env, cfg, req).await?;
+    let header = req.headers().get("Authorization").ok().flatten();
+    if let Some(token) = crate::check::bearer_token(header.as_deref()) {
+        if let Ok(secret) = env.secret("ADMIN_TOKEN").map(|s| s.to_string()) {
+            if !secret.is_empty() && crate::key_format::digest_eq(token, &secret) {
+                return Ok(Caller::Root);
+            }
+        }
+    }
+    let needs = Needs {
+        permissions: vec!["admin".into()],
+        projects: Vec::new(),
+        cost: 1,
+    };
+    gate::authenticate(req, env, cfg, ctx, line, &needs, now_ms())
+        .await
+        .map(|a| Caller::AdminKey(Box::new(a)))
+}
+
+impl Caller {
+    pub fn key(&self) -> Option<&Identity> {
+        match self {
+            Caller::Root => None,
+            Caller::AdminKey(a) => Some(&a.identity),
+        }
+    }
+
+    /// Whether the caller may see account `account` at all.
+    pub fn may_see_account(&self, account: &str) -> bool {
+        self.key().is_none_or(|id| id.account == account)
+    }
+
+    /// The one visibility check: a key outside the caller's reach does not exist
+    /// for it.
+    pub fn reaches(&self, rec: &KeyRecord) -> bool {
+        match self.key() {
+            None => true,
+            Some(me) => {
+                me.account == rec.account
+                    && confinement::excess(&Powers::of_caller(me), &Powers::of_key(rec)).is_none()
+            }
+        }
+    }
+
+    /// The one grant check: what a create or a change would make of a key must lie
+    /// within the caller's powers.
+    pub fn may_grant(&self, rec: &KeyRecord) -> Result<(), ApiError> {
+        let Some(me) = self.key() else {
+            return Ok(());
+        };
+        match confinement::excess(&Powers::of_caller(me), &Powers::of_key(rec)) {
+            None => Ok(()),
+            Some(why) => Err(ApiError::Forbidden {
+                reason: format!("this admin key cannot make a key with {why}"),
+            }),
+        }
+    }
+
+    /// The account an admin key is confined to, refusing any other one asked for.
+    pub fn confine(&self, requested: Option<String>) -> Result<Option<String>, ApiError> {
+        match (self.key(), requested) {
+            (None, requested) => Ok(requested),
+            (Some(me), Some(a)) if a != me.account => Err(ApiError::Forbidden {
+                reason: format!("this admin key manages only account '{}'", me.account),
+            }),
+            (Some(me), _) => Ok(Some(me.account.clone())),
+        }
+    }
+
+    /// An admin key's powers, for filtering what it is shown.
+    pub fn viewer(&self) -> Option<Scope> {
+        self.key().map(|id| Scope {
+            permissions: id.permissions.clone(),
+            projects: id.projects.clone(),
+            expires_at: id.expires_at,
+            ip_allowlist: id.ip_allowlist.clone(),
+        })
+    }
+
+    /// An audit event by this caller about `key` (whose powers it records).
+    pub fn event(
+        &self,
+        action: &str,
+        key: Option<&KeyRecord>,
+        account: &str,
+        details: Value,
+    ) -> AuditEvent {
+        AuditEvent {
+            at: now_ms(),
+            actor: match self.key() {
+                None => "admin_token".into(),
+                Some(id) => format!("key:{}", id.key_id),
+            },
+            action: action.into(),
+            key_id: key.map(|k| k.id.clone()),
+            account: account.into(),
+            details,
+            scope: key.map(Scope::of),
+        }
+    }
+
+    /// An admin key's own request is logged against it like any other.
+    pub fn settle(&self, ctx: &Context, env: &Env, outcome: &Result<Response, ApiError>) {
+        if let Caller::AdminKey(admission) = self {
+            let status = match outcome {
+                Ok(r) => r.status_code(),
+                Err(e) => e.status(),
+            };
+            gate::settle(ctx, env, admission, status);
+        }
+    }
+}

@@ -1,0 +1,425 @@
+//! `/keys`: the key lifecycle. Each operation validates its whole input first (pure
+//! core), checks the caller's reach and grant, then changes the key's object — the
+//! authoritative copy — and only then its copies (`copies`), which never turn a
+//! done change into an error.
+
+use super::caller::Caller;
+use super::copies;
+use crate::audit::Scope;
+use crate::config::Config;
+use crate::edge::account_object::AccountCommand;
+use crate::edge::kv_index;
+use crate::edge::objects::{self, ACCOUNTS, KEYS};
+use crate::edge::registry::{self, RegistryCommand};
+use crate::edge::respond;
+use crate::edge::runtime::{now_ms, random};
+use crate::error::ApiError;
+use crate::input;
+use crate::key_format::{self, base62_fixed, build_key, RANDOM_BYTES};
+use crate::key_state::{KeyCommand, Notice};
+use crate::lifecycle::{self, Birth};
+use crate::limits::LimitState;
+use crate::model::{Environment, HashEntry, KeyRecord, RegistryRow};
+use crate::request_log::parse_log_query;
+use crate::time_fmt::to_rfc3339;
+use futures_util::future::join_all;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use worker::{console_error, Env, Response};
+
+/// A key as its object reports it: the record and its live limits.
+#[derive(Deserialize)]
+struct KeyRead {
+    record: KeyRecord,
+    limits: Vec<LimitState>,
+}
+
+async fn key_call(env: &Env, id: &str, cmd: &KeyCommand) -> Result<KeyRecord, ApiError> {
+    objects::call_as(env, KEYS, id, cmd).await
+}
+
+/// A key, if the caller reaches it; to the caller, keys beyond its reach do not exist.
+async fn load(caller: &Caller, env: &Env, id: &str) -> Result<KeyRead, ApiError> {
+    let not_found = || ApiError::NotFound { what: "key".into() };
+    let well_formed = id.len() <= 64
+        && id.strip_prefix("key_").is_some_and(|rest| {
+            !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+        });
+    if !well_formed {
+        return Err(not_found());
+    }
+    let read: KeyRead = objects::call_as(env, KEYS, id, &KeyCommand::Get).await?;
+    if caller.reaches(&read.record) {
+        Ok(read)
+    } else {
+        Err(not_found())
+    }
+}
+
+/// A fresh secret for `env`: (full key, visible prefix, hash).
+fn new_secret(cfg: &Config, env: Environment) -> Result<(String, String, String), ApiError> {
+    let (key, prefix) = build_key(&cfg.key_prefix, env, &random::<RANDOM_BYTES>()?);
+    let hash = key_format::sha256_hex(&key);
+    Ok((key, prefix, hash))
+}
+
+/// Ids that sort by creation time: 6 bytes of milliseconds, 10 random bytes.
+fn new_id(now: i64) -> Result<String, ApiError> {
+    let mut bytes = [0u8; 16];
+    let millis = now.to_be_bytes();
+    for (slot, b) in bytes.iter_mut().zip(millis.iter().skip(2)) {
+        *slot = *b;
+    }
+    for (slot, b) in bytes.iter_mut().skip(6).zip(random::<10>()?) {
+        *slot = b;
+    }
+    Ok(format!("key_{}", base62_fixed(&bytes, 22)))
+}
+
+/// A key's view with its live counters: remaining per limit and quota, resets,
+/// suspension.
+fn view_with_limits(read: &KeyRead, now: i64) -> Value {
+    let mut view = lifecycle::view(&read.record, now);
+    let limits: Vec<Value> = read
+        .limits
+        .iter()
+        .map(|l| {
+            // An empty window has no reset pending.
+            let reset_at = l
+                .window
+                .filter(|_| l.remaining < l.limit)
+                .map(|_| to_rfc3339(now + l.reset as i64 * 1000));
+            json!({
+                "name": l.name, "limit": l.limit, "used": l.limit - l.remaining,
+                "remaining": l.remaining, "window_seconds": l.window, "reset_at": reset_at,
+            })
+        })
+        .collect();
+    view["limits"] = Value::Array(limits);
+    view["suspended"] = Value::Bool(read.record.effective_status(now) == "suspended");
+    view
+}
+
+pub async fn create(
+    caller: &Caller,
+    env: &Env,
+    cfg: &Config,
+    body: &Value,
+) -> Result<Response, ApiError> {
+    let now = now_ms();
+    let new = input::parse_create(body, now)?;
+    let account = caller
+        .confine(new.account)?
+        .ok_or_else(|| ApiError::field("account", "is required"))?;
+    let environment = new.environment.unwrap_or(cfg.environment);
+    let (secret, prefix, hash) = new_secret(cfg, environment)?;
+    // The key keeps a copy of its account's plan (kept current by PUT /accounts).
+    let account_state = objects::call(env, ACCOUNTS, &account, &AccountCommand::Get).await?;
+    let rec = lifecycle::create(
+        Birth {
+            id: new_id(now)?,
+            account: account.clone(),
+            environment,
+            hash: hash.clone(),
+            prefix,
+            now,
+            plan: account_state["plan"].as_str().map(String::from),
+        },
+        &new.settings,
+    );
+    caller.may_grant(&rec)?;
+
+    // An alias is claimed before anything else is written; nothing is half-written:
+    // each later failure undoes what came before it.
+    if rec.alias.is_some() {
+        let claim = RegistryCommand::Claim {
+            row: RegistryRow::of(&rec),
+        };
+        registry::call(env, &claim).await?;
+    }
+    let undo_claim = || async {
+        if rec.alias.is_some() {
+            let remove = RegistryCommand::Remove {
+                id: rec.id.clone(),
+                event: None,
+            };
+            let _ = registry::call(env, &remove).await;
+        }
+    };
+    let create = KeyCommand::Create {
+        record: Box::new(rec.clone()),
+    };
+    if let Err(e) = key_call(env, &rec.id, &create).await {
+        undo_claim().await;
+        return Err(e);
+    }
+    let entry = HashEntry {
+        id: rec.id.clone(),
+        account: account.clone(),
+    };
+    if let Err(e) = kv_index::put(env, &hash, &entry, None).await {
+        let _ = key_call(env, &rec.id, &KeyCommand::Delete).await;
+        undo_claim().await;
+        return Err(e);
+    }
+    let details = json!({ "name": rec.name, "prefix": rec.prefix });
+    let event = caller.event("key.created", Some(&rec), &account, details);
+    copies::write(env, cfg, &rec.id, vec![copies::sync(&rec, event)]).await;
+    let mut view = lifecycle::view(&rec, now);
+    view["key"] = Value::String(secret);
+    respond::json(201, &view)
+}
+
+pub async fn list(
+    caller: &Caller,
+    env: &Env,
+    pairs: &[(String, String)],
+) -> Result<Response, ApiError> {
+    let now = now_ms();
+    let mut query = input::parse_list_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    query.account = caller.confine(query.account)?;
+    let page = registry::call(env, &RegistryCommand::List { query, now }).await?;
+    let ids: Vec<String> =
+        serde_json::from_value(page["ids"].clone()).map_err(ApiError::internal)?;
+    let reads = join_all(
+        ids.iter()
+            .map(|id| objects::call_as::<_, KeyRead>(env, KEYS, id, &KeyCommand::Get)),
+    )
+    .await;
+    let mut items = Vec::with_capacity(reads.len());
+    for read in reads {
+        match read {
+            // Keys beyond an admin key's reach are left out (a page may be short).
+            Ok(read) if caller.reaches(&read.record) => {
+                items.push(lifecycle::view(&read.record, now))
+            }
+            Ok(_) => {}
+            // Deleted between the listing and the read: not part of the page.
+            Err(ApiError::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    respond::json(200, &json!({ "items": items, "cursor": page["cursor"] }))
+}
+
+pub async fn get(caller: &Caller, env: &Env, id: &str) -> Result<Response, ApiError> {
+    let read = load(caller, env, id).await?;
+    respond::json(200, &view_with_limits(&read, now_ms()))
+}
+
+pub async fn patch(
+    caller: &Caller,
+    env: &Env,
+    cfg: &Config,
+    id: &str,
+    body: &Value,
+) -> Result<Response, ApiError> {
+    let now = now_ms();
+    let patch = input::parse_patch(body, now)?;
+    let rec = load(caller, env, id).await?.record;
+    // What the key would become must lie within the caller's powers.
+    let mut preview = rec.clone();
+    lifecycle::patch(&mut preview, &patch, now)?;
+    caller.may_grant(&preview)?;
+    let claims_alias = matches!(&patch.alias, Some(Some(_))) && preview.alias != rec.alias;
+    if claims_alias {
+        let claim = RegistryCommand::Claim {
+            row: RegistryRow::of(&preview),
+        };
+        registry::call(env, &claim).await?;
+    }
+    let cmd = KeyCommand::Patch {
+        patch: Box::new(patch.clone()),
+    };
+    let updated = match key_call(env, id, &cmd).await {
+        Ok(updated) => updated,
+        Err(e) => {
+            if claims_alias {
+                resync(env, cfg, id).await;
+            }
+            return Err(e);
+        }
+    };
+    let changes = serde_json::to_value(&patch).map_err(ApiError::internal)?;
+    let mut event = caller.event(
+        "key.updated",
+        Some(&updated),
+        &updated.account,
+        json!({ "changes": changes }),
+    );
+    event.scope = Some(Scope::widest(&Scope::of(&rec), &Scope::of(&updated)));
+    copies::write(env, cfg, id, vec![copies::sync(&updated, event)]).await;
+    respond::json(200, &lifecycle::view(&updated, now))
+}
+
+/// Brings the registry's row back to the key's object after a change failed.
+async fn resync(env: &Env, cfg: &Config, id: &str) {
+    match objects::call_as::<_, KeyRead>(env, KEYS, id, &KeyCommand::Get).await {
+        Ok(read) => {
+            let sync = Notice::RegistrySync {
+                row: RegistryRow::of(&read.record),
+                event: None,
+            };
+            copies::write(env, cfg, id, vec![sync]).await;
+        }
+        Err(e) => console_error!("{id}: registry row not restored: {e:?}"),
+    }
+}
+
+pub async fn deactivate(
+    caller: &Caller,
+    env: &Env,
+    cfg: &Config,
+    id: &str,
+) -> Result<Response, ApiError> {
+    status_change(
+        caller,
+        env,
+        cfg,
+        id,
+        KeyCommand::Deactivate,
+        "key.deactivated",
+    )
+    .await
+}
+
+pub async fn activate(
+    caller: &Caller,
+    env: &Env,
+    cfg: &Config,
+    id: &str,
+) -> Result<Response, ApiError> {
+    status_change(caller, env, cfg, id, KeyCommand::Activate, "key.activated").await
+}
+
+pub async fn revoke(
+    caller: &Caller,
+    env: &Env,
+    cfg: &Config,
+    id: &str,
+) -> Result<Response, ApiError> {
+    status_change(caller, env, cfg, id, KeyCommand::Revoke, "key.revoked").await
+}
+
+async fn status_change(
+    caller: &Caller,
+    env: &Env,
+    cfg: &Config,
+    id: &str,
+    cmd: KeyCommand,
+    action: &str,
+) -> Result<Response, ApiError> {
+    load(caller, env, id).await?;
+    let updated = key_call(env, id, &cmd).await?;
+    let event = caller.event(action, Some(&updated), &updated.account, Value::Null);
+    copies::write(env, cfg, id, vec![copies::sync(&updated, event)]).await;
+    respond::json(200, &lifecycle::view(&updated, now_ms()))
+}
+
+pub async fn rotate(
+    caller: &Caller,
+    env: &Env,
+    cfg: &Config,
+    id: &str,
+    body: Option<&Value>,
+) -> Result<Response, ApiError> {
+    let now = now_ms();
+    let grace_seconds = input::parse_grace_seconds(body)?;
+    let rec = load(caller, env, id).await?.record;
+    let (secret, prefix, hash) = new_secret(cfg, rec.environment)?;
+    // The new hash is indexed first: the key's object accepts it only after the
+    // rotation below, and a failure here has changed nothing.
+    kv_index::put(
+        env,
+        &hash,
+        &HashEntry {
+            id: rec.id.clone(),
+            account: rec.account.clone(),
+        },
+        None,
+    )
+    .await?;
+    let cmd = KeyCommand::Rotate {
+        hash: hash.clone(),
+        prefix: prefix.clone(),
+        grace_ms: grace_seconds as i64 * 1000,
+    };
+    let rotated = match objects::call(env, KEYS, id, &cmd).await {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = kv_index::remove(env, &hash).await;
+            return Err(e);
+        }
+    };
+    // From here the new secret is the key's: nothing below may lose it.
+    let updated =
+        serde_json::from_value::<KeyRecord>(rotated["record"].clone()).unwrap_or_else(|e| {
+            console_error!("{id}: rotated record unreadable ({e}); answering from the old one");
+            KeyRecord {
+                hash: hash.clone(),
+                prefix,
+                ..rec.clone()
+            }
+        });
+    let mut copies = Vec::new();
+    if let Some(old) = rotated["old_hash"].as_str() {
+        // The old secret is refused by the key's object from now (or from the end
+        // of the grace period); its index entry only needs to go. KV wants an
+        // expiry at least 60 s ahead.
+        copies.push(if grace_seconds == 0 {
+            Notice::KvRemove {
+                hash: old.to_string(),
+            }
+        } else {
+            let expires = (now / 1000) as u64 + grace_seconds.max(60);
+            copies::index(&updated, old, Some(expires))
+        });
+    }
+    let details = json!({ "prefix": updated.prefix, "grace_period_seconds": grace_seconds });
+    let event = caller.event("key.rotated", Some(&updated), &updated.account, details);
+    copies.push(copies::sync(&updated, event));
+    copies::write(env, cfg, id, copies).await;
+    let mut view = lifecycle::view(&updated, now);
+    view["key"] = Value::String(secret);
+    respond::json(200, &view)
+}
+
+pub async fn delete(
+    caller: &Caller,
+    env: &Env,
+    cfg: &Config,
+    id: &str,
+) -> Result<Response, ApiError> {
+    load(caller, env, id).await?;
+    // The key's object refuses (409) unless the key was never used.
+    let deleted = key_call(env, id, &KeyCommand::Delete).await?;
+    let mut copies = vec![Notice::KvRemove {
+        hash: deleted.hash.clone(),
+    }];
+    if let Some(previous) = &deleted.previous_hash {
+        copies.push(Notice::KvRemove {
+            hash: previous.clone(),
+        });
+    }
+    let details = json!({ "prefix": deleted.prefix });
+    copies.push(Notice::RegistryRemove {
+        id: id.to_string(),
+        event: Some(caller.event("key.deleted", Some(&deleted), &deleted.account, details)),
+    });
+    copies::write(env, cfg, id, copies).await;
+    Ok(Response::empty()
+        .map_err(ApiError::internal)?
+        .with_status(204))
+}
+
+pub async fn logs(
+    caller: &Caller,
+    env: &Env,
+    id: &str,
+    pairs: &[(String, String)],
+) -> Result<Response, ApiError> {
+    let query = parse_log_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    load(caller, env, id).await?;
+    let page = objects::call(env, KEYS, id, &KeyCommand::Logs { query }).await?;
+    respond::json(200, &page)
+}

@@ -1,0 +1,227 @@
+//! What keyward reads of an incoming request besides its path and key: the methods
+//! the origin may run, and which client headers must never reach it.
+
+use crate::canonical_path;
+use crate::check::check_transport;
+use crate::error::ApiError;
+use crate::request_url;
+
+/// What keyward decides on, read once at the start of the request: the method as
+/// the client sent it, the canonical path, and the query exactly as sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestLine {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+}
+
+/// Row 1, then the method and the canonical path of the runtime's URL.
+pub fn request_line(method: &str, url: &str, allow_http: bool) -> Result<RequestLine, ApiError> {
+    let u = request_url::split(url);
+    check_transport(u.scheme, allow_http)?;
+    check_method(method)?;
+    let path = canonical_path::canonicalize(u.path).map_err(|e| ApiError::InvalidPath {
+        reason: e.to_string(),
+    })?;
+    Ok(RequestLine {
+        method: method.to_string(),
+        path,
+        query: u.query.map(String::from),
+    })
+}
+
+impl RequestLine {
+    /// The path and query the origin receives.
+    pub fn target(&self) -> String {
+        match &self.query {
+            Some(q) => format!("{}?{q}", self.path),
+            None => self.path.clone(),
+        }
+    }
+
+    /// `_method` query parameters: overrides some frameworks honour.
+    pub fn override_params(&self) -> Vec<(String, String)> {
+        request_url::query_pairs(self.query.as_deref())
+            .into_iter()
+            .filter(|(k, _)| k == OVERRIDE_PARAM)
+            .collect()
+    }
+}
+
+/// Headers through which frameworks let a POST run as another method.
+pub const OVERRIDE_HEADERS: [&str; 3] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// The query parameter Symfony, Laravel and Rails read as a method override.
+pub const OVERRIDE_PARAM: &str = "_method";
+
+/// Methods `fetch` refuses to send; refused here (405) rather than failing at the origin.
+const UNSENDABLE: [&str; 3] = ["CONNECT", "TRACE", "TRACK"];
+
+/// RFC 9110 `token`: what a method name may be.
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 32
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Whether a method can be forwarded at all.
+pub fn check_method(method: &str) -> Result<(), ApiError> {
+    if is_token(method) && !UNSENDABLE.iter().any(|m| m.eq_ignore_ascii_case(method)) {
+        Ok(())
+    } else {
+        Err(ApiError::MethodNotAllowed { allow: Vec::new() })
+    }
+}
+
+/// The methods the origin may run for this request: its own, then the one a method
+/// override names (header or `_method` query parameter), which is forwarded as sent
+/// and so must be checked too. Overrides that disagree, or are not one method,
+/// are refused.
+pub fn methods<'a>(
+    method: &str,
+    overrides: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Result<Vec<String>, ApiError> {
+    let mut out = vec![method.to_string()];
+    let mut named: Option<(String, String)> = None;
+    for (source, value) in overrides {
+        let value = value.trim();
+        if !is_token(value) {
+            return Err(ApiError::InvalidHeader {
+                name: source.to_string(),
+                reason: "must name one HTTP method".into(),
+            });
+        }
+        // Frameworks upper-case the override before they route on it.
+        let upper = value.to_ascii_uppercase();
+        match &named {
+            Some((_, m)) if *m != upper => {
+                return Err(ApiError::InvalidHeader {
+                    name: source.to_string(),
+                    reason: "contradicts another method override".into(),
+                })
+            }
+            Some(_) => {}
+            None => named = Some((source.to_string(), upper)),
+        }
+    }
+    if let Some((_, m)) = named {
+        check_method(&m)?;
+        if m != method {
+            out.push(m);
+        }
+    }
+    Ok(out)
+}
+
+/// Whether a client header names keyward's own identity headers: case-folded, with
+/// `_` read as `-` (servers that fold one into the other would read it as identity).
+pub fn is_reserved_header(name: &str) -> bool {
+    const RESERVED: &[u8] = b"x-keyward-";
+    name.len() >= RESERVED.len()
+        && name.bytes().zip(RESERVED).all(|(b, r)| {
+            (if b == b'_' {
+                b'-'
+            } else {
+                b.to_ascii_lowercase()
+            }) == *r
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_line_is_read_once_in_canonical_form() {
+        let line =
+            request_line("PURGE", "https://h/docs/../x//y?a=%2F&_method=put", false).unwrap();
+        assert_eq!(line.method, "PURGE");
+        assert_eq!(line.path, "/x/y");
+        assert_eq!(line.target(), "/x/y?a=%2F&_method=put");
+        assert_eq!(
+            line.override_params(),
+            [("_method".to_string(), "put".to_string())]
+        );
+        assert_eq!(
+            request_line("GET", "http://h/x", false),
+            Err(ApiError::HttpsRequired)
+        );
+        assert!(matches!(
+            request_line("GET", "https://h/docs/..;/internal", false),
+            Err(ApiError::InvalidPath { .. })
+        ));
+        assert!(matches!(
+            request_line("TRACE", "https://h/", false),
+            Err(ApiError::MethodNotAllowed { .. })
+        ));
+    }
+
+    #[test]
+    fn tokens_and_unsendable_methods() {
+        assert!(check_method("GET").is_ok());
+        assert!(check_method("PURGE").is_ok());
+        assert!(check_method("PROPFIND").is_ok());
+        for bad in ["CONNECT", "trace", "TRACK", "", "GE T", "G\u{e9}T"] {
+            assert!(check_method(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn overrides_add_the_method_they_name() {
+        let none: [(&str, &str); 0] = [];
+        assert_eq!(methods("POST", none.into_iter()).unwrap(), ["POST"]);
+        let one = [("x-http-method-override", "delete")];
+        assert_eq!(
+            methods("POST", one.into_iter()).unwrap(),
+            ["POST", "DELETE"]
+        );
+        let same = [("x-http-method", "PUT"), ("_method", "put")];
+        assert_eq!(methods("POST", same.into_iter()).unwrap(), ["POST", "PUT"]);
+        let redundant = [("x-method-override", "POST")];
+        assert_eq!(methods("POST", redundant.into_iter()).unwrap(), ["POST"]);
+    }
+
+    #[test]
+    fn odd_overrides_are_refused() {
+        let refused = |pairs: &[(&'static str, &'static str)]| {
+            matches!(
+                methods("POST", pairs.iter().copied()),
+                Err(ApiError::InvalidHeader { .. } | ApiError::MethodNotAllowed { .. })
+            )
+        };
+        assert!(refused(&[("x-http-method-override", "DELETE, GET")]));
+        assert!(refused(&[("x-http-method-override", "")]));
+        assert!(refused(&[
+            ("x-http-method", "PUT"),
+            ("x-method-override", "DELETE")
+        ]));
+        assert!(refused(&[("x-http-method-override", "TRACE")]));
+    }
+
+    #[test]
+    fn reserved_headers_in_every_spelling() {
+        for name in [
+            "x-keyward-key-id",
+            "X-Keyward-Account",
+            "X-Keyward_Key-Id",
+            "X_Keyward_Account",
+            "x_keyward_permissions",
+            "x-keyward-",
+        ] {
+            assert!(is_reserved_header(name), "{name}");
+        }
+        for name in [
+            "x-keyward",
+            "x-keywardz-a",
+            "keyward-key-id",
+            "x-request-id",
+        ] {
+            assert!(!is_reserved_header(name), "{name}");
+        }
+    }
+}
