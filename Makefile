@@ -1,7 +1,7 @@
 # keyward: the two commands a newcomer needs are `make dev` and `make test`.
 # Every target installs what it needs first (scripts/setup.sh is idempotent).
 
-.PHONY: setup build dev test unit lint e2e bench
+.PHONY: setup build dev test unit lint e2e api-test fuzz bench
 
 setup:
 	@bash scripts/setup.sh
@@ -14,20 +14,34 @@ build: setup
 dev: build
 	@bash scripts/dev.sh
 
-# Every test: formatting and lints, host unit tests, then end-to-end tests that start
-# `wrangler dev` and speak HTTP to it.
-test: setup lint unit build e2e
+# Every test: formatting and lints, host unit and property tests, end-to-end tests
+# that start `wrangler dev` and speak HTTP to it, then schemathesis against the
+# served OpenAPI document.
+test: setup lint unit build e2e api-test
 
 lint:
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --target wasm32-unknown-unknown -- -D warnings
 
+# Unit tests and the property tests of every request-path parser (2,000 cases each).
 unit:
 	cargo test
 
+# The property tests at 1,000,000 generated inputs each (about 3 minutes).
+fuzz:
+	PROPTEST_CASES=1000000 cargo test --release --test properties
+
 e2e:
 	WRANGLER_SEND_METRICS=false node --test --test-concurrency=1 tests/e2e/
+
+# schemathesis (PyPI, pinned, in .venv) against the served OpenAPI document under
+# `wrangler dev`: every check, a fixed seed, 100 examples per operation (over 2,000
+# cases). ST_ARGS overrides, e.g. make api-test ST_ARGS="--max-examples 500".
+ST_ARGS ?= --max-examples 100 --seed 7 --generation-database none
+api-test: build
+	@bash scripts/setup-api-test.sh
+	WRANGLER_SEND_METRICS=false node tests/api/schemathesis.mjs $(ST_ARGS)
 
 # Speed and size: wrk against the release worker under wrangler dev, six scenarios,
 # medians of 3 rounds, plus the host micro-benchmark; writes BENCHMARKS.md.

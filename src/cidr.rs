@@ -16,16 +16,18 @@ impl Cidr {
             None => (s, None),
         };
         let network: IpAddr = addr
-            .trim()
             .parse()
             .map_err(|_| format!("'{s}' is not an IP address or CIDR block"))?;
         let max = if network.is_ipv4() { 32 } else { 128 };
+        // Digits only, no leading zero: one spelling per prefix length.
+        let canonical =
+            |p: &str| p.bytes().all(|b| b.is_ascii_digit()) && (p == "0" || !p.starts_with('0'));
         let prefix = match prefix {
             None => max,
             Some(p) => p
                 .parse::<u8>()
                 .ok()
-                .filter(|p| *p <= max)
+                .filter(|n| *n <= max && canonical(p))
                 .ok_or_else(|| format!("'{s}' has a prefix length outside 0..={max}"))?,
         };
         Ok(Cidr { network, prefix })
@@ -125,6 +127,10 @@ mod tests {
             "abc",
             "10.0.0.0/-1",
             "1.2.3.4/x",
+            " 10.0.0.1",
+            "10.0.0.0/08",
+            "10.0.0.0/+8",
+            "01.2.3.4",
         ] {
             assert!(Cidr::parse(bad).is_err(), "{bad} accepted");
         }

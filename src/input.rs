@@ -10,7 +10,13 @@ use serde_json::{Map, Value};
 
 const DAY_MS: i64 = 86_400_000;
 const MAX_LIST: usize = 100;
-const MAX_METADATA_BYTES: usize = 4096;
+/// Metadata follows Stripe's rules: up to 50 keys of up to 40 characters, each
+/// holding a string of up to 500.
+const MAX_METADATA_KEYS: usize = 50;
+const MAX_METADATA_KEY_CHARS: usize = 40;
+const MAX_METADATA_VALUE_CHARS: usize = 500;
+/// The largest limit or quota accepted.
+pub const MAX_LIMIT: u64 = 1_000_000_000_000;
 
 /// Changes to a key's settings. Outer `None` = leave as is; for the nullable fields
 /// `Some(None)` clears.
@@ -89,11 +95,11 @@ pub fn parse_create(body: &Value, now: i64) -> Result<NewKey, ApiError> {
         &[&PATCH_FIELDS[..], &["account", "environment"]].concat(),
     )?;
     let account = match obj.get("account") {
-        None | Some(Value::Null) => None,
+        None => None,
         Some(v) => Some(identifier(v, "account")?),
     };
     let environment = match obj.get("environment") {
-        None | Some(Value::Null) => None,
+        None => None,
         Some(v) => Some(v.as_str().and_then(Environment::parse).ok_or_else(|| {
             ApiError::field("environment", "must be production, staging or development")
         })?),
@@ -133,7 +139,7 @@ pub fn parse_grace_seconds(body: Option<&Value>) -> Result<u64, ApiError> {
     reject_unknown(obj, &["grace_period_seconds"])?;
     match obj.get("grace_period_seconds") {
         None | Some(Value::Null) => Ok(0),
-        Some(v) => v.as_u64().filter(|s| *s <= 7 * 86_400).ok_or_else(|| {
+        Some(v) => whole_number(v).filter(|s| *s <= 7 * 86_400).ok_or_else(|| {
             ApiError::field(
                 "grace_period_seconds",
                 "must be a whole number of seconds from 0 to 604800",
@@ -171,19 +177,7 @@ fn parse_settings(obj: &Map<String, Value>, now: i64) -> Result<KeyPatch, ApiErr
         p.name = Some(text(v, "name", 100)?);
     }
     if let Some(v) = obj.get("alias") {
-        p.alias = Some(nullable(v, |v| {
-            let a = text(v, "alias", 64)?;
-            if a.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            {
-                Ok(a)
-            } else {
-                Err(ApiError::field(
-                    "alias",
-                    "may hold only letters, digits, '-', '_' and '.'",
-                ))
-            }
-        })?);
+        p.alias = Some(nullable(v, |v| identifier(v, "alias"))?);
     }
     if let Some(v) = obj.get("category") {
         p.category = Some(nullable(v, |v| text(v, "category", 64))?);
@@ -211,18 +205,16 @@ fn parse_settings(obj: &Map<String, Value>, now: i64) -> Result<KeyPatch, ApiErr
         }
         (Some(v), None) => {
             p.expires_at = Some(nullable(v, |v| {
-                let at = v.as_str().and_then(from_rfc3339).ok_or_else(|| {
-                    ApiError::field("expires_at", "must be an RFC 3339 date-time")
-                })?;
-                if at <= now {
-                    return Err(ApiError::field("expires_at", "must be in the future"));
-                }
-                Ok(at)
+                // A time already past is allowed: the key is expired from then on
+                // (the way to end a key at once without revoking it).
+                v.as_str()
+                    .and_then(from_rfc3339)
+                    .ok_or_else(|| ApiError::field("expires_at", "must be an RFC 3339 date-time"))
             })?)
         }
         (None, Some(v)) => {
-            p.expires_at = Some(nullable(v, |v| match v.as_i64() {
-                Some(d @ (30 | 60 | 90 | 365)) => Ok(now + d * DAY_MS),
+            p.expires_at = Some(nullable(v, |v| match whole_number(v) {
+                Some(d @ (30 | 60 | 90 | 365)) => Ok(now + d as i64 * DAY_MS),
                 _ => Err(ApiError::field(
                     "expires_in_days",
                     "must be 30, 60, 90 or 365",
@@ -259,22 +251,7 @@ fn parse_settings(obj: &Map<String, Value>, now: i64) -> Result<KeyPatch, ApiErr
         p.ip_allowlist = Some(list);
     }
     if let Some(v) = obj.get("metadata") {
-        let m = match v {
-            Value::Null => Map::new(),
-            Value::Object(m) => m.clone(),
-            _ => return Err(ApiError::field("metadata", "must be an object")),
-        };
-        if serde_json::to_string(&m)
-            .map(|s| s.len())
-            .unwrap_or(usize::MAX)
-            > MAX_METADATA_BYTES
-        {
-            return Err(ApiError::field(
-                "metadata",
-                "must serialize to at most 4096 bytes",
-            ));
-        }
-        p.metadata = Some(m);
+        p.metadata = Some(metadata(v)?);
     }
     Ok(p)
 }
@@ -318,28 +295,74 @@ fn nullable<T>(
     }
 }
 
+/// `null` clears; otherwise an object of string values (see the limits above).
+fn metadata(v: &Value) -> Result<Map<String, Value>, ApiError> {
+    let m = match v {
+        Value::Null => return Ok(Map::new()),
+        Value::Object(m) => m,
+        _ => return Err(ApiError::field("metadata", "must be an object")),
+    };
+    if m.len() > MAX_METADATA_KEYS {
+        return Err(ApiError::field(
+            "metadata",
+            format!("may hold at most {MAX_METADATA_KEYS} keys"),
+        ));
+    }
+    for (k, value) in m {
+        if k.is_empty() || k.chars().count() > MAX_METADATA_KEY_CHARS {
+            return Err(ApiError::field(
+                "metadata",
+                format!("keys must be 1 to {MAX_METADATA_KEY_CHARS} characters"),
+            ));
+        }
+        match value.as_str() {
+            Some(s) if s.chars().count() <= MAX_METADATA_VALUE_CHARS => {}
+            _ => {
+                return Err(ApiError::field(
+                    &format!("metadata.{k}"),
+                    format!("must be a string of at most {MAX_METADATA_VALUE_CHARS} characters"),
+                ))
+            }
+        }
+    }
+    Ok(m.clone())
+}
+
+/// A display text: 1 to `max` characters, not blank, no control characters;
+/// kept without surrounding whitespace.
 fn text(v: &Value, field: &str, max: usize) -> Result<String, ApiError> {
-    match v.as_str().map(str::trim) {
-        Some(s) if !s.is_empty() && s.chars().count() <= max => Ok(s.to_string()),
+    match v.as_str() {
+        Some(s)
+            if s.chars().count() <= max
+                && !s.trim().is_empty()
+                && !s.chars().any(char::is_control) =>
+        {
+            Ok(s.trim().to_string())
+        }
         _ => Err(ApiError::field(
             field,
-            format!("must be a string of 1 to {max} characters"),
+            format!(
+                "must be a string of 1 to {max} characters, not blank, without control characters"
+            ),
         )),
     }
 }
 
-/// Account ids name Durable Objects and appear in paths: keep them plain.
+/// Account ids and aliases name Durable Objects and appear in paths: kept plain,
+/// exactly as sent, `[A-Za-z0-9._-]{1,64}`.
 pub fn identifier(v: &Value, field: &str) -> Result<String, ApiError> {
-    let s = text(v, field, 64)?;
-    if s.chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        Ok(s)
-    } else {
-        Err(ApiError::field(
+    match v.as_str() {
+        Some(s)
+            if (1..=64).contains(&s.len())
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
+        {
+            Ok(s.to_string())
+        }
+        _ => Err(ApiError::field(
             field,
-            "may hold only letters, digits, '-', '_' and '.'",
-        ))
+            "must be 1 to 64 letters, digits, '-', '_' or '.'",
+        )),
     }
 }
 
@@ -370,6 +393,15 @@ fn list(
     Ok(out)
 }
 
+/// A JSON number that is a whole non-negative number (`5` or `5.0`).
+fn whole_number(v: &Value) -> Option<u64> {
+    v.as_u64().or_else(|| {
+        v.as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= MAX_LIMIT as f64)
+            .map(|f| f as u64)
+    })
+}
+
 fn limits_object<const N: usize>(
     v: &Value,
     field: &str,
@@ -390,12 +422,16 @@ fn limits_object<const N: usize>(
     for (slot, name) in out.iter_mut().zip(names) {
         *slot = match obj.get(name) {
             None | Some(Value::Null) => None,
-            Some(x) => Some(x.as_u64().filter(|n| *n >= 1).ok_or_else(|| {
-                ApiError::field(
-                    &format!("{field}.{name}"),
-                    "must be a positive whole number",
-                )
-            })?),
+            Some(x) => Some(
+                whole_number(x)
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::field(
+                            &format!("{field}.{name}"),
+                            "must be a whole number from 1 to 1000000000000",
+                        )
+                    })?,
+            ),
         };
     }
     Ok(out)
@@ -490,6 +526,11 @@ mod tests {
         assert_eq!(bad(json!({"name": 5})), "name");
         assert_eq!(bad(json!({"name": "a", "alias": "a b"})), "alias");
         assert_eq!(bad(json!({"name": "a", "account": "a/b"})), "account");
+        assert_eq!(bad(json!({"name": "a", "account": null})), "account");
+        assert_eq!(
+            bad(json!({"name": "a", "environment": null})),
+            "environment"
+        );
         assert_eq!(
             bad(json!({"name": "a", "environment": "prod"})),
             "environment"
@@ -528,10 +569,6 @@ mod tests {
             "expires_at"
         );
         assert_eq!(
-            bad(json!({"name": "a", "expires_at": "2000-01-01T00:00:00Z"})),
-            "expires_at"
-        );
-        assert_eq!(
             bad(json!({"name": "a", "expires_at": "2099-01-01T00:00:00Z", "expires_in_days": 30})),
             "expires_at"
         );
@@ -553,14 +590,47 @@ mod tests {
         );
         assert_eq!(bad(json!({"name": "a", "metadata": [1]})), "metadata");
         assert_eq!(
-            bad(json!({"name": "a", "metadata": {"x": "y".repeat(5000)}})),
+            bad(json!({"name": "a", "metadata": {"x": "y".repeat(501)}})),
+            "metadata.x"
+        );
+        assert_eq!(
+            bad(json!({"name": "a", "metadata": {"x": 1}})),
+            "metadata.x"
+        );
+        assert_eq!(
+            bad(json!({"name": "a", "metadata": {"k".repeat(41): "v"}})),
             "metadata"
+        );
+        let many: Map<String, Value> = (0..51).map(|i| (i.to_string(), json!("v"))).collect();
+        assert_eq!(bad(json!({"name": "a", "metadata": many})), "metadata");
+        assert_eq!(bad(json!({"name": "\u{1c}"})), "name");
+        assert_eq!(bad(json!({"name": "a\nb"})), "name");
+        assert_eq!(bad(json!({"name": "   "})), "name");
+        assert_eq!(
+            bad(json!({"name": format!(" {} ", "n".repeat(100))})),
+            "name"
+        );
+        assert_eq!(
+            bad(json!({"name": "a", "quotas": {"total": 1_000_000_000_001u64}})),
+            "quotas.total"
         );
         assert_eq!(bad(json!({"name": "a", "colour": "red"})), "colour");
         assert!(matches!(
             parse_create(&json!([1]), NOW),
             Err(ApiError::InvalidBody { .. })
         ));
+    }
+
+    #[test]
+    fn whole_numbers_and_past_expiry_are_accepted() {
+        let k = parse_create(
+            &json!({"name": " ci ", "rate_limits": {"per_minute": 10.0}, "expires_at": "2000-01-01T00:00:00Z"}),
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(k.settings.name.as_deref(), Some("ci"));
+        assert_eq!(k.settings.rate_limits.unwrap().per_minute, Some(10));
+        assert_eq!(k.settings.expires_at, Some(Some(946_684_800_000)));
     }
 
     #[test]

@@ -602,6 +602,49 @@ mod tests {
     }
 
     #[test]
+    fn copies_are_queued_with_or_without_a_record() {
+        let cfg = config(&[]);
+        let notices = vec![Notice::KvRemove { hash: "h0".into() }];
+        for record in [Some(rec()), None] {
+            let mut s = KeyState {
+                record,
+                ledger: Ledger::new(&KEY_LEVELS),
+            };
+            let (fx, res) = apply(
+                &mut s,
+                KeyCommand::Enqueue {
+                    notices: notices.clone(),
+                },
+                &cfg,
+                NOW,
+            );
+            assert_eq!(res, Ok(Value::Null));
+            assert_eq!((fx.record, fx.notices), (Change::None, notices.clone()));
+        }
+    }
+
+    #[test]
+    fn management_changes_bump_the_revision_and_uses_do_not() {
+        let cfg = config(&[]);
+        let mut s = state(rec());
+        let r0 = s.record.as_ref().unwrap().revision;
+        let _ = apply(&mut s, check_cmd("h1"), &cfg, NOW);
+        assert_eq!(s.record.as_ref().unwrap().revision, r0);
+        let _ = apply(&mut s, KeyCommand::Deactivate, &cfg, NOW);
+        let _ = apply(
+            &mut s,
+            KeyCommand::Rotate {
+                hash: "h2".into(),
+                prefix: "p".into(),
+                grace_ms: 0,
+            },
+            &cfg,
+            NOW,
+        );
+        assert_eq!(s.record.as_ref().unwrap().revision, r0 + 2);
+    }
+
+    #[test]
     fn lifecycle_commands_and_delete() {
         let cfg = config(&[]);
         let mut s = state(rec());

@@ -5,6 +5,21 @@
 pub const DOCUMENT: &str = include_str!("../openapi.json");
 
 use crate::error::ApiError;
+use serde_json::Value;
+
+/// The document as served: the plans and the prefix are the deployment's.
+pub fn document<'a>(plans: impl Iterator<Item = &'a String>, admin_prefix: &str) -> String {
+    let Ok(mut doc) = serde_json::from_str::<Value>(DOCUMENT) else {
+        return DOCUMENT.to_string();
+    };
+    if let Some(e) = doc.pointer_mut("/components/schemas/Plan/enum") {
+        *e = Value::Array(plans.map(|p| Value::String(p.clone())).collect());
+    }
+    if let Some(url) = doc.pointer_mut("/servers/0/url") {
+        *url = Value::String(admin_prefix.to_string());
+    }
+    doc.to_string()
+}
 
 /// The management operations: each route names exactly one, and nothing else is
 /// served (no fall-through from one action to another).
@@ -111,6 +126,17 @@ mod tests {
             .map(|(m, p, _)| (m.to_string(), p.to_string()))
             .collect();
         assert_eq!(documented, served);
+    }
+
+    #[test]
+    fn the_served_document_names_the_deployment_s_plans() {
+        let plans = ["gold".to_string()];
+        let doc: Value = serde_json::from_str(&document(plans.iter(), "/manage")).unwrap();
+        assert_eq!(
+            doc["components"]["schemas"]["Plan"]["enum"],
+            serde_json::json!(["gold"])
+        );
+        assert_eq!(doc["servers"][0]["url"], "/manage");
     }
 
     #[test]

@@ -4,6 +4,10 @@ use crate::error::ApiError;
 
 pub const DEFAULT_LIMIT: u32 = 50;
 
+/// The largest integer storage takes (JavaScript's safe integers): a cursor past it
+/// continues from the newest row, which is where it points anyway.
+pub const MAX_CURSOR: i64 = (1 << 53) - 1;
+
 /// `limit`: 1 to 100 rows a page.
 pub fn parse_limit(v: &str) -> Result<u32, ApiError> {
     v.parse()

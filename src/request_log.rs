@@ -2,6 +2,7 @@
 //! queried. Storage (SQLite in the key's object) is the edge's business.
 
 use crate::error::ApiError;
+use crate::paging::MAX_CURSOR;
 use crate::time_fmt::from_rfc3339;
 use serde::{Deserialize, Serialize};
 
@@ -88,9 +89,13 @@ pub fn parse_log_query<'a>(
                 }
             }
             "cursor" => {
+                let digits =
+                    |d: &str| (1..=19).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit());
                 let parsed = v
                     .split_once('.')
-                    .and_then(|(at, id)| Some((at.parse().ok()?, id.parse().ok()?)));
+                    .filter(|(at, id)| digits(at) && digits(id))
+                    .and_then(|(at, id)| Some((at.parse::<u64>().ok()?, id.parse::<u64>().ok()?)))
+                    .map(|(at, id)| (clamp(at), clamp(id)));
                 q.cursor = Some(parsed.ok_or_else(|| {
                     ApiError::field("cursor", "is not a cursor from this listing")
                 })?)
@@ -102,12 +107,19 @@ pub fn parse_log_query<'a>(
     Ok(q)
 }
 
+fn clamp(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX).min(MAX_CURSOR)
+}
+
 fn parse_status(v: &str) -> Option<(u16, u16)> {
     if let [d, b'x' | b'X', b'x' | b'X'] = v.as_bytes() {
         let class = u16::from(d.checked_sub(b'0')?);
         return (1..=5)
             .contains(&class)
             .then_some((class * 100, class * 100 + 99));
+    }
+    if v.len() != 3 || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
     }
     let s: u16 = v.parse().ok()?;
     (100..=599).contains(&s).then_some((s, s))
@@ -137,12 +149,19 @@ mod tests {
             (q.status_min, q.status_max, q.cursor),
             (Some(429), Some(429), Some((1_767_225_600_000, 17)))
         );
+        let far = parse_log_query([("cursor", "9999999999999999999.1")].into_iter()).unwrap();
+        assert_eq!(far.cursor, Some((crate::paging::MAX_CURSOR, 1)));
         for (k, v) in [
             ("status", "9xx"),
             ("status", "abc"),
             ("from", "yesterday"),
             ("cursor", "x"),
             ("cursor", "17"),
+            ("cursor", "+1.2"),
+            ("cursor", "1.99999999999999999999"),
+            ("cursor", "1.-2"),
+            ("status", "+429"),
+            ("status", "0429"),
             ("limit", "0"),
             ("sort", "asc"),
         ] {

@@ -52,7 +52,7 @@ pub fn from_rfc3339(s: &str) -> Option<i64> {
             .then(|| part.parse().ok())?
     };
     let sep = |i: usize, c: &[u8]| b.get(i).is_some_and(|x| c.contains(x));
-    if !(sep(4, b"-") && sep(7, b"-") && sep(10, b"Tt ") && sep(13, b":") && sep(16, b":")) {
+    if !(sep(4, b"-") && sep(7, b"-") && sep(10, b"Tt") && sep(13, b":") && sep(16, b":")) {
         return None;
     }
     let (y, mo, d) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
@@ -94,7 +94,11 @@ pub fn from_rfc3339(s: &str) -> Option<i64> {
     let offset_min = match s.get(i..)? {
         "Z" | "z" => 0,
         tz if tz.len() == 6 && sep(i + 3, b":") && sep(i, b"+-") => {
-            let mins = num(i + 1, 2)? * 60 + num(i + 4, 2)?;
+            let (oh, om) = (num(i + 1, 2)?, num(i + 4, 2)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let mins = oh * 60 + om;
             if sep(i, b"-") {
                 -mins
             } else {

@@ -59,6 +59,7 @@ pub async fn handle(
     line: &RequestLine,
 ) -> Result<Response, ApiError> {
     let started = now_ms();
+    inbound::check_method(&line.method)?;
     if policy::is_public(&cfg.public_paths, &line.path) {
         return forward::to_origin(req, line, cfg, None).await;
     }

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
-import { ROOT, client, expectError, insecureGet, startKeyward, startOrigin, tempDir } from "./harness.mjs";
+import { ADMIN_TOKEN, ROOT, client, expectError, insecureGet, startKeyward, startOrigin, tempDir } from "./harness.mjs";
 
 let origin, plain, tls, noStorageConfig;
 
@@ -66,6 +66,33 @@ test("...whereas a well-formed key does need storage (so the test above can fail
   assert.equal(res.status, 503, res.body);
   assert.deepEqual(JSON.parse(res.body), { error: "Service temporarily unavailable", code: "unavailable" });
   assert.equal(res.headers["retry-after"], "1");
+});
+
+test("the management routes fail closed too: 503 when storage cannot answer", async () => {
+  const res = await insecureGet(`${tls.base}/admin/v1/keys`, { authorization: `Bearer ${ADMIN_TOKEN}` });
+  assert.equal(res.status, 503, res.body);
+  assert.equal(JSON.parse(res.body).code, "unavailable");
+  assert.equal(res.headers["retry-after"], "1");
+});
+
+test("a configuration error is loud: every request answers 500 naming the variable", async () => {
+  const broken = await startKeyward({
+    originUrl: origin.url,
+    config: noStorageConfig,
+    https: true,
+    vars: { WEBHOOK_URL: "https://hooks.example/keyward" },
+  });
+  try {
+    for (const p of ["/health", "/things", "/admin/v1/keys"]) {
+      const res = await insecureGet(`${broken.base}${p}`);
+      assert.equal(res.status, 500, res.body);
+      const body = JSON.parse(res.body);
+      assert.equal(body.code, "configuration_error");
+      assert.match(body.error, /WEBHOOK_SECRET must be set/);
+    }
+  } finally {
+    await broken.stop();
+  }
 });
 
 function crc32Base62(text) {

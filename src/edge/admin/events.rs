@@ -28,7 +28,14 @@ pub async fn list(
             "key_id" => query.key_id = Some(v.clone()),
             "action" => query.action = Some(v.clone()),
             "cursor" => {
-                let cursor = v.parse::<i64>().ok().filter(|c| *c > 0);
+                let digits = (1..=18).contains(&v.len())
+                    && v.bytes().all(|b| b.is_ascii_digit())
+                    && !v.starts_with('0');
+                let cursor = v
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|_| digits)
+                    .map(|c| c.min(paging::MAX_CURSOR));
                 query.cursor = Some(cursor.ok_or_else(|| {
                     ApiError::field("cursor", "is not a cursor from this listing")
                 })?);

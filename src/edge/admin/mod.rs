@@ -39,9 +39,11 @@ pub async fn handle(
         headers
             .set("Content-Type", "application/json")
             .map_err(ApiError::internal)?;
-        return Ok(Response::ok(openapi::DOCUMENT)
-            .map_err(ApiError::internal)?
-            .with_headers(headers));
+        return Ok(
+            Response::ok(openapi::document(cfg.plans.keys(), &cfg.admin_prefix))
+                .map_err(ApiError::internal)?
+                .with_headers(headers),
+        );
     }
     refuse_large_body(&req)?;
     let caller = caller::authenticate(&req, env, cfg, ctx, line).await?;
