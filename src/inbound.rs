@@ -119,6 +119,16 @@ pub fn methods<'a>(
     Ok(out)
 }
 
+/// A header name as servers that fold `_` into `-` read it.
+fn folded(name: &str) -> String {
+    name.to_ascii_lowercase().replace('_', "-")
+}
+
+/// Whether a client header is a method override, in any spelling a server reads as one.
+pub fn is_override_header(name: &str) -> bool {
+    OVERRIDE_HEADERS.contains(&folded(name).as_str())
+}
+
 /// Whether a client header names keyward's own identity headers: case-folded, with
 /// `_` read as `-` (servers that fold one into the other would read it as identity).
 pub fn is_reserved_header(name: &str) -> bool {
@@ -198,6 +208,19 @@ mod tests {
             ("x-method-override", "DELETE")
         ]));
         assert!(refused(&[("x-http-method-override", "TRACE")]));
+    }
+
+    #[test]
+    fn override_headers_in_every_spelling() {
+        for name in [
+            "X-HTTP-Method-Override",
+            "x_http_method_override",
+            "X-Http_Method",
+            "x-method-override",
+        ] {
+            assert!(is_override_header(name), "{name}");
+        }
+        assert!(!is_override_header("x-http-method-overrides"));
     }
 
     #[test]

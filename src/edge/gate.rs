@@ -1,6 +1,8 @@
-//! The request path: transport, public paths, blocked addresses, then the key —
-//! the KV index, then the key's and the account's Durable Objects in one
-//! concurrent round trip — then the origin, then (after the answer) the log.
+//! The request path, on the canonical request line: forwardable method, public
+//! paths, what the request needs (every method it may run, every project it names),
+//! blocked addresses, then the key — the KV index, then the key's and the account's
+//! Durable Objects in one concurrent round trip — then the origin, then (after the
+//! answer) the log.
 
 use super::account_object::AccountCommand;
 use super::ip_guard_object::IpGuardCommand;
@@ -90,10 +92,7 @@ fn methods_to_check(req: &Request, line: &RequestLine) -> Result<Vec<String>, Ap
     let mut overrides: Vec<(String, String)> = req
         .headers()
         .entries()
-        .filter(|(name, _)| {
-            let folded = name.to_ascii_lowercase().replace('_', "-");
-            inbound::OVERRIDE_HEADERS.contains(&folded.as_str())
-        })
+        .filter(|(name, _)| inbound::is_override_header(name))
         .collect();
     overrides.extend(line.override_params());
     inbound::methods(
