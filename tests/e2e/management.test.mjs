@@ -89,7 +89,8 @@ describe("create", () => {
       [{ name: "x", account, projects: [1] }, "projects"],
       [{ name: "x", account, expires_in_days: 7 }, "expires_in_days"],
       [{ name: "x", account, expires_at: "next week" }, "expires_at"],
-      [{ name: "x", account, expires_at: "2001-01-01T00:00:00Z" }, "expires_at"],
+      [{ name: "x", account, expires_at: "2030-13-01T00:00:00Z" }, "expires_at"],
+      [{ name: "x", account, metadata: { note: "x".repeat(501) } }, "metadata.note"],
       [{ name: "x", account, rate_limits: { per_minute: 0 } }, "rate_limits.per_minute"],
       [{ name: "x", account, quotas: { yearly: 5 } }, "quotas.yearly"],
       [{ name: "x", account, ip_allowlist: ["300.0.0.1"] }, "ip_allowlist"],
@@ -236,11 +237,15 @@ describe("lifecycle changes bite on the very next request", () => {
     expectError(assert, await use(k.key, "GET", "/projects/p2"), 403, "project_forbidden");
     await api.admin("PATCH", `/keys/${k.id}`, { ip_allowlist: ["192.0.2.0/24"] });
     expectError(assert, await use(k.key, "GET", "/projects/p1"), 403, "ip_not_allowed");
-    await api.admin("PATCH", `/keys/${k.id}`, { ip_allowlist: [], expires_at: new Date(Date.now() - 1).toISOString() }).then((r) => {
+    await api.admin("PATCH", `/keys/${k.id}`, { ip_allowlist: [], expires_at: "soon" }).then((r) => {
       expectError(assert, r, 400, "invalid_request");
       assert.equal(r.json.field, "expires_at");
     });
     assert.equal((await api.admin("GET", `/keys/${k.id}`)).json.ip_allowlist.length, 1, "nothing half-written");
+    // An expiry already past ends the key at once, without revoking it.
+    const ended = await api.admin("PATCH", `/keys/${k.id}`, { ip_allowlist: [], expires_at: new Date(Date.now() - 1).toISOString() });
+    assert.equal(ended.json.status, "expired");
+    expectError(assert, await use(k.key, "GET", "/projects/p1"), 401, "key_expired", "Expired API Key");
   });
 
   test("patch validates and refuses fixed fields", async () => {
