@@ -444,6 +444,9 @@ pub struct ListQuery {
     pub status: Option<String>,
     pub environment: Option<Environment>,
     pub category: Option<String>,
+    /// Part of the name, alias or prefix, in any case.
+    #[serde(default)]
+    pub search: Option<String>,
     pub cursor: Option<String>,
     pub limit: u32,
 }
@@ -473,6 +476,7 @@ pub fn parse_list_query<'a>(
                 })?)
             }
             "category" => q.category = Some(v.into()),
+            "search" => q.search = Some(text(&Value::String(v.into()), "search", 100)?),
             "cursor" => q.cursor = Some(v.into()),
             "limit" => q.limit = crate::paging::parse_limit(v)?,
             other => return Err(ApiError::field(other, "is not a known filter")),
@@ -711,5 +715,18 @@ mod tests {
             field_of(parse_list_query([("sort", "x")].into_iter())),
             "sort"
         );
+        assert_eq!(
+            parse_list_query([("search", " CI ")].into_iter())
+                .unwrap()
+                .search
+                .as_deref(),
+            Some("CI")
+        );
+        for bad in ["", "  ", "a\u{0}b"] {
+            assert_eq!(
+                field_of(parse_list_query([("search", bad)].into_iter())),
+                "search"
+            );
+        }
     }
 }

@@ -7,12 +7,13 @@ use crate::check::{check_key, AccessRequest};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::input::KeyPatch;
-use crate::ledger::{Ledger, StoredBucket};
+use crate::ledger::{Ledger, StoredBucket, KEY_LEVELS};
 use crate::lifecycle;
 use crate::limits::{self, KeyAdmission, LimitState, Verdict};
 use crate::model::{HashEntry, Identity, KeyRecord, RegistryRow};
 use crate::request_log::{LogEntry, LogQuery, RequestFacts};
 use crate::time_fmt::to_rfc3339;
+use crate::usage::{Resolution, Tally, Usage};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -55,6 +56,10 @@ pub enum KeyCommand {
     /// Served from storage by the object itself.
     Logs {
         query: LogQuery,
+    },
+    /// Requests and credits per hour (24 h) or per day (30 d).
+    Usage {
+        resolution: Resolution,
     },
     /// The object's alarm: ends a suspension that is over.
     Wake,
@@ -125,6 +130,9 @@ pub struct Effects {
     pub logs: Vec<LogEntry>,
     pub notices: Vec<Notice>,
     pub alarm_at: Option<i64>,
+    /// Usage hours to write, and the cut-off below which stored hours go.
+    pub usage: Vec<(i64, Tally)>,
+    pub usage_prune: Option<i64>,
 }
 
 impl Effects {
@@ -136,6 +144,8 @@ impl Effects {
             logs: Vec::new(),
             notices: Vec::new(),
             alarm_at: None,
+            usage: Vec::new(),
+            usage_prune: None,
         }
     }
 
@@ -150,12 +160,28 @@ impl Effects {
 pub struct KeyState {
     pub record: Option<KeyRecord>,
     pub ledger: Ledger,
+    pub usage: Usage,
+}
+
+impl KeyState {
+    /// A key's object before anything was stored in it.
+    pub fn empty() -> Self {
+        KeyState {
+            record: None,
+            ledger: Ledger::new(&KEY_LEVELS),
+            usage: Usage::default(),
+        }
+    }
 }
 
 type Outcome = (Effects, Result<Value, ApiError>);
 
 pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> Outcome {
-    let KeyState { record, ledger } = state;
+    let KeyState {
+        record,
+        ledger,
+        usage,
+    } = state;
     let (rec, cmd) = match (record.as_mut(), cmd) {
         (_, KeyCommand::Enqueue { notices }) => {
             let fx = Effects {
@@ -198,11 +224,12 @@ pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
             request,
             facts,
             cost,
-        } => check(rec, ledger, cfg, &request, &facts, cost, now),
+        } => check(rec, ledger, usage, cfg, &request, &facts, cost, now),
         KeyCommand::Settle { at, refund, logs } => {
             let mut fx = Effects::none();
             if refund > 0 {
                 fx.buckets = ledger.remove(at, refund);
+                fx.usage.push(usage.remove(at, refund));
                 rec.usage_count = rec.usage_count.saturating_sub(1);
                 fx.record = Change::Put;
             }
@@ -246,6 +273,19 @@ pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
             }
             Err(e) => (Effects::none(), Err(e)),
         },
+        KeyCommand::Usage { resolution } => {
+            let items: Vec<Value> = usage
+                .series(now, resolution)
+                .iter()
+                .map(|p| {
+                    json!({ "start": to_rfc3339(p.start), "requests": p.requests, "credits": p.credits })
+                })
+                .collect();
+            (
+                Effects::none(),
+                Ok(json!({ "resolution": resolution, "items": items })),
+            )
+        }
         KeyCommand::Logs { .. } => (
             Effects::none(),
             Err(ApiError::internal(
@@ -271,9 +311,11 @@ fn record_result(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn check(
     rec: &mut KeyRecord,
     ledger: &mut Ledger,
+    usage: &mut Usage,
     cfg: &Config,
     request: &AccessRequest,
     facts: &RequestFacts,
@@ -340,6 +382,8 @@ fn check(
             let mut fx = Effects::put();
             fx.buckets = ledger.add(now, cost);
             fx.prune = ledger.prune(now);
+            fx.usage.push(usage.add(now, cost));
+            fx.usage_prune = usage.prune(now);
             let account_limits = plan.is_some_and(|p| {
                 p.account_limits.per_second.is_some() || p.account_limits.per_minute.is_some()
             });
@@ -396,7 +440,6 @@ fn to_value<T: Serialize>(v: &T) -> Result<Value, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::KEY_LEVELS;
     use crate::model::{AdminStatus, Environment, Quotas, RateLimits};
     use std::collections::HashMap;
 
@@ -415,7 +458,7 @@ mod tests {
     fn state(r: KeyRecord) -> KeyState {
         KeyState {
             record: Some(r),
-            ledger: Ledger::new(&KEY_LEVELS),
+            ..KeyState::empty()
         }
     }
 
@@ -439,10 +482,7 @@ mod tests {
 
     #[test]
     fn create_then_duplicate_create() {
-        let mut s = KeyState {
-            record: None,
-            ledger: Ledger::new(&KEY_LEVELS),
-        };
+        let mut s = KeyState::empty();
         let cfg = config(&[]);
         let (fx, r) = apply(
             &mut s,
@@ -481,6 +521,19 @@ mod tests {
         );
         assert_eq!(fx.record, Change::Put);
         assert_eq!(fx.buckets.len(), KEY_LEVELS.len());
+        assert_eq!(fx.usage.len(), 1);
+        assert_eq!((fx.usage[0].1.requests, fx.usage[0].1.credits), (1, 1));
+        let (_, chart) = apply(
+            &mut s,
+            KeyCommand::Usage {
+                resolution: Resolution::Hour,
+            },
+            &config(&[]),
+            NOW + 6,
+        );
+        let chart = chart.unwrap();
+        assert_eq!(chart["resolution"], "hour");
+        assert_eq!(chart["items"][23]["requests"], 1);
         let r = s.record.as_ref().unwrap();
         assert_eq!((r.usage_count, r.last_used_at), (1, Some(NOW + 5)));
         assert_eq!(s.ledger.total, 1);
@@ -560,6 +613,12 @@ mod tests {
             NOW + 2,
         );
         assert_eq!(s.record.as_ref().unwrap().usage_count, 0);
+        let day = s.usage.series(NOW + 2, Resolution::Day);
+        assert_eq!(
+            day.iter().map(|p| p.requests).sum::<u64>(),
+            0,
+            "usage refunded too"
+        );
         assert!(apply(&mut s, check_cmd("h1"), &cfg, NOW + 3).1.is_ok());
     }
 
@@ -608,7 +667,7 @@ mod tests {
         for record in [Some(rec()), None] {
             let mut s = KeyState {
                 record,
-                ledger: Ledger::new(&KEY_LEVELS),
+                ..KeyState::empty()
             };
             let (fx, res) = apply(
                 &mut s,

@@ -25,6 +25,7 @@ pub mod policy;
 pub mod request_log;
 pub mod request_url;
 pub mod time_fmt;
+pub mod usage;
 pub mod webhook;
 
 #[cfg(target_arch = "wasm32")]

@@ -189,6 +189,11 @@ pub struct RegistryRow {
     pub expires_at: Option<i64>,
     #[serde(default)]
     pub revision: u64,
+    /// Searched by `GET /keys?search=`, with the alias.
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub prefix: String,
 }
 
 impl RegistryRow {
@@ -202,6 +207,8 @@ impl RegistryRow {
             status: rec.status.as_str().into(),
             expires_at: rec.expires_at,
             revision: rec.revision,
+            name: rec.name.clone(),
+            prefix: rec.prefix.clone(),
         }
     }
 }

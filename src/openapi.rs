@@ -35,9 +35,11 @@ pub enum Operation {
     ActivateKey,
     RevokeKey,
     KeyLogs,
+    KeyUsage,
     ListEvents,
     GetAccount,
     PutAccount,
+    Me,
     Document,
 }
 
@@ -53,9 +55,11 @@ pub const ROUTES: &[(&str, &str, Operation)] = &[
     ("POST", "/keys/{id}/activate", Operation::ActivateKey),
     ("POST", "/keys/{id}/revoke", Operation::RevokeKey),
     ("GET", "/keys/{id}/logs", Operation::KeyLogs),
+    ("GET", "/keys/{id}/usage", Operation::KeyUsage),
     ("GET", "/events", Operation::ListEvents),
     ("GET", "/accounts/{id}", Operation::GetAccount),
     ("PUT", "/accounts/{id}", Operation::PutAccount),
+    ("GET", "/me", Operation::Me),
     ("GET", "/openapi.json", Operation::Document),
 ];
 

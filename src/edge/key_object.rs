@@ -14,6 +14,7 @@ use crate::model::KeyRecord;
 use crate::paging;
 use crate::request_log::{LogEntry, LogQuery};
 use crate::time_fmt::to_rfc3339;
+use crate::usage::{Tally, Usage};
 use crate::webhook;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -29,7 +30,8 @@ CREATE TABLE IF NOT EXISTS logs (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGE
   path TEXT NOT NULL, status INTEGER NOT NULL, code TEXT, duration_ms INTEGER NOT NULL, ip TEXT, credits INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS logs_at ON logs(at, id);
 CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, notice TEXT NOT NULL,
-  attempts INTEGER NOT NULL DEFAULT 0, due INTEGER NOT NULL);";
+  attempts INTEGER NOT NULL DEFAULT 0, due INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS usage (hour INTEGER PRIMARY KEY, requests INTEGER NOT NULL, credits INTEGER NOT NULL);";
 
 /// Delivery attempts of a notice before it is given up (logged as an error).
 const MAX_ATTEMPTS: i64 = 6;
@@ -331,6 +333,23 @@ impl KeyObject {
 }
 
 fn load(sql: &SqlStorage) -> std::result::Result<KeyState, ApiError> {
+    #[derive(Deserialize)]
+    struct Hour {
+        hour: i64,
+        requests: i64,
+        credits: i64,
+    }
+    let hours: Vec<Hour> = sql
+        .exec("SELECT hour, requests, credits FROM usage", None)
+        .and_then(|c| c.to_array())
+        .map_err(ApiError::internal)?;
+    let usage = Usage::restore(hours.into_iter().map(|h| {
+        let tally = Tally {
+            requests: h.requests.max(0) as u64,
+            credits: h.credits.max(0) as u64,
+        };
+        (h.hour, tally)
+    }));
     let rows: Vec<JsonRow> = sql
         .exec("SELECT json FROM record WHERE one = 1", None)
         .and_then(|c| c.to_array())
@@ -342,6 +361,7 @@ fn load(sql: &SqlStorage) -> std::result::Result<KeyState, ApiError> {
     Ok(KeyState {
         record,
         ledger: ledger_store::load(sql, &KEY_LEVELS)?,
+        usage,
     })
 }
 
@@ -365,13 +385,30 @@ fn persist(
             )?;
         }
         (Change::Erase, _) => {
-            for table in ["record", "logs", "outbox", "buckets", "ledger_total"] {
+            for table in [
+                "record",
+                "logs",
+                "outbox",
+                "buckets",
+                "ledger_total",
+                "usage",
+            ] {
                 exec(&format!("DELETE FROM {table}"), vec![])?;
             }
         }
         _ => {}
     }
     ledger_store::write(sql, &state.ledger, &fx.buckets, &fx.prune)?;
+    for (hour, t) in &fx.usage {
+        exec(
+            "INSERT INTO usage (hour, requests, credits) VALUES (?, ?, ?)
+             ON CONFLICT(hour) DO UPDATE SET requests = excluded.requests, credits = excluded.credits",
+            vec![(*hour).into(), (t.requests as i64).into(), (t.credits as i64).into()],
+        )?;
+    }
+    if let Some(cutoff) = fx.usage_prune {
+        exec("DELETE FROM usage WHERE hour < ?", vec![cutoff.into()])?;
+    }
     for log in &fx.logs {
         insert_log(sql, log)?;
         // Retention: by age, and by row cap; checked on one insert in 64.

@@ -82,9 +82,11 @@ CREATE INDEX IF NOT EXISTS events_account ON events(account, id);
 CREATE INDEX IF NOT EXISTS events_key ON events(key_id, id);";
 
 /// Columns added since the first schema; adding one that exists fails harmlessly.
-const ADDED_COLUMNS: [&str; 2] = [
+const ADDED_COLUMNS: [&str; 4] = [
     "ALTER TABLE keys ADD COLUMN revision INTEGER NOT NULL DEFAULT 0",
     "ALTER TABLE events ADD COLUMN scope TEXT",
+    "ALTER TABLE keys ADD COLUMN name TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE keys ADD COLUMN prefix TEXT NOT NULL DEFAULT ''",
 ];
 
 impl DurableObject for Registry {
@@ -186,7 +188,8 @@ impl Registry {
                         &row,
                         "alias = excluded.alias, environment = excluded.environment,
                          category = excluded.category, status = excluded.status,
-                         expires_at = excluded.expires_at, revision = excluded.revision
+                         expires_at = excluded.expires_at, revision = excluded.revision,
+                         name = excluded.name, prefix = excluded.prefix
                          WHERE excluded.revision >= keys.revision",
                     )?;
                 }
@@ -235,8 +238,8 @@ fn upsert(
 ) -> std::result::Result<(), ApiError> {
     sql.exec(
         &format!(
-            "INSERT INTO keys (id, account, alias, environment, category, status, expires_at, revision)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET {on_conflict}"
+            "INSERT INTO keys (id, account, alias, environment, category, status, expires_at, revision, name, prefix)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET {on_conflict}"
         ),
         vec![
             row.id.as_str().into(),
@@ -247,6 +250,8 @@ fn upsert(
             row.status.as_str().into(),
             row.expires_at.map_or(SqlStorageValue::Null, SqlStorageValue::from),
             (row.revision as i64).into(),
+            row.name.as_str().into(),
+            row.prefix.as_str().into(),
         ],
     )
     .map(|_| ())
@@ -392,6 +397,23 @@ fn list_filter(q: &ListQuery, now: i64) -> (String, Vec<SqlStorageValue>) {
     if let Some(c) = &q.cursor {
         clauses.push("id < ?".into());
         args.push(c.as_str().into());
+    }
+    if let Some(term) = &q.search {
+        // LIKE is case-insensitive for ASCII; the term's own % and _ are literal.
+        let escaped = term
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        clauses.push(
+            "(name LIKE ? ESCAPE '\\' OR alias LIKE ? ESCAPE '\\' OR prefix LIKE ? ESCAPE '\\')"
+                .into(),
+        );
+        let pattern = format!("%{escaped}%");
+        args.extend([
+            pattern.as_str().into(),
+            pattern.as_str().into(),
+            pattern.as_str().into(),
+        ]);
     }
     match q.status.as_deref() {
         Some("active") => {

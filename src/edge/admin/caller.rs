@@ -100,6 +100,22 @@ impl Caller {
         }
     }
 
+    /// Who the caller is, for `GET /me` (the dashboard's session).
+    pub fn view(&self) -> Value {
+        match self.key() {
+            None => serde_json::json!({
+                "actor": "admin_token", "key_id": null, "account": null,
+                "permissions": ["admin"], "projects": [], "expires_at": null, "ip_allowlist": [],
+            }),
+            Some(id) => serde_json::json!({
+                "actor": format!("key:{}", id.key_id), "key_id": id.key_id, "account": id.account,
+                "permissions": id.permissions, "projects": id.projects,
+                "expires_at": id.expires_at.map(crate::time_fmt::to_rfc3339),
+                "ip_allowlist": id.ip_allowlist,
+            }),
+        }
+    }
+
     /// An admin key's powers, for filtering what it is shown.
     pub fn viewer(&self) -> Option<Scope> {
         self.key().map(|id| Scope {

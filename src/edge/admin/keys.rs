@@ -22,6 +22,7 @@ use crate::limits::LimitState;
 use crate::model::{Environment, HashEntry, KeyRecord, RegistryRow};
 use crate::request_log::parse_log_query;
 use crate::time_fmt::to_rfc3339;
+use crate::usage::Resolution;
 use futures_util::future::join_all;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -422,4 +423,23 @@ pub async fn logs(
     load(caller, env, id).await?;
     let page = objects::call(env, KEYS, id, &KeyCommand::Logs { query }).await?;
     respond::json(200, &page)
+}
+
+pub async fn usage(
+    caller: &Caller,
+    env: &Env,
+    id: &str,
+    pairs: &[(String, String)],
+) -> Result<Response, ApiError> {
+    let mut resolution = None;
+    for (k, v) in pairs {
+        match k.as_str() {
+            "resolution" => resolution = Some(v.as_str()),
+            other => return Err(ApiError::field(other, "is not a known parameter")),
+        }
+    }
+    let resolution = Resolution::parse(resolution)?;
+    load(caller, env, id).await?;
+    let series = objects::call(env, KEYS, id, &KeyCommand::Usage { resolution }).await?;
+    respond::json(200, &series)
 }

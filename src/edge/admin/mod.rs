@@ -9,6 +9,7 @@ mod copies;
 mod events;
 mod keys;
 
+use super::respond;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::inbound::RequestLine;
@@ -65,11 +66,13 @@ pub async fn handle(
         Operation::ActivateKey => keys::activate(&caller, env, cfg, id).await,
         Operation::RevokeKey => keys::revoke(&caller, env, cfg, id).await,
         Operation::KeyLogs => keys::logs(&caller, env, id, &query).await,
+        Operation::KeyUsage => keys::usage(&caller, env, id, &query).await,
         Operation::ListEvents => events::list(&caller, env, &query).await,
         Operation::GetAccount => accounts::get(&caller, env, cfg, id).await,
         Operation::PutAccount => {
             accounts::put(&caller, env, cfg, id, &read_json(&mut req).await?).await
         }
+        Operation::Me => respond::json(200, &caller.view()),
         Operation::Document => Err(ApiError::internal("served above")),
     };
     caller.settle(ctx, env, &outcome);

@@ -1,0 +1,180 @@
+//! A key's usage over time, for the dashboard's chart: admitted requests and the
+//! credits they cost, per UTC hour, kept 30 days. Read as 24 hours or 30 days.
+
+use crate::error::ApiError;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub const HOUR: i64 = 3_600_000;
+pub const DAY: i64 = 24 * HOUR;
+/// How long hours are kept.
+pub const RETENTION: i64 = 30 * DAY;
+
+/// What one hour holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    pub requests: u64,
+    pub credits: u64,
+}
+
+/// A key's hours, keyed by their start (Unix ms).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Usage {
+    hours: BTreeMap<i64, Tally>,
+}
+
+/// The two views of `GET /keys/{id}/usage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Resolution {
+    /// The last 24 hours, hour by hour.
+    Hour,
+    /// The last 30 days, day by day (UTC).
+    Day,
+}
+
+impl Resolution {
+    /// `resolution` of the query: `hour` (the default) or `day`.
+    pub fn parse(v: Option<&str>) -> Result<Self, ApiError> {
+        match v {
+            None | Some("hour") => Ok(Resolution::Hour),
+            Some("day") => Ok(Resolution::Day),
+            Some(_) => Err(ApiError::field("resolution", "must be hour or day")),
+        }
+    }
+}
+
+/// One point of a series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Point {
+    pub start: i64,
+    pub requests: u64,
+    pub credits: u64,
+}
+
+fn hour_of(at: i64) -> i64 {
+    at.div_euclid(HOUR) * HOUR
+}
+
+impl Usage {
+    pub fn restore(rows: impl IntoIterator<Item = (i64, Tally)>) -> Self {
+        Usage {
+            hours: rows.into_iter().collect(),
+        }
+    }
+
+    /// Counts one admitted request of `credits` at `at`; returns the hour's row.
+    pub fn add(&mut self, at: i64, credits: u64) -> (i64, Tally) {
+        let hour = hour_of(at);
+        let t = self.hours.entry(hour).or_default();
+        t.requests += 1;
+        t.credits += credits;
+        (hour, *t)
+    }
+
+    /// Takes back a request counted at `at` (a refund); returns the hour's row.
+    pub fn remove(&mut self, at: i64, credits: u64) -> (i64, Tally) {
+        let hour = hour_of(at);
+        let t = self.hours.entry(hour).or_default();
+        t.requests = t.requests.saturating_sub(1);
+        t.credits = t.credits.saturating_sub(credits);
+        (hour, *t)
+    }
+
+    /// Drops hours older than the retention; returns the cut-off when any went.
+    pub fn prune(&mut self, now: i64) -> Option<i64> {
+        let cutoff = hour_of(now - RETENTION);
+        let stale = self.hours.keys().next().is_some_and(|h| *h < cutoff);
+        if stale {
+            self.hours = self.hours.split_off(&cutoff);
+            Some(cutoff)
+        } else {
+            None
+        }
+    }
+
+    /// The series ending with the current hour (24 points) or day (30 points).
+    pub fn series(&self, now: i64, resolution: Resolution) -> Vec<Point> {
+        let (step, points) = match resolution {
+            Resolution::Hour => (HOUR, 24),
+            Resolution::Day => (DAY, 30),
+        };
+        let last = now.div_euclid(step) * step;
+        (0..points)
+            .map(|i| {
+                let start = last - (points - 1 - i) * step;
+                let (requests, credits) = self
+                    .hours
+                    .range(start..start + step)
+                    .fold((0, 0), |(r, c), (_, t)| (r + t.requests, c + t.credits));
+                Point {
+                    start,
+                    requests,
+                    credits,
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // 2027-01-15T10:20:00Z
+    const NOW: i64 = 1_800_000_000_000 - 1_800_000_000_000 % DAY + 10 * HOUR + 20 * 60_000;
+
+    #[test]
+    fn hours_add_up_and_series_end_now() {
+        let mut u = Usage::default();
+        u.add(NOW, 1);
+        u.add(NOW - 60_000, 5);
+        u.add(NOW - 2 * HOUR, 2);
+        u.add(NOW - 3 * DAY, 7);
+        let hours = u.series(NOW, Resolution::Hour);
+        assert_eq!(hours.len(), 24);
+        let last = hours.last().copied().unwrap();
+        assert_eq!(
+            (last.start, last.requests, last.credits),
+            (NOW - 20 * 60_000, 2, 6)
+        );
+        assert_eq!(hours[21].requests, 1, "two hours ago");
+        assert_eq!(
+            hours.iter().map(|p| p.requests).sum::<u64>(),
+            3,
+            "3 days ago is outside"
+        );
+        let days = u.series(NOW, Resolution::Day);
+        assert_eq!(days.len(), 30);
+        assert_eq!(days.last().unwrap().start, NOW - 10 * HOUR - 20 * 60_000);
+        assert_eq!((days[29].requests, days[29].credits), (3, 8));
+        assert_eq!((days[26].requests, days[26].credits), (1, 7));
+    }
+
+    #[test]
+    fn refunds_and_pruning() {
+        let mut u = Usage::default();
+        u.add(NOW, 3);
+        assert_eq!(u.remove(NOW, 3).1, Tally::default());
+        u.add(NOW - RETENTION - 2 * HOUR, 1);
+        assert_eq!(u.prune(NOW), Some(hour_of(NOW - RETENTION)));
+        assert_eq!(u.prune(NOW), None);
+        assert_eq!(
+            u.series(NOW, Resolution::Day)
+                .iter()
+                .map(|p| p.requests)
+                .sum::<u64>(),
+            0
+        );
+    }
+
+    #[test]
+    fn resolution_is_named_when_wrong() {
+        assert_eq!(Resolution::parse(None), Ok(Resolution::Hour));
+        assert_eq!(Resolution::parse(Some("day")), Ok(Resolution::Day));
+        assert!(matches!(
+            Resolution::parse(Some("minute")),
+            Err(ApiError::InvalidField { field, .. }) if field == "resolution"
+        ));
+    }
+}
