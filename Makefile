@@ -1,7 +1,7 @@
 # keyward: the two commands a newcomer needs are `make dev` and `make test`.
 # Every target installs what it needs first (scripts/setup.sh is idempotent).
 
-.PHONY: setup build dev test unit lint e2e api-test fuzz bench
+.PHONY: setup build dev test unit lint e2e dashboard-test api-test fuzz bench
 
 setup:
 	@bash scripts/setup.sh
@@ -15,9 +15,9 @@ dev: build
 	@bash scripts/dev.sh
 
 # Every test: formatting and lints, host unit and property tests, end-to-end tests
-# that start `wrangler dev` and speak HTTP to it, then schemathesis against the
-# served OpenAPI document.
-test: setup lint unit build e2e api-test
+# that start `wrangler dev` and speak HTTP to it, the dashboard in a browser, then
+# schemathesis against the served OpenAPI document.
+test: setup lint unit build e2e dashboard-test api-test
 
 lint:
 	cargo fmt --check
@@ -34,6 +34,12 @@ fuzz:
 
 e2e:
 	WRANGLER_SEND_METRICS=false node --test --test-concurrency=1 tests/e2e/
+
+# The dashboard in Chromium (Debian's, installed by setup.sh --browser) driven by
+# playwright-core, against wrangler dev; writes the screenshots in docs/.
+dashboard-test: build
+	@bash scripts/setup.sh --browser
+	WRANGLER_SEND_METRICS=false node --test --test-concurrency=1 dashboard/tests/
 
 # schemathesis (PyPI, pinned, in .venv) against the served OpenAPI document under
 # `wrangler dev`: every check, a fixed seed, 100 examples per operation (over 2,000

@@ -17,7 +17,11 @@ cat <<MSG
 
 keyward is starting on http://127.0.0.1:8787 (origin: http://127.0.0.1:8788)
 
-Create a first key (the secret is shown once):
+Dashboard: http://127.0.0.1:8787/admin/  (sign in with the ADMIN_TOKEN below)
+
+ADMIN_TOKEN=$token
+
+Or create a first key from the command line (the secret is shown once):
   curl -s -X POST http://127.0.0.1:8787/admin/v1/keys \\
     -H 'Authorization: Bearer $token' \\
     -d '{"name": "first", "account": "acme", "permissions": ["read:all"]}'
