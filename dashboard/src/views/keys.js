@@ -152,7 +152,9 @@ export function keysPage(main, me) {
             try {
               const rotated = await api("POST", `/keys/${k.id}/rotate`, { grace_period_seconds: Number(grace.value) });
               m.close("done");
-              await showSecret(rotated, rotated.key);
+              const shown = showSecret(rotated, rotated.key);
+              delete rotated.key; // the panel holds the only copy
+              await shown;
               refresh(`${rotated.name} has a new secret.`);
             } catch (err) {
               mount(errors, errorBox(err));
@@ -271,7 +273,9 @@ function openCreate(me, refresh) {
     try {
       const created = await api("POST", "/keys", body);
       m.close("created");
-      await showSecret(created, created.key);
+      const shown = showSecret(created, created.key);
+      delete created.key; // the panel holds the only copy
+      await shown;
       refresh(`${created.name} was created.`);
     } catch (err) {
       mount(errors, errorBox(err));
