@@ -462,6 +462,14 @@ mod tests {
         }
     }
 
+    fn rotate_to(hash: &str) -> KeyCommand {
+        KeyCommand::Rotate {
+            hash: hash.into(),
+            prefix: "p".into(),
+            grace_ms: 0,
+        }
+    }
+
     fn check_cmd(hash: &str) -> KeyCommand {
         KeyCommand::Check {
             request: AccessRequest {
@@ -690,16 +698,7 @@ mod tests {
         let _ = apply(&mut s, check_cmd("h1"), &cfg, NOW);
         assert_eq!(s.record.as_ref().unwrap().revision, r0);
         let _ = apply(&mut s, KeyCommand::Deactivate, &cfg, NOW);
-        let _ = apply(
-            &mut s,
-            KeyCommand::Rotate {
-                hash: "h2".into(),
-                prefix: "p".into(),
-                grace_ms: 0,
-            },
-            &cfg,
-            NOW,
-        );
+        let _ = apply(&mut s, rotate_to("h2"), &cfg, NOW);
         assert_eq!(s.record.as_ref().unwrap().revision, r0 + 2);
     }
 
@@ -713,16 +712,7 @@ mod tests {
         assert_eq!(fx.record, Change::None);
         assert!(matches!(res, Err(ApiError::Conflict { .. })));
         let mut s = state(rec());
-        let (_, res) = apply(
-            &mut s,
-            KeyCommand::Rotate {
-                hash: "h2".into(),
-                prefix: "p".into(),
-                grace_ms: 0,
-            },
-            &cfg,
-            NOW,
-        );
+        let (_, res) = apply(&mut s, rotate_to("h2"), &cfg, NOW);
         assert_eq!(res.unwrap()["old_hash"], "h1");
         assert_eq!(
             apply(&mut s, KeyCommand::Delete, &cfg, NOW).0.record,

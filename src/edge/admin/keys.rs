@@ -166,9 +166,19 @@ pub async fn create(
     let details = json!({ "name": rec.name, "prefix": rec.prefix });
     let event = caller.event("key.created", Some(&rec), &account, details);
     copies::write(env, cfg, &rec.id, vec![copies::sync(&rec, event)]).await;
-    let mut view = lifecycle::view(&rec, now);
+    with_secret(201, &rec, secret, now)
+}
+
+/// A key's view with its new secret: the only answer that ever carries one.
+fn with_secret(
+    status: u16,
+    rec: &KeyRecord,
+    secret: String,
+    now: i64,
+) -> Result<Response, ApiError> {
+    let mut view = lifecycle::view(rec, now);
     view["key"] = Value::String(secret);
-    respond::json(201, &view)
+    respond::json(status, &view)
 }
 
 pub async fn list(
@@ -380,9 +390,7 @@ pub async fn rotate(
     let event = caller.event("key.rotated", Some(&updated), &updated.account, details);
     copies.push(copies::sync(&updated, event));
     copies::write(env, cfg, id, copies).await;
-    let mut view = lifecycle::view(&updated, now);
-    view["key"] = Value::String(secret);
-    respond::json(200, &view)
+    with_secret(200, &updated, secret, now)
 }
 
 pub async fn delete(
