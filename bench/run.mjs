@@ -73,7 +73,7 @@ try {
     account: "bench-limits",
     name: "full admission",
     rate_limits: { per_second: 1e9, per_minute: 1e9, per_day: 1e12 },
-    quotas: { total: 1e15, daily: 1e12, weekly: 1e12, monthly: 1e12 },
+    quotas: { total: 1e12, daily: 1e12, weekly: 1e12, monthly: 1e12 },
   });
   const revoked = await api.createKey({ account: "bench-open", name: "revoked" });
   await api.admin("POST", `/keys/${revoked.id}/revoke`);
