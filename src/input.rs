@@ -394,7 +394,7 @@ fn list(
 }
 
 /// A JSON number that is a whole non-negative number (`5` or `5.0`).
-fn whole_number(v: &Value) -> Option<u64> {
+pub fn whole_number(v: &Value) -> Option<u64> {
     v.as_u64().or_else(|| {
         v.as_f64()
             .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= MAX_LIMIT as f64)

@@ -11,7 +11,7 @@ use crate::ledger::{Ledger, StoredBucket, KEY_LEVELS};
 use crate::lifecycle;
 use crate::limits::{self, KeyAdmission, LimitState, Verdict};
 use crate::model::{HashEntry, Identity, KeyRecord, RegistryRow};
-use crate::request_log::{LogEntry, LogQuery, RequestFacts};
+use crate::request_log::{LogEntry, LogQuery, RequestFacts, Via};
 use crate::time_fmt::to_rfc3339;
 use crate::usage::{Resolution, Tally, Usage};
 use serde::{Deserialize, Serialize};
@@ -328,6 +328,11 @@ fn check(
     };
     let plan = cfg.plan(rec.plan.as_deref()).1;
     let identity = match check_key(rec, request, plan, now) {
+        // A verify call answers with the key's metadata; the gate does not need it.
+        Ok(identity) if facts.via == Via::Verify => Identity {
+            metadata: Some(rec.metadata.clone()),
+            ..identity
+        },
         Ok(identity) => identity,
         // Not this key's holder: nothing to log against the key.
         Err(ApiError::InvalidKey) => return (Effects::none(), Err(ApiError::InvalidKey)),
@@ -483,6 +488,7 @@ mod tests {
                 method: "GET".into(),
                 path: "/x".into(),
                 ip: None,
+                via: Default::default(),
             },
             cost: 1,
         }

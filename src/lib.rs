@@ -26,6 +26,7 @@ pub mod request_log;
 pub mod request_url;
 pub mod time_fmt;
 pub mod usage;
+pub mod verify;
 pub mod webhook;
 
 #[cfg(target_arch = "wasm32")]

@@ -151,6 +151,9 @@ pub struct Identity {
     pub expires_at: Option<i64>,
     #[serde(default)]
     pub ip_allowlist: Vec<String>,
+    /// The key's metadata, carried only to a verify call (never to the origin).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Map<String, Value>>,
 }
 
 impl Identity {
@@ -163,6 +166,7 @@ impl Identity {
             projects: rec.projects.clone(),
             expires_at: rec.expires_at,
             ip_allowlist: rec.ip_allowlist.clone(),
+            metadata: None,
         }
     }
 }

@@ -39,6 +39,7 @@ pub enum Operation {
     ListEvents,
     GetAccount,
     PutAccount,
+    Verify,
     Me,
     Document,
 }
@@ -59,6 +60,7 @@ pub const ROUTES: &[(&str, &str, Operation)] = &[
     ("GET", "/events", Operation::ListEvents),
     ("GET", "/accounts/{id}", Operation::GetAccount),
     ("PUT", "/accounts/{id}", Operation::PutAccount),
+    ("POST", "/verify", Operation::Verify),
     ("GET", "/me", Operation::Me),
     ("GET", "/openapi.json", Operation::Document),
 ];

@@ -16,10 +16,16 @@ fn rank(p: &str) -> Option<usize> {
     BUILT_IN.iter().position(|b| *b == p)
 }
 
+/// The built-in permission of a service that checks keys with `POST /verify`;
+/// `admin` includes it, `write:all` does not.
+pub const VERIFY: &str = "verify";
+
 /// Whether `held` covers `needed`: exactly, or through the built-in hierarchy.
 pub fn holds(held: &[String], needed: &str) -> bool {
     held.iter().any(|h| {
-        h == needed || matches!((rank(h), rank(needed)), (Some(have), Some(need)) if have >= need)
+        h == needed
+            || matches!((rank(h), rank(needed)), (Some(have), Some(need)) if have >= need)
+            || (h == "admin" && needed == VERIFY)
     })
 }
 
@@ -200,6 +206,15 @@ mod tests {
         assert!(!holds(&perms(&["read:all"]), "write:all"));
         assert!(!holds(&perms(&["write:all"]), "admin"));
         assert!(!holds(&[], "read:all"));
+    }
+
+    #[test]
+    fn admin_includes_verify_and_nothing_else_does() {
+        assert!(holds(&perms(&["admin"]), VERIFY));
+        assert!(holds(&perms(&["verify"]), VERIFY));
+        assert!(!holds(&perms(&["write:all"]), VERIFY));
+        assert!(!holds(&perms(&["verify"]), "read:all"));
+        assert!(!holds(&perms(&["verify"]), "admin"));
     }
 
     #[test]

@@ -20,6 +20,29 @@ pub struct LogEntry {
     pub ip: Option<String>,
     /// Credits charged: the route's cost when admitted, 0 when refused.
     pub credits: u64,
+    /// Whether the request came through the gate or `POST /verify`.
+    #[serde(default)]
+    pub via: Via,
+}
+
+/// Where a checked request came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    /// A request to the protected API, forwarded when admitted.
+    #[default]
+    Gate,
+    /// A service's `POST /admin/v1/verify` on a key it received.
+    Verify,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Gate => "gate",
+            Via::Verify => "verify",
+        }
+    }
 }
 
 /// The request facts the key's object needs to log a request it refuses itself.
@@ -28,6 +51,8 @@ pub struct RequestFacts {
     pub method: String,
     pub path: String,
     pub ip: Option<String>,
+    #[serde(default)]
+    pub via: Via,
 }
 
 impl RequestFacts {
@@ -41,6 +66,7 @@ impl RequestFacts {
             duration_ms: 0,
             ip: self.ip.clone(),
             credits: 0,
+            via: self.via,
         }
     }
 }
@@ -178,11 +204,12 @@ mod tests {
             method: "GET".into(),
             path: "/x".into(),
             ip: Some("10.0.0.1".into()),
+            via: Via::Verify,
         };
         let e = facts.refused(5, &ApiError::RateLimited { retry_after: 1 });
         assert_eq!(
-            (e.status, e.code.as_deref(), e.credits),
-            (429, Some("rate_limited"), 0)
+            (e.status, e.code.as_deref(), e.credits, e.via),
+            (429, Some("rate_limited"), 0, Via::Verify)
         );
     }
 }

@@ -19,7 +19,7 @@ use crate::key_state::{Admitted, KeyCommand};
 use crate::limits::{self, LimitState};
 use crate::model::Identity;
 use crate::policy::{self, Needs};
-use crate::request_log::{LogEntry, RequestFacts};
+use crate::request_log::{LogEntry, RequestFacts, Via};
 use futures_util::future::join;
 use serde::Deserialize;
 use std::time::Duration;
@@ -101,8 +101,16 @@ fn methods_to_check(req: &Request, line: &RequestLine) -> Result<Vec<String>, Ap
     )
 }
 
-/// Rows 2–15 for a request with these needs. Garbage keys are refused before any
-/// storage read; a failed attempt counts against the client's address.
+/// A credential presented for rows 2–15: from a request's `Authorization` header
+/// (the gate, the management routes) or from a verify call's body.
+pub struct Presented<'a> {
+    pub token: Option<&'a str>,
+    pub facts: RequestFacts,
+    /// For an account-confined verifier: keys of other accounts are unknown to it.
+    pub only_account: Option<&'a str>,
+}
+
+/// Rows 2–15 for a request with these needs, its key in `Authorization: Bearer`.
 pub async fn authenticate(
     req: &Request,
     env: &Env,
@@ -112,8 +120,32 @@ pub async fn authenticate(
     needs: &Needs,
     started: i64,
 ) -> Result<Admission, ApiError> {
-    let ip = client_ip(req);
-    let bucket = ip.as_deref().map(address_bucket);
+    let header = req.headers().get("Authorization").ok().flatten();
+    let presented = Presented {
+        token: bearer_token(header.as_deref()),
+        facts: RequestFacts {
+            method: line.method.clone(),
+            path: line.path.clone(),
+            ip: client_ip(req),
+            via: Via::Gate,
+        },
+        only_account: None,
+    };
+    check(env, cfg, ctx, presented, needs, started).await
+}
+
+/// Rows 2–15, the one implementation for the gate, the management routes and
+/// verify. Garbage keys are refused before any storage read; a failed attempt
+/// counts against the client's address.
+pub async fn check(
+    env: &Env,
+    cfg: &Config,
+    ctx: &Context,
+    presented: Presented<'_>,
+    needs: &Needs,
+    started: i64,
+) -> Result<Admission, ApiError> {
+    let bucket = presented.facts.ip.as_deref().map(address_bucket);
     // Row 2, from what this isolate knows: no I/O for anyone not blocked.
     if let Some(until) = bucket
         .as_deref()
@@ -123,32 +155,31 @@ pub async fn authenticate(
             retry_after: secs_until(until, started),
         });
     }
-    let facts = RequestFacts {
-        method: line.method.clone(),
-        path: line.path.clone(),
-        ip: ip.clone(),
-    };
-    match admit(req, env, cfg, ctx, needs, facts, started).await {
+    match admit(env, cfg, ctx, needs, presented, started).await {
         Err(ApiError::InvalidKey) => Err(failed_attempt(env, cfg, bucket.as_deref()).await),
         other => other,
     }
 }
 
 async fn admit(
-    req: &Request,
     env: &Env,
     cfg: &Config,
     ctx: &Context,
     needs: &Needs,
-    facts: RequestFacts,
+    presented: Presented<'_>,
     started: i64,
 ) -> Result<Admission, ApiError> {
+    let Presented {
+        token,
+        facts,
+        only_account,
+    } = presented;
     let cost = needs.cost;
-    let header = req.headers().get("Authorization").ok().flatten();
-    let token = bearer_token(header.as_deref()).ok_or(ApiError::InvalidKey)?;
+    let token = token.ok_or(ApiError::InvalidKey)?;
     let parsed = parse_key(&cfg.key_prefix, token).ok_or(ApiError::InvalidKey)?;
     let entry = kv_index::lookup(env, &parsed.hash, cfg.kv_cache_ttl)
         .await?
+        .filter(|e| only_account.is_none_or(|a| a == e.account))
         .ok_or(ApiError::InvalidKey)?;
 
     let check = KeyCommand::Check {
@@ -251,6 +282,7 @@ pub fn settle(ctx: &Context, env: &Env, a: &Admission, status: u16) {
         duration_ms: (now_ms() - a.started).clamp(0, i64::from(u32::MAX)) as u32,
         ip: a.facts.ip.clone(),
         credits: a.cost,
+        via: a.facts.via,
     };
     if !runtime::queue_log(&a.key_id, log) {
         return; // a flush is already scheduled for this key

@@ -27,7 +27,8 @@ use worker::{
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS record (one INTEGER PRIMARY KEY CHECK (one = 1), json TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS logs (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, method TEXT NOT NULL,
-  path TEXT NOT NULL, status INTEGER NOT NULL, code TEXT, duration_ms INTEGER NOT NULL, ip TEXT, credits INTEGER NOT NULL);
+  path TEXT NOT NULL, status INTEGER NOT NULL, code TEXT, duration_ms INTEGER NOT NULL, ip TEXT, credits INTEGER NOT NULL,
+  via TEXT NOT NULL DEFAULT 'gate');
 CREATE INDEX IF NOT EXISTS logs_at ON logs(at, id);
 CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, notice TEXT NOT NULL,
   attempts INTEGER NOT NULL DEFAULT 0, due INTEGER NOT NULL);
@@ -55,6 +56,15 @@ impl DurableObject for KeyObject {
         for schema in [SCHEMA, ledger_store::SCHEMA] {
             if let Err(e) = sql.exec(schema, None) {
                 console_error!("key object: cannot create its tables: {e}");
+            }
+        }
+        // Added since the first schema; adding it again fails harmlessly.
+        if let Err(e) = sql.exec(
+            "ALTER TABLE logs ADD COLUMN via TEXT NOT NULL DEFAULT 'gate'",
+            None,
+        ) {
+            if !e.to_string().contains("duplicate column") {
+                console_error!("key object: cannot add logs.via: {e}");
             }
         }
         Self {
@@ -165,12 +175,13 @@ impl KeyObject {
             duration_ms: i64,
             ip: Option<String>,
             credits: i64,
+            via: String,
         }
         let rows: Vec<Row> = self
             .sql()
             .exec(
                 &format!(
-                    "SELECT id, at, method, path, status, code, duration_ms, ip, credits FROM logs WHERE {} ORDER BY at DESC, id DESC LIMIT ?",
+                    "SELECT id, at, method, path, status, code, duration_ms, ip, credits, via FROM logs WHERE {} ORDER BY at DESC, id DESC LIMIT ?",
                     clauses.join(" AND ")
                 ),
                 args,
@@ -184,6 +195,7 @@ impl KeyObject {
                 json!({
                     "at": to_rfc3339(r.at), "method": r.method, "path": r.path, "status": r.status,
                     "code": r.code, "duration_ms": r.duration_ms, "ip": r.ip, "credits": r.credits,
+                    "via": r.via,
                 })
             })
             .collect();
@@ -439,7 +451,7 @@ fn insert_log(sql: &SqlStorage, l: &LogEntry) -> std::result::Result<(), ApiErro
             .map_or(SqlStorageValue::Null, SqlStorageValue::from)
     };
     sql.exec(
-        "INSERT INTO logs (at, method, path, status, code, duration_ms, ip, credits) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO logs (at, method, path, status, code, duration_ms, ip, credits, via) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         vec![
             l.at.into(),
             l.method.as_str().into(),
@@ -449,6 +461,7 @@ fn insert_log(sql: &SqlStorage, l: &LogEntry) -> std::result::Result<(), ApiErro
             i64::from(l.duration_ms).into(),
             text(&l.ip),
             (l.credits as i64).into(),
+            l.via.as_str().into(),
         ],
     )
     .map(|_| ())

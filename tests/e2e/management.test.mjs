@@ -365,6 +365,7 @@ describe("OpenAPI document", () => {
       updateKey: { name: "renamed" },
       setAccountPlan: { plan: "pro" },
       rotateKey: { grace_period_seconds: 0 },
+      verifyKey: { key: "kw_dev_not-a-key" },
     };
     const ops = [];
     for (const [path, item] of Object.entries(doc.paths)) {
@@ -375,7 +376,7 @@ describe("OpenAPI document", () => {
     // Revoke, then delete (never used), come last.
     const rank = (o) => ["revokeKey", "deleteKey"].indexOf(o.op.operationId);
     ops.sort((a, b) => rank(a) - rank(b));
-    assert.equal(ops.length, 16);
+    assert.equal(ops.length, 17);
     for (const { path, method, op } of ops) {
       const url = path.replace("{id}", path.startsWith("/accounts") ? account : k.id);
       const r = await api.admin(method, url, bodies[op.operationId]);

@@ -17,19 +17,21 @@ use worker::{Context, Env, Request, Response};
 
 pub enum Caller {
     Root,
-    AdminKey(Box<Admission>),
+    /// A key holding what the operation needs: `admin`, or `verify` for `/verify`.
+    Key(Box<Admission>),
 }
 
 /// Row 2 first (exact, from the address's object), so a blocked address is refused
 /// before any credential is compared; then the bootstrap token (compared in constant
-/// time); then a key holding `admin`, through the gate's own rows 3–15. A wrong
-/// credential of either kind counts as a failed attempt.
+/// time); then a key holding `permission`, through the gate's own rows 3–15. A
+/// wrong credential of either kind counts as a failed attempt.
 pub async fn authenticate(
     req: &Request,
     env: &Env,
     cfg: &Config,
     ctx: &Context,
     line: &RequestLine,
+    permission: &str,
 ) -> Result<Caller, ApiError> {
     gate::check_not_blocked(env, cfg, req).await?;
     let header = req.headers().get("Authorization").ok().flatten();
@@ -41,20 +43,20 @@ pub async fn authenticate(
         }
     }
     let needs = Needs {
-        permissions: vec!["admin".into()],
+        permissions: vec![permission.into()],
         projects: Vec::new(),
         cost: 1,
     };
     gate::authenticate(req, env, cfg, ctx, line, &needs, now_ms())
         .await
-        .map(|a| Caller::AdminKey(Box::new(a)))
+        .map(|a| Caller::Key(Box::new(a)))
 }
 
 impl Caller {
     pub fn key(&self) -> Option<&Identity> {
         match self {
             Caller::Root => None,
-            Caller::AdminKey(a) => Some(&a.identity),
+            Caller::Key(a) => Some(&a.identity),
         }
     }
 
@@ -150,7 +152,7 @@ impl Caller {
 
     /// An admin key's own request is logged against it like any other.
     pub fn settle(&self, ctx: &Context, env: &Env, outcome: &Result<Response, ApiError>) {
-        if let Caller::AdminKey(admission) = self {
+        if let Caller::Key(admission) = self {
             let status = match outcome {
                 Ok(r) => r.status_code(),
                 Err(e) => e.status(),

@@ -8,12 +8,14 @@ mod caller;
 mod copies;
 mod events;
 mod keys;
+mod verify;
 
 use super::respond;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::inbound::RequestLine;
 use crate::openapi::{self, Operation};
+use crate::policy;
 use crate::request_url;
 use serde_json::Value;
 use worker::{Context, Env, Headers, Request, Response};
@@ -47,7 +49,13 @@ pub async fn handle(
         );
     }
     refuse_large_body(&req)?;
-    let caller = caller::authenticate(&req, env, cfg, ctx, line).await?;
+    // A key holding only `verify` may verify keys, and nothing else.
+    let permission = if op == Operation::Verify {
+        policy::VERIFY
+    } else {
+        "admin"
+    };
+    let caller = caller::authenticate(&req, env, cfg, ctx, line, permission).await?;
     let id = param.unwrap_or_default();
     let query = request_url::query_pairs(line.query.as_deref());
     let outcome = match op {
@@ -71,6 +79,9 @@ pub async fn handle(
         Operation::GetAccount => accounts::get(&caller, env, cfg, id).await,
         Operation::PutAccount => {
             accounts::put(&caller, env, cfg, id, &read_json(&mut req).await?).await
+        }
+        Operation::Verify => {
+            verify::verify(&caller, env, cfg, ctx, &read_json(&mut req).await?).await
         }
         Operation::Me => respond::json(200, &caller.view()),
         Operation::Document => Err(ApiError::internal("served above")),
