@@ -82,24 +82,23 @@ pub struct Config {
     pub test_fail_inline_copies: bool,
 }
 
-/// `WEBHOOK_URL` and its signing secret `WEBHOOK_SECRET`: one is never set without
-/// the other.
+/// `WEBHOOK_URL` and its signing secrets — `WEBHOOK_SECRET`, then
+/// `WEBHOOK_SECRET_PREVIOUS` while a secret rotates, decoded from `whsec_<base64>`.
+/// A URL is never set without a secret.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Webhook {
     pub url: String,
-    pub secret: String,
+    pub secrets: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Webhook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Webhook")
             .field("url", &self.url)
-            .field("secret", &"<redacted>")
+            .field("secrets", &format!("<{} redacted>", self.secrets.len()))
             .finish()
     }
 }
-
-const MIN_WEBHOOK_SECRET: usize = 16;
 
 /// A path pattern as configured, in canonical form: `*` and a final `**` are the
 /// only wildcards.
@@ -338,16 +337,25 @@ impl Config {
             return Err("WEBHOOK_URL must be an http(s) URL".into());
         }
         // A notice signed with an empty key proves nothing: no URL without a secret.
-        let webhook_secret = get("WEBHOOK_SECRET").filter(|s| !s.is_empty());
-        let webhook = match (webhook_url, webhook_secret) {
-            (None, _) => None,
-            (Some(url), Some(secret)) if secret.len() >= MIN_WEBHOOK_SECRET => {
-                Some(Webhook { url, secret })
+        let secret = |name: &str| -> Result<Option<Vec<u8>>, String> {
+            match get(name).filter(|s| !s.is_empty()) {
+                None => Ok(None),
+                Some(s) => crate::webhook::parse_secret(&s)
+                    .map(Some)
+                    .map_err(|e| format!("{name} {e}")),
             }
-            (Some(_), _) => {
-                return Err(format!(
-                    "WEBHOOK_SECRET must be set, at least {MIN_WEBHOOK_SECRET} characters, when WEBHOOK_URL is"
-                ))
+        };
+        let webhook = match (webhook_url, secret("WEBHOOK_SECRET")?) {
+            (None, _) => None,
+            (Some(url), Some(current)) => {
+                let mut secrets = vec![current];
+                secrets.extend(secret("WEBHOOK_SECRET_PREVIOUS")?);
+                Some(Webhook { url, secrets })
+            }
+            (Some(_), None) => {
+                return Err(
+                    "WEBHOOK_SECRET must be set (whsec_<base64>) when WEBHOOK_URL is".into(),
+                )
             }
         };
 
@@ -499,12 +507,17 @@ mod tests {
             ("PUBLIC_PATHS", "/docs/./x//**"),
             ("ROUTE_COSTS", r#"[{"path":"/r","cost":2000}]"#),
             ("WEBHOOK_URL", "https://hooks.example"),
-            ("WEBHOOK_SECRET", "0123456789abcdef-secret"),
+            ("WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            (
+                "WEBHOOK_SECRET_PREVIOUS",
+                "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            ),
         ])
         .unwrap();
         assert_eq!(c.public_paths, vec!["/docs/x/**"]);
         assert_eq!(c.route_costs[0].cost, 2000, "fits the business plan");
-        assert!(!format!("{c:?}").contains("0123456789abcdef-secret"));
+        assert_eq!(c.webhook.as_ref().map(|w| w.secrets.len()), Some(2));
+        assert!(!format!("{c:?}").contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"));
     }
 
     #[test]

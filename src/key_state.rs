@@ -98,8 +98,11 @@ pub enum Notice {
     Audit {
         event: AuditEvent,
     },
+    /// A Standard Webhooks notice: its `type`, when it happened, its `data`.
     Webhook {
-        payload: Value,
+        event: String,
+        at: i64,
+        data: Value,
     },
     /// The registry's copy of the key, and the event of the change that made it.
     RegistrySync {
@@ -367,17 +370,19 @@ fn check(
             fx.notices.push(Notice::Audit {
                 event: event(rec, now, "key.suspended", details.clone()),
             });
-            let mut payload = json!({
-                "type": "key.suspended",
+            let mut data = json!({
                 "key_id": rec.id,
                 "account": rec.account,
                 "prefix": rec.prefix,
-                "occurred_at": to_rfc3339(now),
             });
-            if let (Some(p), Some(d)) = (payload.as_object_mut(), details.as_object()) {
+            if let (Some(p), Some(d)) = (data.as_object_mut(), details.as_object()) {
                 p.extend(d.clone());
             }
-            fx.notices.push(Notice::Webhook { payload });
+            fx.notices.push(Notice::Webhook {
+                event: "key.suspended".into(),
+                at: now,
+                data,
+            });
             fx.alarm_at = Some(until);
             let retry_after = ((until - now + 999) / 1000).max(1) as u64;
             refuse(fx, ApiError::KeySuspended { retry_after })
@@ -653,7 +658,7 @@ mod tests {
         assert_eq!(fx.alarm_at, Some(NOW + 3_010));
         assert_eq!(fx.notices.len(), 2);
         assert!(
-            matches!(&fx.notices[1], Notice::Webhook { payload } if payload["type"] == "key.suspended")
+            matches!(&fx.notices[1], Notice::Webhook { event, data, .. } if event == "key.suspended" && data["key_id"] == "key_1")
         );
         assert_eq!(
             s.record.as_ref().unwrap().effective_status(NOW + 11),

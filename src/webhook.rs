@@ -1,13 +1,39 @@
-//! Signed notifications. The body is JSON; `X-Keyward-Signature: sha256=<hex>` is
-//! HMAC-SHA256 of the exact body bytes under the `WEBHOOK_SECRET`. The body carries
-//! `sent_at`, so receivers can refuse stale replays.
+//! Notices as Standard Webhooks (standardwebhooks.com): a JSON body
+//! `{"type", "timestamp", "data"}` and three headers — `webhook-id` (the same on
+//! every retry), `webhook-timestamp` (Unix seconds of this attempt) and
+//! `webhook-signature`, `v1,<base64 HMAC-SHA256 of "id.timestamp.body">` for each
+//! signing secret, space-separated while a secret rotates. Secrets are
+//! `whsec_<base64>`, decoded before use. The HMAC is the RustCrypto `hmac` crate's.
 
+use crate::time_fmt::to_rfc3339;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
 use sha2::Sha256;
 
-pub const SIGNATURE_HEADER: &str = "X-Keyward-Signature";
+pub const HEADER_ID: &str = "webhook-id";
+pub const HEADER_TIMESTAMP: &str = "webhook-timestamp";
+pub const HEADER_SIGNATURE: &str = "webhook-signature";
 
-/// HMAC-SHA256 (RFC 2104), by the RustCrypto `hmac` crate.
+/// Shortest secret accepted, in decoded bytes (the spec asks for 24 to 64).
+const MIN_SECRET_BYTES: usize = 24;
+
+/// The key bytes of a `whsec_<base64>` secret.
+pub fn parse_secret(s: &str) -> Result<Vec<u8>, String> {
+    let encoded = s
+        .strip_prefix("whsec_")
+        .ok_or("must be whsec_ followed by base64 (the Standard Webhooks form)")?;
+    let bytes = STANDARD
+        .decode(encoded)
+        .map_err(|_| "must be whsec_ followed by valid base64".to_string())?;
+    if bytes.len() < MIN_SECRET_BYTES {
+        return Err(format!("must decode to at least {MIN_SECRET_BYTES} bytes"));
+    }
+    Ok(bytes)
+}
+
+/// HMAC-SHA256 (RFC 2104).
 pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     // Any key length is valid for HMAC: `new_from_slice` cannot fail here.
     match Hmac::<Sha256>::new_from_slice(key) {
@@ -19,11 +45,24 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     }
 }
 
-pub fn signature(secret: &str, body: &str) -> String {
-    format!(
-        "sha256={}",
-        crate::key_format::hex(&hmac_sha256(secret.as_bytes(), body.as_bytes()))
-    )
+/// The body of a notice.
+pub fn body(event_type: &str, occurred_at: i64, data: &Value) -> String {
+    json!({ "type": event_type, "timestamp": to_rfc3339(occurred_at), "data": data }).to_string()
+}
+
+/// `webhook-signature`: one `v1,<base64>` per secret, current first.
+pub fn signature(secrets: &[Vec<u8>], id: &str, timestamp: i64, body: &str) -> String {
+    let signed = format!("{id}.{timestamp}.{body}");
+    secrets
+        .iter()
+        .map(|key| {
+            format!(
+                "v1,{}",
+                STANDARD.encode(hmac_sha256(key, signed.as_bytes()))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -41,19 +80,48 @@ mod tests {
             hex(&hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
-        // A key longer than the block is hashed first.
+    }
+
+    #[test]
+    fn standard_webhooks_reference_signature() {
+        // The example of the Standard Webhooks specification and its libraries.
+        let key = parse_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let body = r#"{"test": 2432232314}"#;
         assert_eq!(
-            hex(&hmac_sha256(
-                &[0xaa; 131],
-                b"Test Using Larger Than Block-Size Key - Hash Key First"
-            )),
-            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+            signature(&[key], "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
         );
     }
 
     #[test]
-    fn signature_header_value() {
-        assert!(signature("s", "{}").starts_with("sha256="));
-        assert_eq!(signature("s", "{}").len(), 7 + 64);
+    fn rotating_secrets_sign_twice() {
+        let a = vec![1u8; 32];
+        let b = vec![2u8; 32];
+        let sig = signature(&[a.clone(), b], "msg_1", 1, "{}");
+        let parts: Vec<&str> = sig.split(' ').collect();
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0], signature(&[a], "msg_1", 1, "{}"));
+        assert!(parts.iter().all(|p| p.starts_with("v1,")));
+    }
+
+    #[test]
+    fn secrets_in_the_whsec_form_only() {
+        assert!(parse_secret("plain-secret-of-some-length").is_err());
+        assert!(parse_secret("whsec_!!!").is_err());
+        assert!(parse_secret("whsec_c2hvcnQ=").is_err(), "too short");
+        assert_eq!(
+            parse_secret(&format!("whsec_{}", STANDARD.encode([7u8; 32]))).unwrap(),
+            vec![7u8; 32]
+        );
+    }
+
+    #[test]
+    fn body_shape() {
+        let b: Value =
+            serde_json::from_str(&body("key.suspended", 0, &json!({"key_id": "k"}))).unwrap();
+        assert_eq!(
+            b,
+            json!({"type": "key.suspended", "timestamp": "1970-01-01T00:00:00.000Z", "data": {"key_id": "k"}})
+        );
     }
 }

@@ -252,14 +252,22 @@ impl KeyObject {
         };
         for p in pending {
             let delivered = match serde_json::from_str::<Notice>(&p.notice) {
-                Ok(notice) => self.deliver(notice).await,
+                Ok(notice) => self.deliver(p.id, notice).await,
                 Err(e) => Err(ApiError::internal(format!("unreadable notice: {e}"))),
             };
             let attempts = p.attempts + 1;
             let outcome = match delivered {
-                Ok(()) => self
+                Ok(Delivered::Yes) => self
                     .sql()
                     .exec("DELETE FROM outbox WHERE id = ?", vec![p.id.into()]),
+                Ok(Delivered::Gone) => {
+                    console_error!(
+                        "notice {}: the webhook endpoint answered 410 Gone; not retried",
+                        p.id
+                    );
+                    self.sql()
+                        .exec("DELETE FROM outbox WHERE id = ?", vec![p.id.into()])
+                }
                 Err(e) if attempts >= MAX_ATTEMPTS => {
                     console_error!("notice {} given up after {attempts} attempts: {e:?}", p.id);
                     self.sql()
@@ -280,47 +288,56 @@ impl KeyObject {
         }
     }
 
-    async fn deliver(&self, notice: Notice) -> std::result::Result<(), ApiError> {
+    async fn deliver(
+        &self,
+        outbox_id: i64,
+        notice: Notice,
+    ) -> std::result::Result<Delivered, ApiError> {
+        let done = |r: std::result::Result<Value, ApiError>| r.map(|_| Delivered::Yes);
         match notice {
-            Notice::Audit { event } => objects::call(
-                &self.env,
-                REGISTRY,
-                REGISTRY_NAME,
-                &RegistryCommand::Record { event },
-            )
-            .await
-            .map(|_| ()),
+            Notice::Audit { event } => done(
+                objects::call(
+                    &self.env,
+                    REGISTRY,
+                    REGISTRY_NAME,
+                    &RegistryCommand::Record { event },
+                )
+                .await,
+            ),
             Notice::RegistrySync { row, event } => {
-                registry::call(&self.env, &RegistryCommand::Sync { row, event })
-                    .await
-                    .map(|_| ())
+                done(registry::call(&self.env, &RegistryCommand::Sync { row, event }).await)
             }
             Notice::RegistryRemove { id, event } => {
-                registry::call(&self.env, &RegistryCommand::Remove { id, event })
-                    .await
-                    .map(|_| ())
+                done(registry::call(&self.env, &RegistryCommand::Remove { id, event }).await)
             }
             Notice::KvPut {
                 hash,
                 entry,
                 expires_at,
-            } => kv_index::put(&self.env, &hash, &entry, expires_at).await,
-            Notice::KvRemove { hash } => kv_index::remove(&self.env, &hash).await,
-            Notice::Webhook { mut payload } => {
+            } => kv_index::put(&self.env, &hash, &entry, expires_at)
+                .await
+                .map(|_| Delivered::Yes),
+            Notice::KvRemove { hash } => kv_index::remove(&self.env, &hash)
+                .await
+                .map(|_| Delivered::Yes),
+            Notice::Webhook { event, at, data } => {
                 let cfg = runtime::config(&self.env)?;
                 let Some(hook) = cfg.webhook.as_ref() else {
-                    return Ok(()); // no receiver configured
+                    return Ok(Delivered::Yes); // no receiver configured
                 };
-                if let Some(p) = payload.as_object_mut() {
-                    p.insert("sent_at".into(), Value::String(to_rfc3339(now_ms())));
-                }
-                let body = serde_json::to_string(&payload).map_err(ApiError::internal)?;
+                // The same id on every attempt, so receivers can drop duplicates.
+                let object = self.state.id().to_string();
+                let id = format!("msg_{}_{outbox_id}", object.get(..16).unwrap_or(&object));
+                let timestamp = now_ms() / 1000;
+                let body = webhook::body(&event, at, &data);
                 let headers = Headers::new();
                 let set = |k: &str, v: &str| headers.set(k, v).map_err(ApiError::internal);
                 set("Content-Type", "application/json")?;
+                set(webhook::HEADER_ID, &id)?;
+                set(webhook::HEADER_TIMESTAMP, &timestamp.to_string())?;
                 set(
-                    webhook::SIGNATURE_HEADER,
-                    &webhook::signature(&hook.secret, &body),
+                    webhook::HEADER_SIGNATURE,
+                    &webhook::signature(&hook.secrets, &id, timestamp, &body),
                 )?;
                 let mut init = RequestInit::new();
                 init.with_method(Method::Post)
@@ -331,17 +348,21 @@ impl KeyObject {
                     .send()
                     .await
                     .map_err(ApiError::internal)?;
-                if (200..300).contains(&resp.status_code()) {
-                    Ok(())
-                } else {
-                    Err(ApiError::internal(format!(
-                        "webhook answered {}",
-                        resp.status_code()
-                    )))
+                match resp.status_code() {
+                    200..=299 => Ok(Delivered::Yes),
+                    410 => Ok(Delivered::Gone),
+                    other => Err(ApiError::internal(format!("webhook answered {other}"))),
                 }
             }
         }
     }
+}
+
+/// How a delivery ended, when it did not fail.
+enum Delivered {
+    Yes,
+    /// The receiver said 410 Gone: no more attempts for this notice.
+    Gone,
 }
 
 fn load(sql: &SqlStorage) -> std::result::Result<KeyState, ApiError> {

@@ -3,6 +3,7 @@
 // each on a free loopback port, and speaks HTTP to them.
 import { spawn } from "node:child_process";
 import fs from "node:fs";
+import http from "node:http";
 import https from "node:https";
 import net from "node:net";
 import os from "node:os";
@@ -236,4 +237,24 @@ export async function eventually(check, ms = 5000) {
       await sleep(100);
     }
   }
+}
+
+/**
+ * A webhook receiver on a free port: records every delivery (headers, raw body)
+ * and answers with `status(n)` for the n-th one (1-based; 204 by default).
+ */
+export async function startReceiver(status = () => 204) {
+  const port = await freePort();
+  const received = [];
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      received.push({ headers: req.headers, body: Buffer.concat(chunks).toString("utf8") });
+      res.writeHead(status(received.length));
+      res.end();
+    });
+  });
+  await new Promise((r) => server.listen(port, "127.0.0.1", r));
+  return { url: `http://127.0.0.1:${port}/hooks/keyward`, received, close: () => server.close() };
 }
