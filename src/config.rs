@@ -77,6 +77,10 @@ pub struct Config {
     pub logs: LogRetention,
     /// Where suspension notices are POSTed, and the key they are signed with.
     pub webhook: Option<Webhook>,
+    /// What a leak report does to a live key (`LEAK_ACTION`, default revoke).
+    pub leak_action: crate::leaks::LeakAction,
+    /// GitHub's secret scanning signing keys (`GITHUB_SECRET_SCANNING_KEYS`).
+    pub github_keys: Vec<crate::leaks::GithubKey>,
     /// Test-only (`TEST_FAIL_INLINE_COPIES`, refused in production): management
     /// routes skip writing copies themselves, so the outbox repairs every one.
     pub test_fail_inline_copies: bool,
@@ -359,6 +363,13 @@ impl Config {
             }
         };
 
+        let leak_action = crate::leaks::LeakAction::parse(&text("LEAK_ACTION", "revoke"))
+            .ok_or("LEAK_ACTION must be revoke, deactivate or notify")?;
+        let github_keys = match get("GITHUB_SECRET_SCANNING_KEYS").filter(|s| !s.trim().is_empty())
+        {
+            None => Vec::new(),
+            Some(json) => crate::leaks::parse_github_keys(&json)?,
+        };
         let test_fail_inline_copies = flag("TEST_FAIL_INLINE_COPIES", false)?;
         if test_fail_inline_copies && environment == Environment::Production {
             return Err(
@@ -384,6 +395,8 @@ impl Config {
             ip_block,
             logs,
             webhook,
+            leak_action,
+            github_keys,
             test_fail_inline_copies,
         })
     }
@@ -466,6 +479,10 @@ mod tests {
                 .contains("WEBHOOK_SECRET")
         );
         assert!(bad(&[("ALLOW_HTTP", "yes")]).contains("ALLOW_HTTP"));
+        assert!(bad(&[("LEAK_ACTION", "delete")]).contains("LEAK_ACTION"));
+        assert!(
+            bad(&[("GITHUB_SECRET_SCANNING_KEYS", "[{}]")]).contains("GITHUB_SECRET_SCANNING_KEYS")
+        );
         assert!(bad(&[("TEST_FAIL_INLINE_COPIES", "true")])
             .contains("refused when ENVIRONMENT=production"));
         assert!(bad(&[("BREAKER_ENABLED", "TRUE")]).contains("BREAKER_ENABLED"));

@@ -58,6 +58,8 @@ pub enum ApiError {
         name: String,
         reason: String,
     },
+    /// 401: a signed request (GitHub's secret scanning) whose signature does not verify.
+    BadSignature,
     /// 403: an admin key asked for something outside its reach.
     Forbidden {
         reason: String,
@@ -150,6 +152,7 @@ impl ApiError {
             | InvalidBody { .. }
             | InvalidPath { .. }
             | InvalidHeader { .. } => 400,
+            BadSignature => 401,
             Forbidden { .. } => 403,
             NotFound { .. } => 404,
             MethodNotAllowed { .. } => 405,
@@ -184,6 +187,7 @@ impl ApiError {
             | InvalidBody { .. }
             | InvalidPath { .. }
             | InvalidHeader { .. } => "invalid_request",
+            BadSignature => "invalid_signature",
             Forbidden { .. } => "forbidden",
             NotFound { .. } => "not_found",
             MethodNotAllowed { .. } => "method_not_allowed",
@@ -222,6 +226,7 @@ impl ApiError {
             InvalidBody { reason } => format!("invalid request body: {reason}"),
             InvalidPath { reason } => format!("invalid request path: {reason}"),
             InvalidHeader { name, reason } => format!("invalid header '{name}': {reason}"),
+            BadSignature => "Invalid signature".into(),
             Forbidden { reason } => format!("Forbidden: {reason}"),
             NotFound { what } => format!("{what} not found"),
             MethodNotAllowed { .. } => "Method not allowed".into(),

@@ -7,10 +7,11 @@ use crate::check::{check_key, AccessRequest};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::input::KeyPatch;
+use crate::leaks::LeakAction;
 use crate::ledger::{Ledger, StoredBucket, KEY_LEVELS};
 use crate::lifecycle;
 use crate::limits::{self, KeyAdmission, LimitState, Verdict};
-use crate::model::{HashEntry, Identity, KeyRecord, RegistryRow};
+use crate::model::{AdminStatus, HashEntry, Identity, KeyRecord, RegistryRow};
 use crate::request_log::{LogEntry, LogQuery, RequestFacts, Via};
 use crate::time_fmt::to_rfc3339;
 use crate::usage::{Resolution, Tally, Usage};
@@ -63,6 +64,14 @@ pub enum KeyCommand {
     },
     /// The object's alarm: ends a suspension that is over.
     Wake,
+    /// A report that the secret of `hash` leaked: `action` is applied when it is a
+    /// live secret of this key, and `key.leaked` is announced.
+    Leak {
+        hash: String,
+        action: LeakAction,
+        source: Option<String>,
+        url: Option<String>,
+    },
     /// Copies a management route could not write after this object changed: kept
     /// in the outbox and retried by the alarm until they land. Taken with or without
     /// a record (a deleted key's index entries still need removing).
@@ -296,6 +305,12 @@ pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
             )),
         ),
         KeyCommand::Wake => wake(rec, now),
+        KeyCommand::Leak {
+            hash,
+            action,
+            source,
+            url,
+        } => leak(rec, &hash, action, source, url, now),
         KeyCommand::Enqueue { .. } => (Effects::none(), Ok(Value::Null)), // taken above
     }
 }
@@ -406,6 +421,48 @@ fn check(
             (fx, to_value(&reply))
         }
     }
+}
+
+/// A leaked secret: its key is revoked or deactivated (or left, for `notify`) in
+/// this one step, and the webhook goes to the outbox with it. A secret this key
+/// no longer accepts is not a live key: nothing changes.
+fn leak(
+    rec: &mut KeyRecord,
+    hash: &str,
+    action: LeakAction,
+    source: Option<String>,
+    url: Option<String>,
+    now: i64,
+) -> Outcome {
+    if !rec.accepts_hash(hash, now) {
+        return (Effects::none(), Ok(json!({ "found": false })));
+    }
+    let applied = match (action, rec.status) {
+        (LeakAction::Revoke, AdminStatus::Revoked)
+        | (LeakAction::Deactivate, AdminStatus::Revoked) => "none",
+        (LeakAction::Revoke, _) => "revoked",
+        (LeakAction::Deactivate, AdminStatus::Inactive) => "none",
+        (LeakAction::Deactivate, _) => "deactivated",
+        (LeakAction::Notify, _) => "notified",
+    };
+    let (mut fx, reply) = match applied {
+        "revoked" => record_result(rec, |r| {
+            lifecycle::revoke(r, now);
+            Ok(())
+        }),
+        "deactivated" => record_result(rec, |r| lifecycle::deactivate(r, now)),
+        _ => (Effects::none(), to_value(&rec)),
+    };
+    fx.notices.push(Notice::Webhook {
+        event: "key.leaked".into(),
+        at: now,
+        data: json!({
+            "key_id": rec.id, "account": rec.account, "prefix": rec.prefix,
+            "source": source, "url": url, "action": applied, "status": rec.effective_status(now),
+        }),
+    });
+    let reply = reply.map(|r| json!({ "found": true, "action": applied, "record": r }));
+    (fx, reply)
 }
 
 /// Ends a suspension that is over, recording the resume.
@@ -677,6 +734,45 @@ mod tests {
         assert!(matches!(&fx.notices[0], Notice::Audit { event } if event.action == "key.resumed"));
         assert_eq!(s.record.as_ref().unwrap().suspended_until, None);
         assert!(apply(&mut s, check_cmd("h1"), &cfg, NOW + 5_100).1.is_ok());
+    }
+
+    #[test]
+    fn a_leak_revokes_deactivates_or_only_announces() {
+        let leak = |action| KeyCommand::Leak {
+            hash: "h1".into(),
+            action,
+            source: Some("pastebin".into()),
+            url: None,
+        };
+        for (action, status, applied) in [
+            (LeakAction::Revoke, AdminStatus::Revoked, "revoked"),
+            (LeakAction::Deactivate, AdminStatus::Inactive, "deactivated"),
+            (LeakAction::Notify, AdminStatus::Active, "notified"),
+        ] {
+            let mut s = state(rec());
+            let (fx, res) = apply(&mut s, leak(action), &config(&[]), NOW);
+            let res = res.unwrap();
+            assert_eq!(
+                (res["found"].as_bool(), res["action"].as_str()),
+                (Some(true), Some(applied))
+            );
+            assert_eq!(s.record.as_ref().unwrap().status, status);
+            let Some(Notice::Webhook { event, data, .. }) = fx.notices.first() else {
+                panic!("no webhook");
+            };
+            assert_eq!(
+                (event.as_str(), data["prefix"].as_str()),
+                ("key.leaked", Some("kw_live_aaaaaa"))
+            );
+            assert!(!data.to_string().contains("h1"), "never the hash or secret");
+        }
+        // A secret the key no longer takes is no live key: nothing happens.
+        let mut s = state(rec());
+        let _ = apply(&mut s, rotate_to("h2"), &config(&[]), NOW);
+        let (fx, res) = apply(&mut s, leak(LeakAction::Revoke), &config(&[]), NOW);
+        assert_eq!(res.unwrap(), json!({ "found": false }));
+        assert!(fx.notices.is_empty() && fx.record == Change::None);
+        assert_eq!(s.record.as_ref().unwrap().status, AdminStatus::Active);
     }
 
     #[test]

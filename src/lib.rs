@@ -15,6 +15,7 @@ pub mod input;
 pub mod ip_guard;
 pub mod key_format;
 pub mod key_state;
+pub mod leaks;
 pub mod ledger;
 pub mod lifecycle;
 pub mod limits;

@@ -40,6 +40,8 @@ pub enum Operation {
     GetAccount,
     PutAccount,
     Verify,
+    ReportLeak,
+    GithubLeaks,
     Me,
     Document,
 }
@@ -61,6 +63,8 @@ pub const ROUTES: &[(&str, &str, Operation)] = &[
     ("GET", "/accounts/{id}", Operation::GetAccount),
     ("PUT", "/accounts/{id}", Operation::PutAccount),
     ("POST", "/verify", Operation::Verify),
+    ("POST", "/leaks", Operation::ReportLeak),
+    ("POST", "/leaks/github", Operation::GithubLeaks),
     ("GET", "/me", Operation::Me),
     ("GET", "/openapi.json", Operation::Document),
 ];

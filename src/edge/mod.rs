@@ -16,6 +16,7 @@ mod objects;
 mod registry;
 mod respond;
 mod runtime;
+mod webcrypto;
 
 use crate::error::ApiError;
 use crate::inbound;

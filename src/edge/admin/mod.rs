@@ -8,6 +8,7 @@ mod caller;
 mod copies;
 mod events;
 mod keys;
+mod leaks;
 mod verify;
 
 use super::respond;
@@ -49,6 +50,11 @@ pub async fn handle(
         );
     }
     refuse_large_body(&req)?;
+    // GitHub signs its reports instead of sending credentials.
+    if op == Operation::GithubLeaks {
+        let body = read_bytes(&mut req).await?;
+        return leaks::github(&req, env, cfg, &body).await;
+    }
     // A key holding only `verify` may verify keys, and nothing else.
     let permission = if op == Operation::Verify {
         policy::VERIFY
@@ -83,8 +89,11 @@ pub async fn handle(
         Operation::Verify => {
             verify::verify(&caller, env, cfg, ctx, &read_json(&mut req).await?).await
         }
+        Operation::ReportLeak => {
+            leaks::report(&caller, env, cfg, &read_json(&mut req).await?).await
+        }
         Operation::Me => respond::json(200, &caller.view()),
-        Operation::Document => Err(ApiError::internal("served above")),
+        Operation::Document | Operation::GithubLeaks => Err(ApiError::internal("served above")),
     };
     caller.settle(ctx, env, &outcome);
     outcome
@@ -111,9 +120,9 @@ async fn read_json(req: &mut Request) -> Result<Value, ApiError> {
     })
 }
 
-/// The body as JSON, or `None` when empty. Bodies sent without a length (chunked)
-/// are measured as read.
-async fn read_optional_json(req: &mut Request) -> Result<Option<Value>, ApiError> {
+/// The raw body, at most `MAX_BODY_BYTES` (bodies sent without a length, chunked,
+/// are measured as read).
+async fn read_bytes(req: &mut Request) -> Result<Vec<u8>, ApiError> {
     let bytes = req.bytes().await.map_err(|e| ApiError::InvalidBody {
         reason: e.to_string(),
     })?;
@@ -122,6 +131,12 @@ async fn read_optional_json(req: &mut Request) -> Result<Option<Value>, ApiError
             limit: MAX_BODY_BYTES,
         });
     }
+    Ok(bytes)
+}
+
+/// The body as JSON, or `None` when empty.
+async fn read_optional_json(req: &mut Request) -> Result<Option<Value>, ApiError> {
+    let bytes = read_bytes(req).await?;
     let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::InvalidBody {
         reason: "not UTF-8".into(),
     })?;
