@@ -9,11 +9,12 @@ use serde_json::Value;
 pub struct AuditEvent {
     /// Unix milliseconds.
     pub at: i64,
-    /// `admin_token`, `key:<id>` for an admin key, or `circuit_breaker`.
+    /// `admin_token`, `key:<id>` for an admin key, `circuit_breaker` or
+    /// `github_secret_scanning`.
     pub actor: String,
     /// `key.created`, `key.updated`, `key.rotated`, `key.deactivated`,
-    /// `key.activated`, `key.revoked`, `key.deleted`, `key.suspended`,
-    /// `key.resumed`, `account.plan_changed`.
+    /// `key.activated`, `key.revoked`, `key.deleted`, `key.leaked`,
+    /// `key.suspended`, `key.resumed`, `account.plan_changed`.
     pub action: String,
     pub key_id: Option<String>,
     pub account: String,
