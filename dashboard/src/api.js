@@ -58,3 +58,16 @@ export function query(params) {
   const s = q.toString();
   return s ? `?${s}` : "";
 }
+
+/**
+ * For views that reload as filters change: `const current = latest()`, then in each
+ * load `const mine = current();` and, after awaiting, `if (!mine()) return;` — an
+ * answer that arrives after a newer request was made is dropped, never drawn.
+ */
+export function latest() {
+  let n = 0;
+  return () => {
+    const ticket = ++n;
+    return () => ticket === n;
+  };
+}

@@ -1,6 +1,6 @@
 // One key: its settings, the live counters of every limit and quota, the usage
 // chart, and the request log with filters and paging.
-import { api, query } from "../api.js";
+import { api, latest, query } from "../api.js";
 import { usageChart } from "../chart.js";
 import { errorBox } from "../dialogs.js";
 import { badge, exact, field, h, mount, select, time } from "../dom.js";
@@ -48,12 +48,16 @@ export async function detailPage(main, id) {
       : null,
   );
 
+  const currentChart = latest();
   async function drawChart(res) {
+    const mine = currentChart();
+    let drawn;
     try {
-      mount(chartHost, usageChart(await api("GET", `/keys/${key.id}/usage${query({ resolution: res })}`)));
+      drawn = usageChart(await api("GET", `/keys/${key.id}/usage${query({ resolution: res })}`));
     } catch (err) {
-      mount(chartHost, errorBox(err));
+      drawn = errorBox(err);
     }
+    if (mine()) mount(chartHost, drawn);
   }
   drawChart("hour");
 }
@@ -85,14 +89,17 @@ function logs(id, host) {
     state.cursors = [null];
     draw();
   };
+  const current = latest();
   async function draw() {
+    const mine = current();
     let page;
     try {
       page = await api("GET", `/keys/${id}/logs${query({ status: state.status, from: iso(state.from), to: iso(state.to), limit: 50, cursor: state.cursors.at(-1) })}`);
     } catch (err) {
-      mount(host, errorBox(err));
+      if (mine()) mount(host, errorBox(err));
       return;
     }
+    if (!mine()) return;
     const rows = page.items.map((l) =>
       h("tr", { "data-status": l.status },
         h("td", {}, h("time", { datetime: l.at, title: exact(l.at) }, exact(l.at))),

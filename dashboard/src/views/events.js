@@ -1,6 +1,6 @@
 // The audit trail: who created, changed, rotated, revoked which key, and
 // suspensions; filters by account, key and action; paging.
-import { api, query } from "../api.js";
+import { api, latest, query } from "../api.js";
 import { errorBox } from "../dialogs.js";
 import { exact, field, h, mount, select } from "../dom.js";
 
@@ -24,14 +24,17 @@ export function eventsPage(main, me, initial = {}) {
       field("Action", select({ name: "action", onchange: on("action") }, [["", "Any action"], ...ACTIONS.map((a) => [a, a])]))),
     host,
   );
+  const current = latest();
   async function draw() {
+    const mine = current();
     let page;
     try {
       page = await api("GET", `/events${query({ account: state.account, key_id: state.key_id, action: state.action, limit: 50, cursor: state.cursors.at(-1) })}`);
     } catch (err) {
-      mount(host, errorBox(err));
+      if (mine()) mount(host, errorBox(err));
       return;
     }
+    if (!mine()) return;
     mount(
       host,
       page.items.length

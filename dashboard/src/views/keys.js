@@ -1,6 +1,6 @@
 // Account › API Keys: the key table with filters, search and paging, the create
 // form, and the row actions (rotate, deactivate / activate, revoke, delete).
-import { api, query } from "../api.js";
+import { api, latest, query } from "../api.js";
 import { confirmAction, errorBox, modal, showSecret } from "../dialogs.js";
 import { announce, badge, exact, field, h, mount, select, time } from "../dom.js";
 
@@ -46,7 +46,9 @@ export function keysPage(main, me) {
     pager,
   );
 
+  const current = latest();
   async function refresh(note) {
+    const mine = current();
     message.replaceChildren(note ? h("p", { class: "notice", role: "status" }, note) : "");
     const account = root ? state.filters.account : me.account;
     await planGate(account, banner, createButton);
@@ -55,10 +57,12 @@ export function keysPage(main, me) {
     try {
       page = await api("GET", `/keys${query({ ...state.filters, limit: 25, cursor })}`);
     } catch (err) {
+      if (!mine()) return;
       mount(tableHost, errorBox(err));
       pager.replaceChildren();
       return;
     }
+    if (!mine()) return;
     mount(tableHost, table(page.items));
     pager.replaceChildren(
       state.cursors.length > 1
