@@ -1,7 +1,7 @@
 # keyward: the two commands a newcomer needs are `make dev` and `make test`.
 # Every target installs what it needs first (scripts/setup.sh is idempotent).
 
-.PHONY: setup build dev test unit lint e2e dashboard-test api-test fuzz bench
+.PHONY: setup build dev test unit lint e2e dashboard-test api-test fuzz bench scale
 
 setup:
 	@bash scripts/setup.sh
@@ -53,3 +53,10 @@ api-test: build
 # medians of 3 rounds, plus the host micro-benchmark; writes BENCHMARKS.md.
 bench: build
 	WRANGLER_SEND_METRICS=false node bench/run.mjs
+
+# No hot object at any scale: 1,000 accounts × 20 keys and one account of 2,000
+# through the API, mixed traffic, a plan change; prints every object class's share
+# of the calls from the objects' own counters (OBJECT_STATS). About 15 minutes;
+# writes bench/SCALE.md and its section of BENCHMARKS.md. Not part of `make test`.
+scale: build
+	WRANGLER_SEND_METRICS=false node bench/scale.mjs

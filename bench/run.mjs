@@ -191,7 +191,11 @@ Ceiling for any design that consults the key's Durable Object on every request, 
 from this run (floor + the revoked key's one almost-free hop + the origin):
 1 / (1/${revokedRow.rps.toFixed(0)} + 1/${publicRow.rps.toFixed(0)} − 1/${bad.rps.toFixed(0)}) = ${ceiling.toFixed(0)} req/s, ${pct(ceiling / publicRow.rps)} of the public path.
 `;
-  fs.writeFileSync(path.join(ROOT, "BENCHMARKS.md"), md + (fs.existsSync(path.join(ROOT, "bench/NOTES.md")) ? "\n" + fs.readFileSync(path.join(ROOT, "bench/NOTES.md"), "utf8") : ""));
+  const extra = ["bench/SCALE.md", "bench/NOTES.md"]
+    .filter((f) => fs.existsSync(path.join(ROOT, f)))
+    .map((f) => "\n" + fs.readFileSync(path.join(ROOT, f), "utf8"))
+    .join("");
+  fs.writeFileSync(path.join(ROOT, "BENCHMARKS.md"), md + extra);
   console.log("\n" + table + "\n");
   for (const [t, m, ok] of targets) console.log(`${ok ? "met   " : "MISSED"}  ${t}: ${m}`);
   console.log(`one-hop ceiling from this run: ${ceiling.toFixed(0)} req/s (${pct(ceiling / publicRow.rps)} of public)`);

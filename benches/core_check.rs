@@ -38,6 +38,7 @@ fn main() {
             prefix,
             now: now - 86_400_000,
             plan: Some("pro".into()),
+            plan_version: 0,
         },
         &KeyPatch::default(),
     );

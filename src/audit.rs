@@ -99,7 +99,7 @@ pub struct EventQuery {
     pub account: Option<String>,
     pub key_id: Option<String>,
     pub action: Option<String>,
-    pub cursor: Option<i64>,
+    pub cursor: Option<crate::fanout::EventPos>,
     pub limit: u32,
     /// An admin key's powers: only events it may see are listed.
     #[serde(default)]

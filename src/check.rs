@@ -138,6 +138,7 @@ mod tests {
             previous_hash_until: None,
             updated_at: NOW - 1000,
             plan: None,
+            plan_version: 0,
             suspended_until: None,
             revision: 1,
         }

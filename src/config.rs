@@ -81,6 +81,19 @@ pub struct Config {
     pub leak_action: crate::leaks::LeakAction,
     /// GitHub's secret scanning signing keys (`GITHUB_SECRET_SCANNING_KEYS`).
     pub github_keys: Vec<crate::leaks::GithubKey>,
+    /// How long audit events are kept (`AUDIT_RETENTION_DAYS`, default 400; a
+    /// fraction of a day is allowed, for tests).
+    pub audit_retention_ms: i64,
+    /// Keys brought to a new plan per alarm run of the account's object
+    /// (`PLAN_UPDATE_BATCH`, default 50): one subrequest each.
+    pub plan_update_batch: usize,
+    /// `OBJECT_STATS=true`: every Durable Object counts the calls it serves, for
+    /// `make scale` (one more SQLite write per call; off by default).
+    pub object_stats: bool,
+    /// Test-only (`TEST_HOLD_PLAN_UPDATES`, refused in production): the account's
+    /// alarm does not carry plan changes to the keys, so a test can observe keys
+    /// whose copy is older than the account's plan.
+    pub test_hold_plan_updates: bool,
     /// Test-only (`TEST_FAIL_INLINE_COPIES`, refused in production): management
     /// routes skip writing copies themselves, so the outbox repairs every one.
     pub test_fail_inline_copies: bool,
@@ -370,12 +383,28 @@ impl Config {
             None => Vec::new(),
             Some(json) => crate::leaks::parse_github_keys(&json)?,
         };
+        let audit_days = text("AUDIT_RETENTION_DAYS", "400")
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|d| d.is_finite() && *d > 0.0 && *d <= 36_500.0)
+            .ok_or("AUDIT_RETENTION_DAYS must be a number of days, above 0 and at most 36500")?;
+        let audit_retention_ms = ((audit_days * 86_400_000.0) as i64).max(1);
+        let plan_update_batch = number("PLAN_UPDATE_BATCH", 50, 1)?;
+        if plan_update_batch > 500 {
+            return Err("PLAN_UPDATE_BATCH must be at most 500 (one subrequest per key)".into());
+        }
         let test_fail_inline_copies = flag("TEST_FAIL_INLINE_COPIES", false)?;
-        if test_fail_inline_copies && environment == Environment::Production {
-            return Err(
-                "TEST_FAIL_INLINE_COPIES is a test switch: refused when ENVIRONMENT=production"
-                    .into(),
-            );
+        let test_hold_plan_updates = flag("TEST_HOLD_PLAN_UPDATES", false)?;
+        for (name, on) in [
+            ("TEST_FAIL_INLINE_COPIES", test_fail_inline_copies),
+            ("TEST_HOLD_PLAN_UPDATES", test_hold_plan_updates),
+        ] {
+            if on && environment == Environment::Production {
+                return Err(format!(
+                    "{name} is a test switch: refused when ENVIRONMENT=production"
+                ));
+            }
         }
 
         Ok(Config {
@@ -397,6 +426,10 @@ impl Config {
             webhook,
             leak_action,
             github_keys,
+            audit_retention_ms,
+            plan_update_batch: plan_update_batch as usize,
+            object_stats: flag("OBJECT_STATS", false)?,
+            test_hold_plan_updates,
             test_fail_inline_copies,
         })
     }
@@ -445,6 +478,36 @@ mod tests {
         assert_eq!(c.ip_block.threshold, 10);
         assert_eq!(c.logs.max_age_ms, 30 * 86_400_000);
         assert_eq!(c.webhook, None);
+        assert_eq!(c.audit_retention_ms, 400 * 86_400_000);
+        assert_eq!(c.plan_update_batch, 50);
+        assert!(!c.object_stats);
+    }
+
+    #[test]
+    fn audit_retention_and_plan_batches_are_checked() {
+        let with = |k: &str, v: &str| config(&[("ORIGIN_URL", "http://x"), (k, v)]);
+        assert_eq!(
+            with("AUDIT_RETENTION_DAYS", "0.0001")
+                .unwrap()
+                .audit_retention_ms,
+            8_640
+        );
+        for bad in ["0", "-1", "abc", "NaN", "inf", "36501"] {
+            let e = with("AUDIT_RETENTION_DAYS", bad).unwrap_err();
+            assert!(e.contains("AUDIT_RETENTION_DAYS"), "{bad}: {e}");
+        }
+        assert_eq!(with("PLAN_UPDATE_BATCH", "7").unwrap().plan_update_batch, 7);
+        let e = config(&[
+            ("ORIGIN_URL", "http://x"),
+            ("TEST_HOLD_PLAN_UPDATES", "true"),
+        ])
+        .unwrap_err();
+        assert!(e.contains("TEST_HOLD_PLAN_UPDATES is a test switch"), "{e}");
+        for bad in ["0", "501", "x"] {
+            assert!(with("PLAN_UPDATE_BATCH", bad)
+                .unwrap_err()
+                .contains("PLAN_UPDATE_BATCH"));
+        }
     }
 
     #[test]

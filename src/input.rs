@@ -477,7 +477,10 @@ pub fn parse_list_query<'a>(
             }
             "category" => q.category = Some(v.into()),
             "search" => q.search = Some(text(&Value::String(v.into()), "search", 100)?),
-            "cursor" => q.cursor = Some(v.into()),
+            "cursor" => {
+                crate::fanout::parse_key_cursor(v)?;
+                q.cursor = Some(v.into());
+            }
             "limit" => q.limit = crate::paging::parse_limit(v)?,
             other => return Err(ApiError::field(other, "is not a known filter")),
         }

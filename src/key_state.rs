@@ -11,7 +11,8 @@ use crate::leaks::LeakAction;
 use crate::ledger::{Ledger, StoredBucket, KEY_LEVELS};
 use crate::lifecycle;
 use crate::limits::{self, KeyAdmission, LimitState, Verdict};
-use crate::model::{AdminStatus, HashEntry, Identity, KeyRecord, RegistryRow};
+use crate::model::{AdminStatus, HashEntry, Identity, IndexRow, KeyRecord};
+use crate::plan_change::PlanCopy;
 use crate::request_log::{LogEntry, LogQuery, RequestFacts, Via};
 use crate::time_fmt::to_rfc3339;
 use crate::usage::{Resolution, Tally, Usage};
@@ -31,6 +32,14 @@ pub enum KeyCommand {
         request: AccessRequest,
         facts: RequestFacts,
         cost: u64,
+        /// The account's plan as the worker last learned it: taken first when newer
+        /// than the key's copy.
+        #[serde(default)]
+        plan: Option<PlanCopy>,
+        /// An admission of this request made under a superseded plan, given back
+        /// before the check runs again (`at` of that admission).
+        #[serde(default)]
+        undo: Option<i64>,
     },
     /// After the answer: logs the request and, when a later row (the account's)
     /// refused it, gives back what `Check` consumed at `at`.
@@ -51,8 +60,10 @@ pub enum KeyCommand {
     Activate,
     Revoke,
     Delete,
+    /// The account's plan at `version`; an older version than the key's is ignored.
     SetPlan {
-        plan: String,
+        #[serde(flatten)]
+        plan: PlanCopy,
     },
     /// Served from storage by the object itself.
     Logs {
@@ -87,9 +98,9 @@ pub struct Admitted {
     /// When the credits were consumed: the refund of a `Settle` names it.
     pub at: i64,
     pub limit: Option<LimitState>,
-    /// Whether the key's plan has account-wide limits (row 15): when it has none,
-    /// the worker may leave the account's object out of later requests.
-    pub account_limits: bool,
+    /// The version of the plan copy the request was decided under.
+    #[serde(default)]
+    pub plan_version: u64,
 }
 
 /// What storage must do about the record.
@@ -113,13 +124,20 @@ pub enum Notice {
         at: i64,
         data: Value,
     },
-    /// The registry's copy of the key, and the event of the change that made it.
-    RegistrySync {
-        row: RegistryRow,
+    /// The account index's copy of the key, and the event of the change that made
+    /// it (named `registry_*` in outboxes written before the index moved to the
+    /// account's object).
+    #[serde(alias = "registry_sync")]
+    IndexSync {
+        row: IndexRow,
         event: Option<AuditEvent>,
     },
-    RegistryRemove {
+    #[serde(alias = "registry_remove")]
+    IndexRemove {
         id: String,
+        /// Empty in old outboxes: the event's account is used then.
+        #[serde(default)]
+        account: String,
         event: Option<AuditEvent>,
     },
     /// A KV index entry to write (`expires_at` in Unix seconds) or remove.
@@ -148,6 +166,21 @@ pub struct Effects {
 }
 
 impl Effects {
+    /// These effects followed by `later`'s (storage writes in that order).
+    fn then(mut self, later: Effects) -> Self {
+        if later.record != Change::None {
+            self.record = later.record;
+        }
+        self.buckets.extend(later.buckets);
+        self.prune.extend(later.prune);
+        self.logs.extend(later.logs);
+        self.notices.extend(later.notices);
+        self.alarm_at = later.alarm_at.or(self.alarm_at);
+        self.usage.extend(later.usage);
+        self.usage_prune = later.usage_prune.or(self.usage_prune);
+        self
+    }
+
     fn none() -> Self {
         Effects {
             record: Change::None,
@@ -236,14 +269,23 @@ pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
             request,
             facts,
             cost,
-        } => check(rec, ledger, usage, cfg, &request, &facts, cost, now),
+            plan,
+            undo,
+        } => {
+            let mut fx = Effects::none();
+            if let Some(at) = undo {
+                undo_admission(rec, ledger, usage, &mut fx, at, cost);
+            }
+            if let Some(copy) = plan {
+                fx.record = take_plan(rec, copy).record;
+            }
+            let (checked, reply) = check(rec, ledger, usage, cfg, &request, &facts, cost, now);
+            (fx.then(checked), reply)
+        }
         KeyCommand::Settle { at, refund, logs } => {
             let mut fx = Effects::none();
             if refund > 0 {
-                fx.buckets = ledger.remove(at, refund);
-                fx.usage.push(usage.remove(at, refund));
-                rec.usage_count = rec.usage_count.saturating_sub(1);
-                fx.record = Change::Put;
+                undo_admission(rec, ledger, usage, &mut fx, at, refund);
             }
             fx.logs = logs;
             (fx, Ok(Value::Null))
@@ -267,10 +309,10 @@ pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
             lifecycle::revoke(r, now);
             Ok(())
         }),
-        KeyCommand::SetPlan { plan } => record_result(rec, |r| {
-            r.plan = Some(plan);
-            Ok(())
-        }),
+        KeyCommand::SetPlan { plan } => {
+            let fx = take_plan(rec, plan);
+            (fx, to_value(&rec))
+        }
         KeyCommand::Delete => match lifecycle::check_deletable(rec) {
             Ok(()) => {
                 let reply = to_value(&rec);
@@ -313,6 +355,32 @@ pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
         } => leak(rec, &hash, action, source, url, now),
         KeyCommand::Enqueue { .. } => (Effects::none(), Ok(Value::Null)), // taken above
     }
+}
+
+/// Gives back what an admission at `at` consumed.
+fn undo_admission(
+    rec: &mut KeyRecord,
+    ledger: &mut Ledger,
+    usage: &mut Usage,
+    fx: &mut Effects,
+    at: i64,
+    cost: u64,
+) {
+    fx.buckets.extend(ledger.remove(at, cost));
+    fx.usage.push(usage.remove(at, cost));
+    rec.usage_count = rec.usage_count.saturating_sub(1);
+    fx.record = Change::Put;
+}
+
+/// The account's plan, when newer than the key's copy. Not a management change of
+/// the key: its revision (and the index row) stay as they are.
+fn take_plan(rec: &mut KeyRecord, copy: PlanCopy) -> Effects {
+    if copy.version <= rec.plan_version {
+        return Effects::none();
+    }
+    rec.plan = Some(copy.plan);
+    rec.plan_version = copy.version;
+    Effects::put()
 }
 
 /// A management change: applied, given the next revision, persisted and answered.
@@ -409,14 +477,11 @@ fn check(
             fx.prune = ledger.prune(now);
             fx.usage.push(usage.add(now, cost));
             fx.usage_prune = usage.prune(now);
-            let account_limits = plan.is_some_and(|p| {
-                p.account_limits.per_second.is_some() || p.account_limits.per_minute.is_some()
-            });
             let reply = Admitted {
                 identity,
                 at: now,
                 limit,
-                account_limits,
+                plan_version: rec.plan_version,
             };
             (fx, to_value(&reply))
         }
@@ -553,6 +618,15 @@ mod tests {
                 via: Default::default(),
             },
             cost: 1,
+            plan: None,
+            undo: None,
+        }
+    }
+
+    fn plan(name: &str, version: u64) -> PlanCopy {
+        PlanCopy {
+            plan: name.into(),
+            version,
         }
     }
 
@@ -640,27 +714,64 @@ mod tests {
     fn the_plan_copy_decides_row_8() {
         let mut s = state(rec());
         let cfg = config(&[]);
-        let _ = apply(
-            &mut s,
-            KeyCommand::SetPlan {
-                plan: "free".into(),
-            },
-            &cfg,
-            NOW,
-        );
+        let set = |p| KeyCommand::SetPlan { plan: p };
+        let _ = apply(&mut s, set(plan("free", 1)), &cfg, NOW);
         assert_eq!(
             apply(&mut s, check_cmd("h1"), &cfg, NOW).1,
             Err(ApiError::UpgradeRequired)
         );
-        let _ = apply(
-            &mut s,
-            KeyCommand::SetPlan {
-                plan: "business".into(),
-            },
-            &cfg,
-            NOW,
-        );
+        let _ = apply(&mut s, set(plan("business", 2)), &cfg, NOW);
         assert!(apply(&mut s, check_cmd("h1"), &cfg, NOW).1.is_ok());
+        // A late, older version (the alarm behind the gate) changes nothing.
+        let (fx, _) = apply(&mut s, set(plan("free", 1)), &cfg, NOW);
+        assert_eq!(fx.record, Change::None);
+        assert!(apply(&mut s, check_cmd("h1"), &cfg, NOW).1.is_ok());
+        assert_eq!(
+            s.record.as_ref().unwrap().revision,
+            1,
+            "not a management change"
+        );
+    }
+
+    #[test]
+    fn a_check_carrying_a_newer_plan_decides_under_it() {
+        let mut s = state(rec());
+        let cfg = config(&[]);
+        let mut cmd = check_cmd("h1");
+        if let KeyCommand::Check { plan: p, .. } = &mut cmd {
+            *p = Some(plan("free", 4));
+        }
+        assert_eq!(
+            apply(&mut s, cmd, &cfg, NOW).1,
+            Err(ApiError::UpgradeRequired)
+        );
+        assert_eq!(s.record.as_ref().unwrap().plan_version, 4);
+    }
+
+    #[test]
+    fn an_admission_under_a_superseded_plan_is_undone_before_the_recheck() {
+        let mut r = rec();
+        r.rate_limits = RateLimits {
+            per_minute: Some(3),
+            ..Default::default()
+        };
+        let mut s = state(r);
+        let cfg = config(&[]);
+        let first: Admitted =
+            serde_json::from_value(apply(&mut s, check_cmd("h1"), &cfg, NOW).1.unwrap()).unwrap();
+        assert_eq!(first.plan_version, 0);
+        let mut again = check_cmd("h1");
+        if let KeyCommand::Check { plan: p, undo, .. } = &mut again {
+            *p = Some(plan("business", 1));
+            *undo = Some(first.at);
+        }
+        let second: Admitted =
+            serde_json::from_value(apply(&mut s, again, &cfg, NOW + 1).1.unwrap()).unwrap();
+        assert_eq!(second.plan_version, 1);
+        // One request, counted once: the first admission was given back.
+        assert_eq!(s.ledger.total, 1);
+        assert_eq!(s.record.as_ref().unwrap().usage_count, 1);
+        assert_eq!(second.limit.map(|l| l.remaining), Some(2));
     }
 
     #[test]

@@ -17,8 +17,10 @@ pub struct Birth {
     pub hash: String,
     pub prefix: String,
     pub now: i64,
-    /// The account's plan when the key is made.
+    /// The account's plan when the key is made, and its version.
     pub plan: Option<String>,
+    #[serde(default)]
+    pub plan_version: u64,
 }
 
 pub fn create(birth: Birth, settings: &KeyPatch) -> KeyRecord {
@@ -46,6 +48,7 @@ pub fn create(birth: Birth, settings: &KeyPatch) -> KeyRecord {
         previous_hash_until: None,
         updated_at: birth.now,
         plan: birth.plan,
+        plan_version: birth.plan_version,
         suspended_until: None,
         revision: 1,
     };
@@ -211,6 +214,7 @@ pub(crate) fn test_key(now: i64) -> KeyRecord {
             prefix: "kw_live_aaaaaa".into(),
             now,
             plan: None,
+            plan_version: 0,
         },
         &KeyPatch {
             name: Some("ci".into()),

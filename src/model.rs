@@ -102,14 +102,17 @@ pub struct KeyRecord {
     pub previous_hash: Option<String>,
     pub previous_hash_until: Option<i64>,
     pub updated_at: i64,
-    /// A copy of the account's plan, kept current by `PUT /accounts/{id}`, so the
-    /// key's object decides rows 8 and 13 without asking the account.
+    /// A copy of the account's plan and its version, brought current after
+    /// `PUT /accounts/{id}` (see `plan_change`), so the key's object decides rows 8
+    /// and 13 itself.
     #[serde(default)]
     pub plan: Option<String>,
+    #[serde(default)]
+    pub plan_version: u64,
     /// Set by the circuit breaker.
     #[serde(default)]
     pub suspended_until: Option<i64>,
-    /// Bumped by every management change: copies (the registry's row) keep the
+    /// Bumped by every management change: copies (the account index's row) keep the
     /// newest revision they have seen, so concurrent changes converge.
     #[serde(default)]
     pub revision: u64,
@@ -179,11 +182,11 @@ pub struct HashEntry {
     pub account: String,
 }
 
-/// The registry's copy of a key: the fields management listings filter on. Written
+/// The account index's copy of a key: the fields management listings filter on. Written
 /// after every change with the key's revision; an older revision never replaces a
 /// newer one, so copies converge whatever order concurrent changes arrive in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RegistryRow {
+pub struct IndexRow {
     pub id: String,
     pub account: String,
     pub alias: Option<String>,
@@ -200,9 +203,9 @@ pub struct RegistryRow {
     pub prefix: String,
 }
 
-impl RegistryRow {
+impl IndexRow {
     pub fn of(rec: &KeyRecord) -> Self {
-        RegistryRow {
+        IndexRow {
             id: rec.id.clone(),
             account: rec.account.clone(),
             alias: rec.alias.clone(),

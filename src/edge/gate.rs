@@ -1,8 +1,9 @@
 //! The request path, on the canonical request line: forwardable method, public
 //! paths, what the request needs (every method it may run, every project it names),
 //! blocked addresses, then the key — the KV index, then the key's and the account's
-//! Durable Objects in one concurrent round trip — then the origin, then (after the
-//! answer) the log.
+//! Durable Objects in one concurrent round trip (a second one, once per key and
+//! plan change, when the key's plan copy is older than the account's) — then the
+//! origin, then (after the answer) the log.
 
 use super::account_object::AccountCommand;
 use super::ip_guard_object::IpGuardCommand;
@@ -18,6 +19,7 @@ use crate::key_format::parse_key;
 use crate::key_state::{Admitted, KeyCommand};
 use crate::limits::{self, LimitState};
 use crate::model::Identity;
+use crate::plan_change::PlanCopy;
 use crate::policy::{self, Needs};
 use crate::request_log::{LogEntry, RequestFacts, Via};
 use futures_util::future::join;
@@ -40,17 +42,8 @@ struct AccountAdmitted {
     at: i64,
     limit: Option<LimitState>,
     charged: u64,
-}
-
-impl AccountAdmitted {
-    /// The account's answer when its plan has no account-wide limits.
-    fn nothing() -> Self {
-        AccountAdmitted {
-            at: 0,
-            limit: None,
-            charged: 0,
-        }
-    }
+    /// The plan every admission is decided under.
+    plan: PlanCopy,
 }
 
 pub async fn handle(
@@ -182,9 +175,9 @@ async fn admit(
         .filter(|e| only_account.is_none_or(|a| a == e.account))
         .ok_or(ApiError::InvalidKey)?;
 
-    let check = KeyCommand::Check {
+    let check = |plan: Option<PlanCopy>, undo: Option<i64>| KeyCommand::Check {
         request: AccessRequest {
-            hash: parsed.hash,
+            hash: parsed.hash.clone(),
             deployment_env: cfg.environment,
             client_ip: facts.ip.clone(),
             permissions: needs.permissions.clone(),
@@ -192,27 +185,37 @@ async fn admit(
         },
         facts: facts.clone(),
         cost,
+        plan,
+        undo,
     };
     let admit_account = AccountCommand::Admit { cost };
-    let key_call = objects::call_as::<_, Admitted>(env, KEYS, &entry.id, &check);
-    let account_call =
-        || objects::call_as::<_, AccountAdmitted>(env, ACCOUNTS, &entry.account, &admit_account);
-    // Row 15 needs the account's object only if the plan has account-wide limits.
-    // Whether it has is known from the key's last reply; unknown or yes: ask both
-    // at once (one round trip). Known no: ask the key only — and should its reply
-    // say otherwise (the plan just changed), ask the account right after.
-    let (key, account) = if runtime::account_has_limits(&entry.account) == Some(false) {
-        let key = key_call.await;
-        let account = match &key {
-            Ok(k) if k.account_limits => account_call().await,
-            _ => Ok(AccountAdmitted::nothing()),
-        };
-        (key, account)
-    } else {
-        join(key_call, account_call()).await
-    };
-    if let Ok(k) = &key {
-        runtime::remember_account_limits(&entry.account, k.account_limits);
+    // One round trip: the key's object and the account's, concurrently. The key's
+    // check carries the account's plan as this isolate last saw it.
+    let (mut key, account) = join(
+        objects::call_as::<_, Admitted>(
+            env,
+            KEYS,
+            &entry.id,
+            &check(runtime::known_plan(&entry.account), None),
+        ),
+        objects::call_as::<_, AccountAdmitted>(env, ACCOUNTS, &entry.account, &admit_account),
+    )
+    .await;
+    // The plan rule (`plan_change`): a request the key admitted under an older plan
+    // than the account's is undone and checked again under the current one, in the
+    // key's object, before anything is admitted. A refusal under the older plan
+    // stands; the next request carries the new plan.
+    if let Ok(a) = &account {
+        runtime::remember_plan(&entry.account, &a.plan);
+        if let Some(at) = key
+            .as_ref()
+            .ok()
+            .filter(|k| k.plan_version < a.plan.version)
+            .map(|k| k.at)
+        {
+            let again = check(Some(a.plan.clone()), Some(at));
+            key = objects::call_as::<_, Admitted>(env, KEYS, &entry.id, &again).await;
+        }
     }
 
     // All-or-nothing: when one side refused, what the other consumed is given

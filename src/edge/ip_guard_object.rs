@@ -4,6 +4,7 @@
 //! deleted by its alarm once the window and any block are over, so a flood from many
 //! addresses leaves nothing behind.
 
+use super::object_stats;
 use super::objects;
 use super::runtime::{self, now_ms};
 use crate::error::ApiError;
@@ -40,6 +41,8 @@ impl DurableObject for IpGuard {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let stats = runtime::config(&self.env).is_ok_and(|c| c.object_stats);
+        object_stats::count(&self.state.storage().sql(), stats, now_ms());
         let result = match objects::command::<IpGuardCommand>(&mut req).await {
             Ok(IpGuardCommand::Fail) => match self.fail() {
                 Ok((outcome, idle_at)) => {
@@ -50,9 +53,10 @@ impl DurableObject for IpGuard {
             },
             Ok(IpGuardCommand::Status) => {
                 let status = self.status();
-                if matches!(&status, Ok((_, false))) {
+                if matches!(&status, Ok((_, false))) && !stats {
                     // Nothing kept for this address: leave nothing behind either
-                    // (the local runtime records every object it wakes).
+                    // (the local runtime records every object it wakes; counted
+                    // calls stay, for `make scale`).
                     if let Err(e) = self.state.storage().delete_all().await {
                         console_error!("ip guard: cannot delete its storage: {e}");
                     }

@@ -3,10 +3,9 @@
 //! synchronously against memory and SQLite (no `.await` between read and write),
 //! so concurrent requests to one key never interleave: limits are exact.
 
-use super::objects::{self, REGISTRY, REGISTRY_NAME};
-use super::registry::{self, RegistryCommand};
+use super::objects;
 use super::runtime::{self, now_ms};
-use super::{kv_index, ledger_store};
+use super::{copies, ledger_store, object_stats};
 use crate::error::ApiError;
 use crate::key_state::{apply, Change, Effects, KeyCommand, KeyState, Notice};
 use crate::ledger::KEY_LEVELS;
@@ -75,6 +74,9 @@ impl DurableObject for KeyObject {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
+        if let Ok(cfg) = runtime::config(&self.env) {
+            object_stats::count(&self.sql(), cfg.object_stats, now_ms());
+        }
         let (result, wake_needed) = match objects::command::<KeyCommand>(&mut req).await {
             Ok(KeyCommand::Logs { query }) => (self.logs(&query), false),
             Ok(cmd) => self.run(cmd),
@@ -293,67 +295,55 @@ impl KeyObject {
         outbox_id: i64,
         notice: Notice,
     ) -> std::result::Result<Delivered, ApiError> {
-        let done = |r: std::result::Result<Value, ApiError>| r.map(|_| Delivered::Yes);
         match notice {
-            Notice::Audit { event } => done(
-                objects::call(
-                    &self.env,
-                    REGISTRY,
-                    REGISTRY_NAME,
-                    &RegistryCommand::Record { event },
-                )
-                .await,
-            ),
-            Notice::RegistrySync { row, event } => {
-                done(registry::call(&self.env, &RegistryCommand::Sync { row, event }).await)
-            }
-            Notice::RegistryRemove { id, event } => {
-                done(registry::call(&self.env, &RegistryCommand::Remove { id, event }).await)
-            }
-            Notice::KvPut {
-                hash,
-                entry,
-                expires_at,
-            } => kv_index::put(&self.env, &hash, &entry, expires_at)
-                .await
-                .map(|_| Delivered::Yes),
-            Notice::KvRemove { hash } => kv_index::remove(&self.env, &hash)
-                .await
-                .map(|_| Delivered::Yes),
             Notice::Webhook { event, at, data } => {
-                let cfg = runtime::config(&self.env)?;
-                let Some(hook) = cfg.webhook.as_ref() else {
-                    return Ok(Delivered::Yes); // no receiver configured
-                };
-                // The same id on every attempt, so receivers can drop duplicates.
-                let object = self.state.id().to_string();
-                let id = format!("msg_{}_{outbox_id}", object.get(..16).unwrap_or(&object));
-                let timestamp = now_ms() / 1000;
-                let body = webhook::body(&event, at, &data);
-                let headers = Headers::new();
-                let set = |k: &str, v: &str| headers.set(k, v).map_err(ApiError::internal);
-                set("Content-Type", "application/json")?;
-                set(webhook::HEADER_ID, &id)?;
-                set(webhook::HEADER_TIMESTAMP, &timestamp.to_string())?;
-                set(
-                    webhook::HEADER_SIGNATURE,
-                    &webhook::signature(&hook.secrets, &id, timestamp, &body),
-                )?;
-                let mut init = RequestInit::new();
-                init.with_method(Method::Post)
-                    .with_headers(headers)
-                    .with_body(Some(body.into()));
-                let req = Request::new_with_init(&hook.url, &init).map_err(ApiError::internal)?;
-                let resp = Fetch::Request(req)
-                    .send()
-                    .await
-                    .map_err(ApiError::internal)?;
-                match resp.status_code() {
-                    200..=299 => Ok(Delivered::Yes),
-                    410 => Ok(Delivered::Gone),
-                    other => Err(ApiError::internal(format!("webhook answered {other}"))),
-                }
+                self.send_webhook(outbox_id, event, at, data).await
             }
+            copy => copies::deliver(&self.env, &copy)
+                .await
+                .map(|_| Delivered::Yes),
+        }
+    }
+
+    /// Sends one Standard Webhooks notice; the same id on every attempt.
+    async fn send_webhook(
+        &self,
+        outbox_id: i64,
+        event: String,
+        at: i64,
+        data: Value,
+    ) -> std::result::Result<Delivered, ApiError> {
+        let cfg = runtime::config(&self.env)?;
+        let Some(hook) = cfg.webhook.as_ref() else {
+            return Ok(Delivered::Yes); // no receiver configured
+        };
+        // The same id on every attempt, so receivers can drop duplicates.
+        let object = self.state.id().to_string();
+        let id = format!("msg_{}_{outbox_id}", object.get(..16).unwrap_or(&object));
+        let timestamp = now_ms() / 1000;
+        let body = webhook::body(&event, at, &data);
+        let headers = Headers::new();
+        let set = |k: &str, v: &str| headers.set(k, v).map_err(ApiError::internal);
+        set("Content-Type", "application/json")?;
+        set(webhook::HEADER_ID, &id)?;
+        set(webhook::HEADER_TIMESTAMP, &timestamp.to_string())?;
+        set(
+            webhook::HEADER_SIGNATURE,
+            &webhook::signature(&hook.secrets, &id, timestamp, &body),
+        )?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_headers(headers)
+            .with_body(Some(body.into()));
+        let req = Request::new_with_init(&hook.url, &init).map_err(ApiError::internal)?;
+        let resp = Fetch::Request(req)
+            .send()
+            .await
+            .map_err(ApiError::internal)?;
+        match resp.status_code() {
+            200..=299 => Ok(Delivered::Yes),
+            410 => Ok(Delivered::Gone),
+            other => Err(ApiError::internal(format!("webhook answered {other}"))),
         }
     }
 }

@@ -2,16 +2,22 @@
 //!
 //! Storage the request path reads: the KV index (hash → key id, edge-cached), then
 //! the key's Durable Object and its account's, concurrently. Nothing else; after
-//! the answer, the key's object is told the request's outcome (the log).
+//! the answer, the key's object is told the request's outcome (the log). The
+//! management routes read each account's index in its own object; only the
+//! bootstrap token's cross-account views read the directory of accounts.
 
 mod account_object;
 mod admin;
+mod copies;
+mod directory;
 mod forward;
 mod gate;
+mod index_store;
 mod ip_guard_object;
 mod key_object;
 mod kv_index;
 mod ledger_store;
+mod object_stats;
 mod objects;
 mod registry;
 mod respond;

@@ -11,8 +11,11 @@ pub const KEYS: &str = "KEY_OBJECTS";
 pub const ACCOUNTS: &str = "ACCOUNT_OBJECTS";
 pub const REGISTRY: &str = "REGISTRY";
 pub const IP_GUARDS: &str = "IP_GUARDS";
-/// The registry is one object: it serves only the management routes.
+pub const DIRECTORY: &str = "DIRECTORY";
+/// The old global registry (read once, by the migration) and the directory of
+/// accounts are one object each; neither is on the gate's path.
 pub const REGISTRY_NAME: &str = "registry";
+pub const DIRECTORY_NAME: &str = "directory";
 
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -3,8 +3,9 @@
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::model::HashEntry;
+use crate::plan_change::PlanCopy;
 use crate::request_log::LogEntry;
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use worker::Env;
@@ -19,8 +20,11 @@ thread_local! {
     // key's object, which decides everything, so a stale entry is harmless; and a
     // hash unknown now cannot become a key later (secrets are 160 random bits).
     static HASHES: RefCell<HashMap<String, (Option<HashEntry>, i64)>> = RefCell::new(HashMap::new());
-    // Account → whether its plan has account-wide limits, as its keys last said.
-    static ACCOUNT_LIMITS: RefCell<HashMap<String, bool>> = RefCell::new(HashMap::new());
+    // Account → its plan and version, as its object last answered: sent with each
+    // key check so a key whose copy is older takes it before deciding.
+    static PLANS: RefCell<HashMap<String, PlanCopy>> = RefCell::new(HashMap::new());
+    // Whether the directory said the old registry is copied (asked once per isolate).
+    static MIGRATED: Cell<bool> = const { Cell::new(false) };
     // Request logs waiting for their key's next flush.
     static LOGS: RefCell<HashMap<String, Vec<LogEntry>>> = RefCell::new(HashMap::new());
 }
@@ -52,16 +56,30 @@ pub fn cache_hash(hash: &str, entry: Option<HashEntry>, expires: i64) {
     });
 }
 
-pub fn account_has_limits(account: &str) -> Option<bool> {
-    ACCOUNT_LIMITS.with(|a| a.try_borrow().ok()?.get(account).copied())
+pub fn known_plan(account: &str) -> Option<PlanCopy> {
+    PLANS.with(|p| p.try_borrow().ok()?.get(account).cloned())
 }
 
-pub fn remember_account_limits(account: &str, has: bool) {
-    ACCOUNT_LIMITS.with(|a| {
-        if let Ok(mut map) = a.try_borrow_mut() {
-            bounded_insert(&mut map, account, has);
+/// Keeps the newest version seen (answers can arrive out of order).
+pub fn remember_plan(account: &str, copy: &PlanCopy) {
+    PLANS.with(|p| {
+        if let Ok(mut map) = p.try_borrow_mut() {
+            if map
+                .get(account)
+                .is_none_or(|known| known.version < copy.version)
+            {
+                bounded_insert(&mut map, account, copy.clone());
+            }
         }
     });
+}
+
+pub fn migrated() -> bool {
+    MIGRATED.with(Cell::get)
+}
+
+pub fn set_migrated() {
+    MIGRATED.with(|m| m.set(true));
 }
 
 /// Queues a log row; true when it is the first of a new batch for that key (the

@@ -36,6 +36,11 @@ export function accountPage(main, me) {
       ["Account-wide, per second", limit(d.account_limits, "per_second")],
       ["Account-wide, per minute", limit(d.account_limits, "per_minute")],
     ];
+    // A plan change reaches the keys in batches; each key is held to the new plan
+    // on its next request even before its turn.
+    if (acct.keys_total > 0) {
+      rows.push(["Latest plan change", `${acct.keys_updated.toLocaleString("en")} of ${acct.keys_total.toLocaleString("en")} keys updated`]);
+    }
     const errors = h("div");
     mount(
       host,

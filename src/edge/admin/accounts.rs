@@ -4,21 +4,22 @@
 use super::caller::Caller;
 use crate::config::Config;
 use crate::edge::account_object::AccountCommand;
-use crate::edge::objects::{self, ACCOUNTS, KEYS};
-use crate::edge::registry::{self, RegistryCommand};
+use crate::edge::objects::{self, ACCOUNTS};
 use crate::edge::respond;
 use crate::error::ApiError;
 use crate::input;
-use crate::key_state::KeyCommand;
-use futures_util::future::join_all;
 use serde_json::{json, Value};
 use worker::{Env, Response};
 
-fn view(cfg: &Config, id: &str, plan: Option<&str>) -> Result<Response, ApiError> {
-    let (plan, details) = cfg.plan(plan);
+fn view(cfg: &Config, id: &str, state: &Value) -> Result<Response, ApiError> {
+    let (plan, details) = cfg.plan(state["plan"].as_str());
     respond::json(
         200,
-        &json!({ "id": id, "plan": plan, "plan_details": details }),
+        &json!({
+            "id": id, "plan": plan, "plan_details": details,
+            "plan_version": state["plan_version"],
+            "keys_total": state["keys_total"], "keys_updated": state["keys_updated"],
+        }),
     )
 }
 
@@ -29,12 +30,13 @@ pub async fn get(caller: &Caller, env: &Env, cfg: &Config, id: &str) -> Result<R
             what: "account".into(),
         });
     }
-    let v = objects::call(env, ACCOUNTS, id, &AccountCommand::Get).await?;
-    view(cfg, id, v["plan"].as_str())
+    let state = objects::call(env, ACCOUNTS, id, &AccountCommand::Get).await?;
+    view(cfg, id, &state)
 }
 
-/// Sets the account's plan, then its copy in every key of the account, so the
-/// change bites on each key's next request.
+/// Records the new plan in the account's object and answers; the object's alarm
+/// then brings every key of the account to it in batches (`plan_change`), and
+/// `GET` shows how far it got.
 pub async fn put(
     caller: &Caller,
     env: &Env,
@@ -49,35 +51,7 @@ pub async fn put(
     }
     let id = input::identifier(&Value::String(id.to_string()), "account")?;
     let plan = input::parse_plan(body, cfg.plans.keys())?;
-    let before = objects::call(env, ACCOUNTS, &id, &AccountCommand::Get).await?;
-    objects::call(
-        env,
-        ACCOUNTS,
-        &id,
-        &AccountCommand::SetPlan { plan: plan.clone() },
-    )
-    .await?;
-    let listed = registry::call(
-        env,
-        &RegistryCommand::AccountKeys {
-            account: id.clone(),
-        },
-    )
-    .await?;
-    let ids: Vec<String> =
-        serde_json::from_value(listed["ids"].clone()).map_err(ApiError::internal)?;
-    let set = KeyCommand::SetPlan { plan: plan.clone() };
-    for chunk in ids.chunks(50) {
-        for result in join_all(chunk.iter().map(|k| objects::call(env, KEYS, k, &set))).await {
-            match result {
-                Ok(_) | Err(ApiError::NotFound { .. }) => {}
-                // The account holds the new plan already: repeating the PUT completes it.
-                Err(e) => return Err(e),
-            }
-        }
-    }
-    let details = json!({ "from": before["plan"], "to": plan, "keys": ids.len() });
-    let event = caller.event("account.plan_changed", None, &id, details);
-    registry::call(env, &RegistryCommand::Record { event }).await?;
-    view(cfg, &id, Some(&plan))
+    let event = caller.event("account.plan_changed", None, &id, json!({ "to": plan }));
+    let state = objects::call(env, ACCOUNTS, &id, &AccountCommand::SetPlan { plan, event }).await?;
+    view(cfg, &id, &state)
 }

@@ -8,18 +8,19 @@ use super::copies;
 use crate::audit::Scope;
 use crate::config::Config;
 use crate::edge::account_object::AccountCommand;
+use crate::edge::directory;
 use crate::edge::kv_index;
 use crate::edge::objects::{self, ACCOUNTS, KEYS};
-use crate::edge::registry::{self, RegistryCommand};
 use crate::edge::respond;
 use crate::edge::runtime::{now_ms, random};
 use crate::error::ApiError;
-use crate::input;
+use crate::fanout::{self, Cursor};
+use crate::input::{self, ListQuery};
 use crate::key_format::{self, base62_fixed, build_key, RANDOM_BYTES};
 use crate::key_state::{KeyCommand, Notice};
 use crate::lifecycle::{self, Birth};
 use crate::limits::LimitState;
-use crate::model::{Environment, HashEntry, KeyRecord, RegistryRow};
+use crate::model::{Environment, HashEntry, IndexRow, KeyRecord};
 use crate::request_log::parse_log_query;
 use crate::time_fmt::to_rfc3339;
 use crate::usage::Resolution;
@@ -114,7 +115,7 @@ pub async fn create(
         .ok_or_else(|| ApiError::field("account", "is required"))?;
     let environment = new.environment.unwrap_or(cfg.environment);
     let (secret, prefix, hash) = new_secret(cfg, environment)?;
-    // The key keeps a copy of its account's plan (kept current by PUT /accounts).
+    // The key keeps a copy of its account's plan and its version (`plan_change`).
     let account_state = objects::call(env, ACCOUNTS, &account, &AccountCommand::Get).await?;
     let rec = lifecycle::create(
         Birth {
@@ -125,6 +126,7 @@ pub async fn create(
             prefix,
             now,
             plan: account_state["plan"].as_str().map(String::from),
+            plan_version: account_state["plan_version"].as_u64().unwrap_or(0),
         },
         &new.settings,
     );
@@ -133,18 +135,15 @@ pub async fn create(
     // An alias is claimed before anything else is written; nothing is half-written:
     // each later failure undoes what came before it.
     if rec.alias.is_some() {
-        let claim = RegistryCommand::Claim {
-            row: RegistryRow::of(&rec),
-        };
-        registry::call(env, &claim).await?;
+        claim(env, &rec).await?;
     }
     let undo_claim = || async {
         if rec.alias.is_some() {
-            let remove = RegistryCommand::Remove {
+            let remove = AccountCommand::Remove {
                 id: rec.id.clone(),
                 event: None,
             };
-            let _ = registry::call(env, &remove).await;
+            let _ = objects::call(env, ACCOUNTS, &rec.account, &remove).await;
         }
     };
     let create = KeyCommand::Create {
@@ -181,6 +180,25 @@ fn with_secret(
     respond::json(status, &view)
 }
 
+/// One account's key ids for a listing, newest first, up to `limit + 1`.
+async fn account_ids(
+    env: &Env,
+    account: &str,
+    query: &ListQuery,
+    after: Option<String>,
+    now: i64,
+) -> Result<Vec<String>, ApiError> {
+    let cmd = AccountCommand::List {
+        query: query.clone(),
+        after,
+        now,
+    };
+    let v = objects::call(env, ACCOUNTS, account, &cmd).await?;
+    serde_json::from_value(v["ids"].clone()).map_err(ApiError::internal)
+}
+
+/// One account's index, or across accounts a group of them (`fanout`); then each
+/// listed key read from its own object.
 pub async fn list(
     caller: &Caller,
     env: &Env,
@@ -189,9 +207,38 @@ pub async fn list(
     let now = now_ms();
     let mut query = input::parse_list_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
     query.account = caller.confine(query.account)?;
-    let page = registry::call(env, &RegistryCommand::List { query, now }).await?;
-    let ids: Vec<String> =
-        serde_json::from_value(page["ids"].clone()).map_err(ApiError::internal)?;
+    let cursor = match query.cursor.as_deref() {
+        Some(text) => fanout::parse_key_cursor(text)?,
+        None => Cursor {
+            group: None,
+            position: None,
+        },
+    };
+    let limit = query.limit as usize;
+    let (ids, next) = match &query.account {
+        Some(account) => {
+            // One account's listing has no groups: a group in the cursor is moot.
+            let ids = account_ids(env, account, &query, cursor.position, now).await?;
+            let (page, more) = fanout::merge_newest(vec![ids], Clone::clone, limit);
+            let next = page.last().filter(|_| more).cloned();
+            (page, next)
+        }
+        None => {
+            let (accounts, next_group) = directory::group(env, cursor.group.clone()).await?;
+            let lists = join_all(
+                accounts
+                    .iter()
+                    .map(|a| account_ids(env, a, &query, cursor.position.clone(), now)),
+            )
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?;
+            let (page, more) = fanout::merge_newest(lists, Clone::clone, limit);
+            let next = fanout::next_cursor(&cursor.group, page.last().cloned(), more, next_group)
+                .map(|c| fanout::key_cursor(&c));
+            (page, next)
+        }
+    };
     let reads = join_all(
         ids.iter()
             .map(|id| objects::call_as::<_, KeyRead>(env, KEYS, id, &KeyCommand::Get)),
@@ -210,7 +257,7 @@ pub async fn list(
             Err(e) => return Err(e),
         }
     }
-    respond::json(200, &json!({ "items": items, "cursor": page["cursor"] }))
+    respond::json(200, &json!({ "items": items, "cursor": next }))
 }
 
 pub async fn get(caller: &Caller, env: &Env, id: &str) -> Result<Response, ApiError> {
@@ -234,10 +281,7 @@ pub async fn patch(
     caller.may_grant(&preview)?;
     let claims_alias = matches!(&patch.alias, Some(Some(_))) && preview.alias != rec.alias;
     if claims_alias {
-        let claim = RegistryCommand::Claim {
-            row: RegistryRow::of(&preview),
-        };
-        registry::call(env, &claim).await?;
+        claim(env, &preview).await?;
     }
     let cmd = KeyCommand::Patch {
         patch: Box::new(patch.clone()),
@@ -263,17 +307,27 @@ pub async fn patch(
     respond::json(200, &lifecycle::view(&updated, now))
 }
 
-/// Brings the registry's row back to the key's object after a change failed.
+/// Claims `rec`'s alias in its account's index (409 when another key holds it).
+async fn claim(env: &Env, rec: &KeyRecord) -> Result<(), ApiError> {
+    let claim = AccountCommand::Claim {
+        row: IndexRow::of(rec),
+    };
+    objects::call(env, ACCOUNTS, &rec.account, &claim)
+        .await
+        .map(|_| ())
+}
+
+/// Brings the index row back to the key's object after a change failed.
 async fn resync(env: &Env, cfg: &Config, id: &str) {
     match objects::call_as::<_, KeyRead>(env, KEYS, id, &KeyCommand::Get).await {
         Ok(read) => {
-            let sync = Notice::RegistrySync {
-                row: RegistryRow::of(&read.record),
+            let sync = Notice::IndexSync {
+                row: IndexRow::of(&read.record),
                 event: None,
             };
             copies::write(env, cfg, id, vec![sync]).await;
         }
-        Err(e) => console_error!("{id}: registry row not restored: {e:?}"),
+        Err(e) => console_error!("{id}: index row not restored: {e:?}"),
     }
 }
 
@@ -411,8 +465,9 @@ pub async fn delete(
         });
     }
     let details = json!({ "prefix": deleted.prefix });
-    copies.push(Notice::RegistryRemove {
+    copies.push(Notice::IndexRemove {
         id: id.to_string(),
+        account: deleted.account.clone(),
         event: Some(caller.event("key.deleted", Some(&deleted), &deleted.account, details)),
     });
     copies::write(env, cfg, id, copies).await;

@@ -62,6 +62,17 @@ pub async fn handle(
         "admin"
     };
     let caller = caller::authenticate(&req, env, cfg, ctx, line, permission).await?;
+    // Routes that read or claim in the account indexes wait for the one-time copy
+    // of the old global registry (one question per isolate, then remembered).
+    if !matches!(
+        op,
+        Operation::Me | Operation::Verify | Operation::ReportLeak
+    ) {
+        if let Err(e) = super::directory::ensure_migrated(env).await {
+            caller.settle(ctx, env, &Err(e.clone()));
+            return Err(e);
+        }
+    }
     let id = param.unwrap_or_default();
     let query = request_url::query_pairs(line.query.as_deref());
     let outcome = match op {

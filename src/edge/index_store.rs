@@ -1,0 +1,435 @@
+//! An account's index of its keys and its audit trail, in the account object's
+//! SQLite: listing with filters and paging, alias uniqueness, events. The key's own
+//! object stays the source of truth; the index holds a copy of the fields it
+//! filters on, re-written after every change (newer revisions win).
+
+use crate::audit::{AuditEvent, EventQuery};
+use crate::error::ApiError;
+use crate::fanout::{self, EventBound, EventPos};
+use crate::input::ListQuery;
+use crate::model::IndexRow;
+use crate::time_fmt::to_rfc3339;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use worker::{console_error, SqlStorage, SqlStorageValue};
+
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS keys (
+  id TEXT PRIMARY KEY, alias TEXT, environment TEXT NOT NULL, category TEXT, status TEXT NOT NULL,
+  expires_at INTEGER, revision INTEGER NOT NULL DEFAULT 0, name TEXT NOT NULL DEFAULT '',
+  prefix TEXT NOT NULL DEFAULT '');
+CREATE UNIQUE INDEX IF NOT EXISTS keys_alias ON keys(alias) WHERE alias IS NOT NULL;
+CREATE TABLE IF NOT EXISTS removed (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL,
+  actor TEXT NOT NULL, action TEXT NOT NULL, key_id TEXT, account TEXT NOT NULL, details TEXT NOT NULL,
+  scope TEXT, imported INTEGER UNIQUE);
+CREATE INDEX IF NOT EXISTS events_at ON events(at, id);
+CREATE INDEX IF NOT EXISTS events_key ON events(key_id, at, id);";
+
+/// How long a deleted key's tombstone keeps a late copy (an outbox retry) from
+/// bringing its row back. Outbox retries end within minutes.
+pub const TOMBSTONE_MS: i64 = 7 * 86_400_000;
+
+fn text(v: &Option<String>) -> SqlStorageValue {
+    v.as_deref()
+        .map_or(SqlStorageValue::Null, SqlStorageValue::from)
+}
+
+fn exec(sql: &SqlStorage, q: &str, args: Vec<SqlStorageValue>) -> Result<(), ApiError> {
+    sql.exec(q, args).map(|_| ()).map_err(ApiError::internal)
+}
+
+#[derive(Deserialize)]
+struct IdRow {
+    id: String,
+}
+
+fn ids(sql: &SqlStorage, q: &str, args: Vec<SqlStorageValue>) -> Result<Vec<String>, ApiError> {
+    let rows: Vec<IdRow> = sql
+        .exec(q, args)
+        .and_then(|c| c.to_array())
+        .map_err(ApiError::internal)?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
+}
+
+#[derive(Deserialize)]
+struct Number {
+    n: Option<i64>,
+}
+
+fn number(sql: &SqlStorage, q: &str, args: Vec<SqlStorageValue>) -> Result<Option<i64>, ApiError> {
+    let rows: Vec<Number> = sql
+        .exec(q, args)
+        .and_then(|c| c.to_array())
+        .map_err(ApiError::internal)?;
+    Ok(rows.first().and_then(|r| r.n))
+}
+
+/// Another key holding `alias`, if one does.
+fn alias_holder(sql: &SqlStorage, alias: &str, id: &str) -> Result<Option<String>, ApiError> {
+    Ok(ids(
+        sql,
+        "SELECT id FROM keys WHERE alias = ? AND id <> ?",
+        vec![alias.into(), id.into()],
+    )?
+    .into_iter()
+    .next())
+}
+
+fn removed(sql: &SqlStorage, id: &str) -> Result<bool, ApiError> {
+    Ok(!ids(sql, "SELECT id FROM removed WHERE id = ?", vec![id.into()])?.is_empty())
+}
+
+/// Claims `row.alias` for a key before its object changes: 409 when another key
+/// of the account holds it. Inserts `row` for a new key; for an existing one only
+/// the alias changes (the rest waits for the change's `sync`).
+pub fn claim(sql: &SqlStorage, row: &IndexRow) -> Result<(), ApiError> {
+    if let Some(alias) = &row.alias {
+        if alias_holder(sql, alias, &row.id)?.is_some() {
+            return Err(ApiError::Conflict {
+                reason: format!(
+                    "alias '{alias}' is already used in account '{}'",
+                    row.account
+                ),
+            });
+        }
+    }
+    upsert(sql, row, "alias = excluded.alias")
+}
+
+/// The key as its object now holds it. An older revision than the stored one is
+/// ignored, and a removed key never comes back.
+pub fn sync(sql: &SqlStorage, mut row: IndexRow) -> Result<(), ApiError> {
+    if removed(sql, &row.id)? {
+        return Ok(());
+    }
+    // Two keys hold one alias only after a race between concurrent alias changes:
+    // it stays with one of them, and the other's next change brings its row over.
+    if let Some(alias) = row.alias.clone() {
+        if let Some(holder) = alias_holder(sql, &alias, &row.id)? {
+            console_error!("index: alias '{alias}' of {} is held by {holder}", row.id);
+            row.alias = None;
+        }
+    }
+    upsert(
+        sql,
+        &row,
+        "alias = excluded.alias, environment = excluded.environment,
+         category = excluded.category, status = excluded.status,
+         expires_at = excluded.expires_at, revision = excluded.revision,
+         name = excluded.name, prefix = excluded.prefix
+         WHERE excluded.revision >= keys.revision",
+    )
+}
+
+pub fn remove(sql: &SqlStorage, id: &str, now: i64) -> Result<(), ApiError> {
+    exec(sql, "DELETE FROM keys WHERE id = ?", vec![id.into()])?;
+    exec(
+        sql,
+        "INSERT OR IGNORE INTO removed (id, at) VALUES (?, ?)",
+        vec![id.into(), now.into()],
+    )
+}
+
+fn upsert(sql: &SqlStorage, row: &IndexRow, on_conflict: &str) -> Result<(), ApiError> {
+    exec(
+        sql,
+        &format!(
+            "INSERT INTO keys (id, alias, environment, category, status, expires_at, revision, name, prefix)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET {on_conflict}"
+        ),
+        vec![
+            row.id.as_str().into(),
+            text(&row.alias),
+            row.environment.as_str().into(),
+            text(&row.category),
+            row.status.as_str().into(),
+            row.expires_at.map_or(SqlStorageValue::Null, SqlStorageValue::from),
+            (row.revision as i64).into(),
+            row.name.as_str().into(),
+            row.prefix.as_str().into(),
+        ],
+    )
+}
+
+/// Appends an event; `imported` is its id in the old global registry (a migration
+/// run twice adds it once).
+pub fn record(sql: &SqlStorage, e: &AuditEvent, imported: Option<i64>) -> Result<(), ApiError> {
+    let details = serde_json::to_string(&e.details).map_err(ApiError::internal)?;
+    let scope = match &e.scope {
+        Some(s) => SqlStorageValue::from(serde_json::to_string(s).map_err(ApiError::internal)?),
+        None => SqlStorageValue::Null,
+    };
+    exec(
+        sql,
+        "INSERT OR IGNORE INTO events (at, actor, action, key_id, account, details, scope, imported)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        vec![
+            e.at.into(),
+            e.actor.as_str().into(),
+            e.action.as_str().into(),
+            text(&e.key_id),
+            e.account.as_str().into(),
+            details.into(),
+            scope,
+            imported.map_or(SqlStorageValue::Null, SqlStorageValue::from),
+        ],
+    )
+}
+
+/// Retention: events older than `events_before` and tombstones older than
+/// `removed_before` go. Answers the time the oldest remaining one falls due.
+pub fn prune(
+    sql: &SqlStorage,
+    events_before: i64,
+    removed_before: i64,
+) -> Result<(Option<i64>, Option<i64>), ApiError> {
+    exec(
+        sql,
+        "DELETE FROM events WHERE at < ?",
+        vec![events_before.into()],
+    )?;
+    exec(
+        sql,
+        "DELETE FROM removed WHERE at < ?",
+        vec![removed_before.into()],
+    )?;
+    Ok((
+        number(sql, "SELECT MIN(at) AS n FROM events", vec![])?,
+        number(sql, "SELECT MIN(at) AS n FROM removed", vec![])?,
+    ))
+}
+
+pub fn count_keys(sql: &SqlStorage) -> Result<(u64, Option<String>), ApiError> {
+    let n = number(sql, "SELECT COUNT(*) AS n FROM keys", vec![])?.unwrap_or(0);
+    let newest = ids(sql, "SELECT id FROM keys ORDER BY id DESC LIMIT 1", vec![])?;
+    Ok((n.max(0) as u64, newest.into_iter().next()))
+}
+
+/// Up to `limit` key ids after `after` and at most `upto`, in id order.
+pub fn key_ids_between(
+    sql: &SqlStorage,
+    after: Option<&str>,
+    upto: &str,
+    limit: usize,
+) -> Result<Vec<String>, ApiError> {
+    ids(
+        sql,
+        "SELECT id FROM keys WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
+        vec![
+            after.unwrap_or("").into(),
+            upto.into(),
+            (limit as i64).into(),
+        ],
+    )
+}
+
+/// Key ids newest first: up to `limit + 1`, so the caller knows whether more remain.
+pub fn list(
+    sql: &SqlStorage,
+    q: &ListQuery,
+    after: Option<&str>,
+    now: i64,
+) -> Result<Vec<String>, ApiError> {
+    let mut clauses = vec!["1 = 1".to_string()];
+    let mut args: Vec<SqlStorageValue> = Vec::new();
+    let mut eq = |column: &str, value: &str| {
+        clauses.push(format!("{column} = ?"));
+        args.push(value.into());
+    };
+    if let Some(e) = q.environment {
+        eq("environment", e.as_str());
+    }
+    if let Some(c) = &q.category {
+        eq("category", c);
+    }
+    // Ids sort by creation time: `id < cursor` continues a newest-first listing.
+    if let Some(c) = after {
+        clauses.push("id < ?".into());
+        args.push(c.into());
+    }
+    if let Some(term) = &q.search {
+        // LIKE is case-insensitive for ASCII; the term's own % and _ are literal.
+        let escaped = term
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        clauses.push(
+            "(name LIKE ? ESCAPE '\\' OR alias LIKE ? ESCAPE '\\' OR prefix LIKE ? ESCAPE '\\')"
+                .into(),
+        );
+        let pattern = format!("%{escaped}%");
+        args.extend([
+            pattern.as_str().into(),
+            pattern.as_str().into(),
+            pattern.as_str().into(),
+        ]);
+    }
+    match q.status.as_deref() {
+        Some("active") => {
+            clauses.push("status = 'active' AND (expires_at IS NULL OR expires_at > ?)".into());
+            args.push(now.into());
+        }
+        Some("expired") => {
+            clauses.push("status = 'active' AND expires_at <= ?".into());
+            args.push(now.into());
+        }
+        Some(other) => {
+            clauses.push("status = ?".into());
+            args.push(other.into());
+        }
+        None => {}
+    }
+    args.push((i64::from(q.limit) + 1).into());
+    ids(
+        sql,
+        &format!(
+            "SELECT id FROM keys WHERE {} ORDER BY id DESC LIMIT ?",
+            clauses.join(" AND ")
+        ),
+        args,
+    )
+}
+
+/// An event with its place in the merged order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Listed {
+    pub pos: EventPos,
+    pub item: Value,
+}
+
+/// Rows read per step while filtering events for an admin key, and steps per page:
+/// a page may come back short, with the position to continue from.
+const EVENT_SCAN_BATCH: i64 = 200;
+const EVENT_SCAN_STEPS: usize = 10;
+
+/// Up to `limit + 1` events after the cursor, newest first; with a viewer, the scan
+/// is bounded and `resume` says where it stopped when the page did not fill.
+pub fn events(sql: &SqlStorage, account: &str, q: &EventQuery) -> Result<Value, ApiError> {
+    #[derive(Deserialize)]
+    struct Row {
+        id: i64,
+        at: i64,
+        actor: String,
+        action: String,
+        key_id: Option<String>,
+        account: String,
+        details: String,
+        scope: Option<String>,
+    }
+    let mut clauses = vec!["1 = 1".to_string()];
+    let mut args: Vec<SqlStorageValue> = Vec::new();
+    for (column, value) in [("key_id", &q.key_id), ("action", &q.action)] {
+        if let Some(v) = value {
+            clauses.push(format!("{column} = ?"));
+            args.push(v.as_str().into());
+        }
+    }
+    let want = q.limit as usize + 1;
+    let batch = match q.viewer {
+        None => want as i64,
+        Some(_) => EVENT_SCAN_BATCH,
+    };
+    let mut bound = q.cursor.as_ref().map(|c| fanout::event_bound(account, c));
+    let mut page: Vec<Listed> = Vec::new();
+    let mut resume = None;
+    for step in 0..EVENT_SCAN_STEPS {
+        let mut step_clauses = clauses.clone();
+        let mut step_args = args.clone();
+        match bound {
+            Some(EventBound::AtMost(at)) => {
+                step_clauses.push("at <= ?".into());
+                step_args.push(at.into());
+            }
+            Some(EventBound::Below(at)) => {
+                step_clauses.push("at < ?".into());
+                step_args.push(at.into());
+            }
+            Some(EventBound::Before { at, id }) => {
+                step_clauses.push("(at < ? OR (at = ? AND id < ?))".into());
+                step_args.extend([at.into(), at.into(), id.into()]);
+            }
+            None => {}
+        }
+        step_args.push(batch.into());
+        let rows: Vec<Row> = sql
+            .exec(
+                &format!(
+                    "SELECT id, at, actor, action, key_id, account, details, scope FROM events
+                     WHERE {} ORDER BY at DESC, id DESC LIMIT ?",
+                    step_clauses.join(" AND ")
+                ),
+                step_args,
+            )
+            .and_then(|c| c.to_array())
+            .map_err(ApiError::internal)?;
+        let exhausted = (rows.len() as i64) < batch;
+        let mut last = None;
+        for r in rows {
+            if page.len() == want {
+                break;
+            }
+            last = Some((r.at, r.id));
+            let event = AuditEvent {
+                at: r.at,
+                actor: r.actor,
+                action: r.action,
+                key_id: r.key_id,
+                account: r.account,
+                details: serde_json::from_str::<Value>(&r.details).unwrap_or(Value::Null),
+                scope: r.scope.and_then(|s| serde_json::from_str(&s).ok()),
+            };
+            if q.viewer.as_ref().is_none_or(|v| event.visible_to(v)) {
+                page.push(Listed {
+                    pos: EventPos {
+                        at: event.at,
+                        account: event.account.clone(),
+                        id: r.id,
+                    },
+                    item: json!({
+                        "at": to_rfc3339(event.at), "actor": event.actor, "action": event.action,
+                        "key_id": event.key_id, "account": event.account, "details": event.details,
+                    }),
+                });
+            }
+        }
+        if page.len() == want || exhausted {
+            break;
+        }
+        if let Some((at, id)) = last {
+            bound = Some(EventBound::Before { at, id });
+            if step + 1 == EVENT_SCAN_STEPS {
+                // Scan budget spent before the page filled: continue after the last
+                // row read.
+                resume = Some(EventPos {
+                    at,
+                    account: account.to_string(),
+                    id,
+                });
+            }
+        }
+    }
+    Ok(json!({ "events": page, "resume": resume }))
+}
+
+/// The old registry's rows and events, copied in by the one-time migration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Import {
+    pub rows: Vec<IndexRow>,
+    pub removed: Vec<String>,
+    /// (registry id, event)
+    pub events: Vec<(i64, AuditEvent)>,
+}
+
+pub fn import(sql: &SqlStorage, data: &Import, now: i64) -> Result<(), ApiError> {
+    for id in &data.removed {
+        remove(sql, id, now)?;
+    }
+    for row in &data.rows {
+        sync(sql, row.clone())?;
+    }
+    for (id, event) in &data.events {
+        record(sql, event, Some(*id))?;
+    }
+    Ok(())
+}
