@@ -141,6 +141,7 @@ mod tests {
             plan_version: 0,
             suspended_until: None,
             revision: 1,
+            alerts: Default::default(),
         }
     }
 

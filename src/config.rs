@@ -81,6 +81,8 @@ pub struct Config {
     pub leak_action: crate::leaks::LeakAction,
     /// GitHub's secret scanning signing keys (`GITHUB_SECRET_SCANNING_KEYS`).
     pub github_keys: Vec<crate::leaks::GithubKey>,
+    /// `EXPIRY_NOTICE_DAYS` and `QUOTA_ALERT_PERCENTS` (see `alerts`).
+    pub alerts: AlertConfig,
     /// How long audit events are kept (`AUDIT_RETENTION_DAYS`, default 400; a
     /// fraction of a day is allowed, for tests).
     pub audit_retention_ms: i64,
@@ -178,6 +180,28 @@ pub struct IpBlockConfig {
     pub threshold: u32,
     pub window_ms: i64,
     pub cooldown_ms: i64,
+}
+
+/// When alerts are sent: expiry notices this long before a key expires (ms), and
+/// quota alerts at these percentages of a quota.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct AlertConfig {
+    pub expiry_notice_ms: Vec<i64>,
+    pub quota_percents: Vec<u32>,
+}
+
+/// A comma-separated list (empty: none), each item checked by `item`.
+fn list_of<T>(
+    name: &str,
+    text: &str,
+    item: impl Fn(&str) -> Option<T>,
+    rule: &str,
+) -> Result<Vec<T>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| item(s).ok_or_else(|| format!("{name}: '{s}' is not {rule}")))
+        .collect()
 }
 
 /// How long request logs are kept, per key.
@@ -391,6 +415,27 @@ impl Config {
             .ok_or("AUDIT_RETENTION_DAYS must be a number of days, above 0 and at most 36500")?;
         let audit_retention_ms = ((audit_days * 86_400_000.0) as i64).max(1);
         let plan_update_batch = number("PLAN_UPDATE_BATCH", 50, 1)?;
+        let mut expiry_notice_ms = list_of(
+            "EXPIRY_NOTICE_DAYS",
+            &text("EXPIRY_NOTICE_DAYS", "7,1"),
+            |s| {
+                s.parse::<f64>()
+                    .ok()
+                    .filter(|d| d.is_finite() && *d > 0.0 && *d <= 3650.0)
+                    .map(|d| ((d * 86_400_000.0) as i64).max(1))
+            },
+            "a number of days above 0 and at most 3650",
+        )?;
+        expiry_notice_ms.sort_unstable();
+        expiry_notice_ms.dedup();
+        let mut quota_percents = list_of(
+            "QUOTA_ALERT_PERCENTS",
+            &text("QUOTA_ALERT_PERCENTS", "80,100"),
+            |s| s.parse::<u32>().ok().filter(|p| (1..=100).contains(p)),
+            "a whole percentage from 1 to 100",
+        )?;
+        quota_percents.sort_unstable();
+        quota_percents.dedup();
         if plan_update_batch > 500 {
             return Err("PLAN_UPDATE_BATCH must be at most 500 (one subrequest per key)".into());
         }
@@ -426,6 +471,10 @@ impl Config {
             webhook,
             leak_action,
             github_keys,
+            alerts: AlertConfig {
+                expiry_notice_ms,
+                quota_percents,
+            },
             audit_retention_ms,
             plan_update_batch: plan_update_batch as usize,
             object_stats: flag("OBJECT_STATS", false)?,
@@ -479,6 +528,8 @@ mod tests {
         assert_eq!(c.logs.max_age_ms, 30 * 86_400_000);
         assert_eq!(c.webhook, None);
         assert_eq!(c.audit_retention_ms, 400 * 86_400_000);
+        assert_eq!(c.alerts.expiry_notice_ms, vec![86_400_000, 7 * 86_400_000]);
+        assert_eq!(c.alerts.quota_percents, vec![80, 100]);
         assert_eq!(c.plan_update_batch, 50);
         assert!(!c.object_stats);
     }
@@ -497,6 +548,26 @@ mod tests {
             assert!(e.contains("AUDIT_RETENTION_DAYS"), "{bad}: {e}");
         }
         assert_eq!(with("PLAN_UPDATE_BATCH", "7").unwrap().plan_update_batch, 7);
+        assert_eq!(
+            with("EXPIRY_NOTICE_DAYS", "0.0001, 0.0002")
+                .unwrap()
+                .alerts
+                .expiry_notice_ms,
+            vec![8_640, 17_280]
+        );
+        assert!(with("EXPIRY_NOTICE_DAYS", "")
+            .unwrap()
+            .alerts
+            .expiry_notice_ms
+            .is_empty());
+        for bad in ["7,x", "0", "-1", "4000"] {
+            let e = with("EXPIRY_NOTICE_DAYS", bad).unwrap_err();
+            assert!(e.starts_with("EXPIRY_NOTICE_DAYS"), "{bad}: {e}");
+        }
+        for bad in ["0", "101", "50.5", "80;100"] {
+            let e = with("QUOTA_ALERT_PERCENTS", bad).unwrap_err();
+            assert!(e.starts_with("QUOTA_ALERT_PERCENTS"), "{bad}: {e}");
+        }
         let e = config(&[
             ("ORIGIN_URL", "http://x"),
             ("TEST_HOLD_PLAN_UPDATES", "true"),

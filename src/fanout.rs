@@ -211,7 +211,10 @@ mod tests {
         assert_eq!(c.group.as_deref(), Some("a"));
         assert_eq!(event_cursor(&c), "1700000000000.42.acme.eu~a");
         let start = parse_event_cursor("~b").unwrap();
-        assert_eq!((start.group.as_deref(), &start.position), (Some("b"), &None));
+        assert_eq!(
+            (start.group.as_deref(), &start.position),
+            (Some("b"), &None)
+        );
         assert_eq!(event_cursor(&start), "~b");
         for bad in [
             "1", "~", "1.2", "1.2.", "a.2.x", "1.b.x", "1.2.x~", "-1.2.x", "1.2.x y",

@@ -2,6 +2,7 @@
 //! state (record and ledger), the command, the configuration and the time. The
 //! object loads, calls `apply`, performs the returned effects and replies.
 
+use crate::alerts::{self, Alert};
 use crate::audit::{AuditEvent, Scope};
 use crate::check::{check_key, AccessRequest};
 use crate::config::Config;
@@ -11,7 +12,7 @@ use crate::leaks::LeakAction;
 use crate::ledger::{Ledger, StoredBucket, KEY_LEVELS};
 use crate::lifecycle;
 use crate::limits::{self, KeyAdmission, LimitState, Verdict};
-use crate::model::{AdminStatus, HashEntry, Identity, IndexRow, KeyRecord};
+use crate::model::{AdminStatus, HashEntry, Identity, IndexRow, KeyRecord, Quotas, RateLimits};
 use crate::plan_change::PlanCopy;
 use crate::request_log::{LogEntry, LogQuery, RequestFacts, Via};
 use crate::time_fmt::to_rfc3339;
@@ -346,7 +347,22 @@ pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
                 "logs are read from storage by the object",
             )),
         ),
-        KeyCommand::Wake => wake(rec, now),
+        KeyCommand::Wake => {
+            let (mut fx, reply) = wake(rec, now);
+            let before = rec.alerts.clone();
+            let thresholds = &cfg.alerts.expiry_notice_ms;
+            let due = match rec.status {
+                AdminStatus::Revoked => Vec::new(),
+                _ => alerts::expiry_alerts(&mut rec.alerts, rec.expires_at, thresholds, now),
+            };
+            for alert in due {
+                announce(&mut fx, rec, now, alert);
+            }
+            if rec.alerts != before {
+                fx.record = Change::Put;
+            }
+            (fx, reply)
+        }
         KeyCommand::Leak {
             hash,
             action,
@@ -433,6 +449,22 @@ fn check(
         created_at: rec.created_at,
     };
     match limits::decide(&admission, now, cost) {
+        Verdict::Refuse(ApiError::RateLimited { retry_after }) => {
+            let mut fx = Effects::none();
+            let rate = limits::effective_rate_limits(&rec.rate_limits, plan);
+            let exceeded: Vec<LimitState> =
+                limits::key_limit_states(ledger, &rate, &Quotas::default(), now)
+                    .into_iter()
+                    .filter(|l| l.remaining < cost)
+                    .collect();
+            if let Some(alert) =
+                alerts::rate_limited_alert(&mut rec.alerts, &exceeded, retry_after, now)
+            {
+                fx.record = Change::Put;
+                announce(&mut fx, rec, now, alert);
+            }
+            refuse(fx, ApiError::RateLimited { retry_after })
+        }
         Verdict::Refuse(e) => refuse(Effects::none(), e),
         Verdict::Trip {
             until,
@@ -477,6 +509,15 @@ fn check(
             fx.prune = ledger.prune(now);
             fx.usage.push(usage.add(now, cost));
             fx.usage_prune = usage.prune(now);
+            if rec.quotas != Quotas::default() && !cfg.alerts.quota_percents.is_empty() {
+                let quotas =
+                    limits::key_limit_states(ledger, &RateLimits::default(), &rec.quotas, now);
+                for alert in
+                    alerts::quota_alerts(&mut rec.alerts, &quotas, &cfg.alerts.quota_percents)
+                {
+                    announce(&mut fx, rec, now, alert);
+                }
+            }
             let reply = Admitted {
                 identity,
                 at: now,
@@ -551,6 +592,31 @@ fn wake(rec: &mut KeyRecord, now: i64) -> Outcome {
         ),
         None => (Effects::none(), Ok(Value::Null)),
     }
+}
+
+/// An alert, in the audit trail and as a webhook (via the outbox).
+fn announce(fx: &mut Effects, rec: &KeyRecord, now: i64, alert: Alert) {
+    let mut audit = event(rec, now, alert.event, alert.details.clone());
+    audit.actor = "keyward".into();
+    fx.notices.push(Notice::Audit { event: audit });
+    let mut data = json!({ "key_id": rec.id, "account": rec.account, "prefix": rec.prefix });
+    if let (Some(d), Some(more)) = (data.as_object_mut(), alert.details.as_object()) {
+        d.extend(more.clone());
+    }
+    fx.notices.push(Notice::Webhook {
+        event: alert.event.into(),
+        at: now,
+        data,
+    });
+}
+
+/// When the key's object must wake next for an alert (an expiry notice or the
+/// lapse); none for a revoked key.
+pub fn next_alert_at(rec: &KeyRecord, cfg: &Config) -> Option<i64> {
+    if rec.status == AdminStatus::Revoked {
+        return None;
+    }
+    alerts::next_expiry_check(&rec.alerts, rec.expires_at, &cfg.alerts.expiry_notice_ms)
 }
 
 fn event(rec: &KeyRecord, now: i64, action: &str, details: Value) -> AuditEvent {

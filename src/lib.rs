@@ -3,6 +3,7 @@
 //! The modules at the top are the pure core (no `worker` types, time passed in);
 //! `edge` adapts them to the Workers runtime and exists only in the wasm build.
 
+pub mod alerts;
 pub mod audit;
 pub mod canonical_path;
 pub mod check;

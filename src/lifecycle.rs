@@ -51,6 +51,7 @@ pub fn create(birth: Birth, settings: &KeyPatch) -> KeyRecord {
         plan_version: birth.plan_version,
         suspended_until: None,
         revision: 1,
+        alerts: Default::default(),
     };
     apply_patch(&mut rec, settings, birth.now);
     rec

@@ -116,6 +116,9 @@ pub struct KeyRecord {
     /// newest revision they have seen, so concurrent changes converge.
     #[serde(default)]
     pub revision: u64,
+    /// What the key's alerts already announced (`alerts`).
+    #[serde(default)]
+    pub alerts: crate::alerts::AlertState,
 }
 
 impl KeyRecord {

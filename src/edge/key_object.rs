@@ -7,7 +7,7 @@ use super::objects;
 use super::runtime::{self, now_ms};
 use super::{copies, ledger_store, object_stats};
 use crate::error::ApiError;
-use crate::key_state::{apply, Change, Effects, KeyCommand, KeyState, Notice};
+use crate::key_state::{apply, next_alert_at, Change, Effects, KeyCommand, KeyState, Notice};
 use crate::ledger::KEY_LEVELS;
 use crate::model::KeyRecord;
 use crate::paging;
@@ -79,7 +79,18 @@ impl DurableObject for KeyObject {
         }
         let (result, wake_needed) = match objects::command::<KeyCommand>(&mut req).await {
             Ok(KeyCommand::Logs { query }) => (self.logs(&query), false),
-            Ok(cmd) => self.run(cmd),
+            Ok(cmd) => {
+                // A management change may set or move the expiry its alerts follow.
+                let management = !matches!(
+                    cmd,
+                    KeyCommand::Check { .. }
+                        | KeyCommand::Settle { .. }
+                        | KeyCommand::Get
+                        | KeyCommand::Usage { .. }
+                );
+                let (result, wake) = self.run(cmd);
+                (result, wake || management)
+            }
             Err(e) => (Err(e), false),
         };
         if wake_needed {
@@ -204,7 +215,8 @@ impl KeyObject {
         Ok(json!({ "items": items, "cursor": cursor }))
     }
 
-    /// The next alarm: the earliest due notice, or the end of a suspension.
+    /// The next alarm: the earliest due notice, the end of a suspension, or the next
+    /// expiry alert.
     async fn schedule_alarm(&self) {
         #[derive(Deserialize)]
         struct Due {
@@ -216,11 +228,18 @@ impl KeyObject {
             .and_then(|c| c.to_array::<Due>())
             .ok()
             .and_then(|rows| rows.first().and_then(|r| r.due));
-        let wake = self.memory.try_borrow().ok().and_then(|m| {
-            m.as_ref()
-                .and_then(|s| s.record.as_ref().and_then(|r| r.suspended_until))
-        });
-        let Some(at) = [due, wake].into_iter().flatten().min() else {
+        let cfg = runtime::config(&self.env).ok();
+        let (wake, alert) = self
+            .memory
+            .try_borrow()
+            .ok()
+            .and_then(|m| {
+                let rec = m.as_ref()?.record.as_ref()?;
+                let alert = cfg.as_ref().and_then(|c| next_alert_at(rec, c));
+                Some((rec.suspended_until, alert))
+            })
+            .unwrap_or((None, None));
+        let Some(at) = [due, wake, alert].into_iter().flatten().min() else {
             return;
         };
         let offset = (at - now_ms()).max(0);

@@ -4,7 +4,7 @@ import { api, latest, query } from "../api.js";
 import { errorBox } from "../dialogs.js";
 import { exact, field, h, mount, select } from "../dom.js";
 
-const ACTIONS = ["key.created", "key.updated", "key.rotated", "key.deactivated", "key.activated", "key.revoked", "key.deleted", "key.suspended", "key.resumed", "account.plan_changed"];
+const ACTIONS = ["key.created", "key.updated", "key.rotated", "key.deactivated", "key.activated", "key.revoked", "key.deleted", "key.leaked", "key.suspended", "key.resumed", "key.expiring", "key.expired", "key.quota_threshold", "key.rate_limited", "account.plan_changed"];
 
 export function eventsPage(main, me, initial = {}) {
   const root = me.account === null;
