@@ -63,10 +63,13 @@ const bigKeys = [];
 const timings = {};
 let t = performance.now();
 let failures = 0;
+const failedWith = {};
 async function create(i, name, into) {
   const res = await adminAs(i, "POST", "/keys", { account: i < 0 ? "big-account" : account(i), name });
   if (res.status !== 201) {
     failures++;
+    const why = `${res.status} ${res.json?.code ?? ""}`.trim();
+    failedWith[why] = (failedWith[why] ?? 0) + 1;
     return;
   }
   into.push({ id: res.json.id, key: res.json.key, i });
@@ -183,7 +186,7 @@ const row = (...cells) => lines.push(`| ${cells.join(" | ")} |`);
 lines.push("## Scale simulation (`make scale`)", "");
 lines.push(
   `${ACCOUNTS.toLocaleString("en")} accounts × ${KEYS} keys and one account of ${BIG.toLocaleString("en")} keys ` +
-    `(${(keys.length + bigKeys.length).toLocaleString("en")} keys, ${failures} creations failed), created through the API ` +
+    `(${(keys.length + bigKeys.length).toLocaleString("en")} keys; ${failures} creations refused${failures ? ` — ${Object.entries(failedWith).map(([k, n]) => `${n} × ${k}`).join(", ")}, not retried` : ""}), created through the API ` +
     `under \`wrangler dev\` in ${(timings.create + timings.createBig).toFixed(0)} s; then ${SECONDS} s of mixed traffic on ` +
     `${CONCURRENCY} connections (${counts.gate.toLocaleString("en")} gate requests, ${counts.refused} of them refused; ` +
     `${counts.management.toLocaleString("en")} management calls: listings, events, updates, revocations, cross-account views); ` +

@@ -265,7 +265,9 @@ mod tests {
         };
         let a = rate_limited_alert(&mut s, std::slice::from_ref(&limit), 60, T0).unwrap();
         assert_eq!(a.details["limits"][0]["name"], "per_minute");
-        assert!(rate_limited_alert(&mut s, std::slice::from_ref(&limit), 30, T0 + 30_000).is_none());
+        assert!(
+            rate_limited_alert(&mut s, std::slice::from_ref(&limit), 30, T0 + 30_000).is_none()
+        );
         assert!(rate_limited_alert(&mut s, &[limit], 60, T0 + 60_000).is_some());
     }
 }

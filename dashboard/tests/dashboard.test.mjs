@@ -319,6 +319,8 @@ describe("the admin token's dashboard", () => {
     await page.getByRole("button", { name: "Change plan" }).click();
     await page.getByRole("heading", { name: `${FREE}: pro plan` }).waitFor();
     assert.equal((await api.admin("GET", `/accounts/${FREE}`)).json.plan, "pro");
+    // The change's progress through the account's keys (one here).
+    await page.getByText(/^[01] of 1 keys updated$/).waitFor();
   });
 
   test("the audit trail, filtered by action", async () => {

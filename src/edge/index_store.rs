@@ -291,6 +291,33 @@ pub fn list(
     )
 }
 
+/// An events row as stored (here, and in the old registry).
+#[derive(Deserialize)]
+pub struct EventRow {
+    pub id: i64,
+    at: i64,
+    actor: String,
+    action: String,
+    key_id: Option<String>,
+    account: String,
+    details: String,
+    scope: Option<String>,
+}
+
+impl EventRow {
+    pub fn into_event(self) -> AuditEvent {
+        AuditEvent {
+            at: self.at,
+            actor: self.actor,
+            action: self.action,
+            key_id: self.key_id,
+            account: self.account,
+            details: serde_json::from_str::<Value>(&self.details).unwrap_or(Value::Null),
+            scope: self.scope.and_then(|s| serde_json::from_str(&s).ok()),
+        }
+    }
+}
+
 /// An event with its place in the merged order.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Listed {
@@ -306,17 +333,6 @@ const EVENT_SCAN_STEPS: usize = 10;
 /// Up to `limit + 1` events after the cursor, newest first; with a viewer, the scan
 /// is bounded and `resume` says where it stopped when the page did not fill.
 pub fn events(sql: &SqlStorage, account: &str, q: &EventQuery) -> Result<Value, ApiError> {
-    #[derive(Deserialize)]
-    struct Row {
-        id: i64,
-        at: i64,
-        actor: String,
-        action: String,
-        key_id: Option<String>,
-        account: String,
-        details: String,
-        scope: Option<String>,
-    }
     let mut clauses = vec!["1 = 1".to_string()];
     let mut args: Vec<SqlStorageValue> = Vec::new();
     for (column, value) in [("key_id", &q.key_id), ("action", &q.action)] {
@@ -352,7 +368,7 @@ pub fn events(sql: &SqlStorage, account: &str, q: &EventQuery) -> Result<Value, 
             None => {}
         }
         step_args.push(batch.into());
-        let rows: Vec<Row> = sql
+        let rows: Vec<EventRow> = sql
             .exec(
                 &format!(
                     "SELECT id, at, actor, action, key_id, account, details, scope FROM events
@@ -370,21 +386,14 @@ pub fn events(sql: &SqlStorage, account: &str, q: &EventQuery) -> Result<Value, 
                 break;
             }
             last = Some((r.at, r.id));
-            let event = AuditEvent {
-                at: r.at,
-                actor: r.actor,
-                action: r.action,
-                key_id: r.key_id,
-                account: r.account,
-                details: serde_json::from_str::<Value>(&r.details).unwrap_or(Value::Null),
-                scope: r.scope.and_then(|s| serde_json::from_str(&s).ok()),
-            };
+            let id = r.id;
+            let event = r.into_event();
             if q.viewer.as_ref().is_none_or(|v| event.visible_to(v)) {
                 page.push(Listed {
                     pos: EventPos {
                         at: event.at,
                         account: event.account.clone(),
-                        id: r.id,
+                        id,
                     },
                     item: json!({
                         "at": to_rfc3339(event.at), "actor": event.actor, "action": event.action,

@@ -4,6 +4,7 @@
 //! pages through it and copies each account's part into that account's object.
 //! Nothing writes here any more.
 
+use super::index_store::EventRow;
 use super::object_stats;
 use super::objects::{self, REGISTRY, REGISTRY_NAME};
 use super::runtime::{self, now_ms};
@@ -84,17 +85,6 @@ impl Registry {
             events_after,
             limit,
         } = cmd;
-        #[derive(Deserialize)]
-        struct Event {
-            id: i64,
-            at: i64,
-            actor: String,
-            action: String,
-            key_id: Option<String>,
-            account: String,
-            details: String,
-            scope: Option<String>,
-        }
         let rows: Vec<IndexRow> = match sql
             .exec(
                 "SELECT id, account, alias, environment, category, status, expires_at, revision, name, prefix
@@ -107,7 +97,7 @@ impl Registry {
             Err(e) if missing_table(&e) => Vec::new(),
             Err(e) => return Err(ApiError::internal(e)),
         };
-        let events: Vec<Event> = match sql
+        let events: Vec<EventRow> = match sql
             .exec(
                 "SELECT id, at, actor, action, key_id, account, details, scope FROM events
                  WHERE id > ? ORDER BY id LIMIT ?",
@@ -119,21 +109,8 @@ impl Registry {
             Err(e) if missing_table(&e) => Vec::new(),
             Err(e) => return Err(ApiError::internal(e)),
         };
-        let events: Vec<(i64, AuditEvent)> = events
-            .into_iter()
-            .map(|e| {
-                let event = AuditEvent {
-                    at: e.at,
-                    actor: e.actor,
-                    action: e.action,
-                    key_id: e.key_id,
-                    account: e.account,
-                    details: serde_json::from_str(&e.details).unwrap_or(Value::Null),
-                    scope: e.scope.and_then(|s| serde_json::from_str(&s).ok()),
-                };
-                (e.id, event)
-            })
-            .collect();
+        let events: Vec<(i64, AuditEvent)> =
+            events.into_iter().map(|e| (e.id, e.into_event())).collect();
         Ok(json!({ "rows": rows, "events": events }))
     }
 }
