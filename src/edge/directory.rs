@@ -19,9 +19,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::time::Duration;
 use worker::{
-    console_error, console_log, durable_object, DurableObject, Env, Request, Response, Result,
-    SqlStorage, State,
+    console_error, console_log, durable_object, Delay, DurableObject, Env, Request, Response,
+    Result, SqlStorage, State,
 };
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -84,6 +85,9 @@ CREATE TABLE IF NOT EXISTS migration (one INTEGER PRIMARY KEY CHECK (one = 1), j
 /// costs one registry call and one call per account in it.
 const PAGE: u32 = 100;
 const PAGES_PER_STEP: usize = 3;
+/// How long a request waits for another's migration step before answering 503.
+const WAIT_MS: u64 = 25;
+const WAIT_STEPS: usize = 200;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Migration {
@@ -199,9 +203,18 @@ impl Directory {
         if m.done {
             return Ok(true);
         }
-        if self.migrating.replace(true) {
+        if self.migrating.get() {
+            // Another request's step is running (the first requests of a fresh
+            // deployment arrive together): wait for it rather than refuse them.
+            for _ in 0..WAIT_STEPS {
+                Delay::from(Duration::from_millis(WAIT_MS)).await;
+                if !self.migrating.get() {
+                    return Ok(self.progress()?.done);
+                }
+            }
             return Ok(false);
         }
+        self.migrating.set(true);
         let outcome = self.migrate_pages(&mut m).await;
         self.migrating.set(false);
         if !m.done {

@@ -32,6 +32,12 @@ test("old keys pass the gate before any management request", async () => {
   expectError(assert, await api.call("GET", "/things", { key: a_deleted.key }), 401, "invalid_key");
 });
 
+test("the first management requests, arriving together, wait for the copy: none refused", async () => {
+  const all = await Promise.all(Array.from({ length: 16 }, () => api.admin("GET", "/keys?account=mig-a")));
+  assert.deepEqual(all.map((r) => r.status), Array(16).fill(200));
+  for (const r of all) assert.deepEqual(r.json.items.map((k) => k.id), [a_revoked.id, a_live.id]);
+});
+
 test("each account lists its own old keys, with filters and search", async () => {
   const ids = async (q) => (await api.admin("GET", `/keys${q}`)).json.items.map((k) => k.id);
   assert.deepEqual(await ids("?account=mig-a"), [a_revoked.id, a_live.id]);
