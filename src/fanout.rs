@@ -93,8 +93,12 @@ pub fn parse_event_cursor(text: &str) -> Result<Cursor<EventPos>, ApiError> {
         s.filter(|s| (1..=max_len).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|s| s.parse::<i64>().ok())
     };
+    // Numbers cross the JavaScript boundary between objects: past 2^53 - 1 they
+    // would arrive inexact, and no real time or sequence number is that large.
     let at = number(parts.next(), 15).ok_or_else(bad)?;
-    let id = number(parts.next(), 18).ok_or_else(bad)?;
+    let id = number(parts.next(), 18)
+        .ok_or_else(bad)?
+        .min(crate::paging::MAX_CURSOR);
     let account = parts
         .next()
         .and_then(|a| input::identifier(&Value::String(a.into()), "cursor").ok())
@@ -216,6 +220,8 @@ mod tests {
             (Some("b"), &None)
         );
         assert_eq!(event_cursor(&start), "~b");
+        let huge = parse_event_cursor("999999999999999.999999999999999999.a").unwrap();
+        assert_eq!(huge.position.unwrap().id, crate::paging::MAX_CURSOR);
         for bad in [
             "1", "~", "1.2", "1.2.", "a.2.x", "1.b.x", "1.2.x~", "-1.2.x", "1.2.x y",
         ] {

@@ -249,20 +249,17 @@ pub fn list(
         args.push(c.into());
     }
     if let Some(term) = &q.search {
-        // LIKE is case-insensitive for ASCII; the term's own % and _ are literal.
-        let escaped = term
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
+        // instr() rather than LIKE: no pattern to escape, and no limit on its length
+        // (the platform caps LIKE patterns at 50 bytes). lower() folds ASCII only.
         clauses.push(
-            "(name LIKE ? ESCAPE '\\' OR alias LIKE ? ESCAPE '\\' OR prefix LIKE ? ESCAPE '\\')"
+            "(instr(lower(name), lower(?)) > 0 OR instr(lower(alias), lower(?)) > 0
+              OR instr(lower(prefix), lower(?)) > 0)"
                 .into(),
         );
-        let pattern = format!("%{escaped}%");
         args.extend([
-            pattern.as_str().into(),
-            pattern.as_str().into(),
-            pattern.as_str().into(),
+            term.as_str().into(),
+            term.as_str().into(),
+            term.as_str().into(),
         ]);
     }
     match q.status.as_deref() {

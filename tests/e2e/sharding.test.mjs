@@ -115,6 +115,17 @@ describe("the index and audit trail per account, and across accounts", () => {
     assert.ok(!seen.includes(admin.id));
   });
 
+  test("long searches and out-of-range cursors are answered, not failed", async () => {
+    for (const term of ["x".repeat(100), "é".repeat(60), "%_\\".repeat(30)]) {
+      const res = await api.admin("GET", `/keys?account=acct-07&search=${encodeURIComponent(term)}`);
+      assert.equal(res.status, 200, res.text);
+      assert.deepEqual(res.json.items, []);
+    }
+    const res = await api.admin("GET", "/events?account=acct-07&cursor=999999999999999.999999999999999999.acct-07");
+    assert.equal(res.status, 200, res.text);
+    assert.equal(res.json.items.length, 5);
+  });
+
   test("hostile cursors are refused, naming the field", async () => {
     for (const bad of ["x", "key_a~", "key_a~a b", "~../x", "key_%00", "key_a~~b"]) {
       const res = await api.admin("GET", `/keys?cursor=${encodeURIComponent(bad)}`);
