@@ -132,6 +132,14 @@ for (;;) {
   await new Promise((r) => setTimeout(r, 200));
 }
 timings.planChange = (performance.now() - t) / 1000;
+// What the worker logged as errors (a refusal's cause is logged, not shown).
+// eslint-disable-next-line no-control-regex
+const logged = kw.log().replace(/\x1b\[[0-9;]*m/g, "").split("\n").filter((l) => l.includes("ERROR"));
+const causes = {};
+for (const l of logged) {
+  const cause = l.replace(/^.*ERROR\]\s*/, "").replace(/key_[0-9A-Za-z]+|acct-\d+|[0-9a-f]{16,}/g, "…").slice(0, 160);
+  causes[cause] = (causes[cause] ?? 0) + 1;
+}
 await kw.stop();
 await origin.stop();
 
@@ -216,6 +224,11 @@ lines.push(
     `Registry ${byClass.Registry?.calls ?? 0} (read once by the migration).`,
   "",
 );
+if (logged.length) {
+  lines.push(`The worker logged ${logged.length} error lines:`, "");
+  for (const [cause, n] of Object.entries(causes).sort((x, y) => y[1] - x[1]).slice(0, 5)) lines.push(`- ${n} × \`${cause}\``);
+  lines.push("");
+}
 const md = lines.join("\n") + "\n";
 fs.writeFileSync(path.join(ROOT, "bench/SCALE.md"), md);
 const benchPath = path.join(ROOT, "BENCHMARKS.md");
