@@ -1,12 +1,24 @@
 -- Counts answers by status across wrk's threads and prints one JSON line.
+-- With WRK_KEYS (comma-separated secrets), thread i sends key i: run with as many
+-- threads as connections for one key per connection.
 local threads = {}
+local keys = {}
+for k in string.gmatch(os.getenv("WRK_KEYS") or "", "[^,]+") do
+  table.insert(keys, k)
+end
 
 function setup(thread)
   table.insert(threads, thread)
+  if #keys > 0 then
+    thread:set("key", keys[(#threads - 1) % #keys + 1])
+  end
 end
 
 function init(args)
   statuses = {}
+  if key then
+    wrk.headers["Authorization"] = "Bearer " .. key
+  end
 end
 
 function response(status, headers, body)
