@@ -17,7 +17,7 @@ use crate::usage::{Tally, Usage};
 use crate::webhook;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use worker::{
     console_error, durable_object, DurableObject, Env, Fetch, Headers, Method, Request,
     RequestInit, Response, Result, SqlStorage, SqlStorageValue, State,
@@ -42,6 +42,9 @@ pub struct KeyObject {
     env: Env,
     /// Loaded on first use; every write goes through this object, so it stays true.
     memory: RefCell<Option<KeyState>>,
+    /// Whether this instance has set the alarm since it started: a key whose expiry
+    /// was set before alerts existed gets its alarm on its first request.
+    alarm_scheduled: Cell<bool>,
 }
 
 #[derive(Deserialize)]
@@ -70,6 +73,7 @@ impl DurableObject for KeyObject {
             state,
             env,
             memory: RefCell::new(None),
+            alarm_scheduled: Cell::new(false),
         }
     }
 
@@ -89,7 +93,7 @@ impl DurableObject for KeyObject {
                         | KeyCommand::Usage { .. }
                 );
                 let (result, wake) = self.run(cmd);
-                (result, wake || management)
+                (result, wake || management || !self.alarm_scheduled.get())
             }
             Err(e) => (Err(e), false),
         };
@@ -218,6 +222,7 @@ impl KeyObject {
     /// The next alarm: the earliest due notice, the end of a suspension, or the next
     /// expiry alert.
     async fn schedule_alarm(&self) {
+        self.alarm_scheduled.set(true);
         #[derive(Deserialize)]
         struct Due {
             due: Option<i64>,
