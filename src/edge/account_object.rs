@@ -450,7 +450,6 @@ impl AccountObject {
             now - cfg.audit_retention_ms,
             now - index_store::TOMBSTONE_MS,
         )
-        .map(|_| ())
     }
 
     /// The next alarm: now while a plan change or a registration is pending; else
@@ -470,8 +469,7 @@ impl AccountObject {
             if unregistered {
                 return Ok(Some(now + RETRY_MS));
             }
-            // Nothing is deleted by this read: the cut-offs are in the past.
-            let (oldest_event, oldest_tombstone) = index_store::prune(sql, i64::MIN, i64::MIN)?;
+            let (oldest_event, oldest_tombstone) = index_store::oldest(sql)?;
             Ok([
                 oldest_event.map(|at| at + cfg.audit_retention_ms),
                 oldest_tombstone.map(|at| at + index_store::TOMBSTONE_MS),

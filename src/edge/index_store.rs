@@ -178,12 +178,8 @@ pub fn record(sql: &SqlStorage, e: &AuditEvent, imported: Option<i64>) -> Result
 }
 
 /// Retention: events older than `events_before` and tombstones older than
-/// `removed_before` go. Answers the time the oldest remaining one falls due.
-pub fn prune(
-    sql: &SqlStorage,
-    events_before: i64,
-    removed_before: i64,
-) -> Result<(Option<i64>, Option<i64>), ApiError> {
+/// `removed_before` go.
+pub fn prune(sql: &SqlStorage, events_before: i64, removed_before: i64) -> Result<(), ApiError> {
     exec(
         sql,
         "DELETE FROM events WHERE at < ?",
@@ -193,7 +189,11 @@ pub fn prune(
         sql,
         "DELETE FROM removed WHERE at < ?",
         vec![removed_before.into()],
-    )?;
+    )
+}
+
+/// When the oldest event and the oldest tombstone were written.
+pub fn oldest(sql: &SqlStorage) -> Result<(Option<i64>, Option<i64>), ApiError> {
     Ok((
         number(sql, "SELECT MIN(at) AS n FROM events", vec![])?,
         number(sql, "SELECT MIN(at) AS n FROM removed", vec![])?,
