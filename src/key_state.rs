@@ -4,6 +4,7 @@
 
 use crate::alerts::{self, Alert};
 use crate::audit::{AuditEvent, Scope};
+use crate::batch::Answer;
 use crate::check::{check_key, AccessRequest};
 use crate::config::Config;
 use crate::error::ApiError;
@@ -29,18 +30,11 @@ pub enum KeyCommand {
     /// The record and the live state of every limit.
     Get,
     /// The hot path: rows 3–14; counts the use and consumes `cost` when all pass.
-    Check {
-        request: AccessRequest,
-        facts: RequestFacts,
-        cost: u64,
-        /// The account's plan as the worker last learned it: taken first when newer
-        /// than the key's copy.
-        #[serde(default)]
-        plan: Option<PlanCopy>,
-        /// An admission of this request made under a superseded plan, given back
-        /// before the check runs again (`at` of that admission).
-        #[serde(default)]
-        undo: Option<i64>,
+    Check(CheckItem),
+    /// Group commit (`batch`): each request decided in order, as `Check` would,
+    /// against the state the ones before it left; answered as a list of `Answer`s.
+    Checks {
+        items: Vec<CheckItem>,
     },
     /// After the answer: logs the request and, when a later row (the account's)
     /// refused it, gives back what `Check` consumed at `at`.
@@ -92,6 +86,22 @@ pub enum KeyCommand {
     },
 }
 
+/// One request's rows 3–14.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckItem {
+    pub request: AccessRequest,
+    pub facts: RequestFacts,
+    pub cost: u64,
+    /// The account's plan as the worker last learned it: taken first when newer
+    /// than the key's copy.
+    #[serde(default)]
+    pub plan: Option<PlanCopy>,
+    /// An admission of this request made under a superseded plan, given back
+    /// before the check runs again (`at` of that admission).
+    #[serde(default)]
+    pub undo: Option<i64>,
+}
+
 /// What `Check` answers when the request is admitted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Admitted {
@@ -108,6 +118,9 @@ pub struct Admitted {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     None,
+    /// Only `usage_count` and `last_used_at` changed: they have their own row, so
+    /// an admission does not rewrite the whole record.
+    Use,
     Put,
     Erase,
 }
@@ -169,8 +182,11 @@ pub struct Effects {
 impl Effects {
     /// These effects followed by `later`'s (storage writes in that order).
     fn then(mut self, later: Effects) -> Self {
-        if later.record != Change::None {
-            self.record = later.record;
+        // A use after a rewrite is in the rewrite; anything else replaces it.
+        match later.record {
+            Change::None => {}
+            Change::Use if self.record != Change::None => {}
+            change => self.record = change,
         }
         self.buckets.extend(later.buckets);
         self.prune.extend(later.prune);
@@ -179,6 +195,25 @@ impl Effects {
         self.alarm_at = later.alarm_at.or(self.alarm_at);
         self.usage.extend(later.usage);
         self.usage_prune = later.usage_prune.or(self.usage_prune);
+        self
+    }
+
+    /// One write per stored row: a bucket or an hour touched by several requests
+    /// of a batch keeps its last value only.
+    fn compact(mut self) -> Self {
+        fn last_per<T, K: PartialEq>(items: &mut Vec<T>, key: impl Fn(&T) -> K) {
+            let mut kept: Vec<T> = Vec::with_capacity(items.len());
+            for item in items.drain(..).rev() {
+                if !kept.iter().any(|k| key(k) == key(&item)) {
+                    kept.push(item);
+                }
+            }
+            kept.reverse();
+            *items = kept;
+        }
+        self.buckets = limits::last_per_bucket(std::mem::take(&mut self.buckets));
+        last_per(&mut self.usage, |u| u.0);
+        last_per(&mut self.prune, |p| p.0);
         self
     }
 
@@ -266,22 +301,16 @@ pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
             let reply = to_value(&rec).map(|r| json!({ "record": r, "limits": states }));
             (Effects::none(), reply)
         }
-        KeyCommand::Check {
-            request,
-            facts,
-            cost,
-            plan,
-            undo,
-        } => {
+        KeyCommand::Check(item) => check_item(rec, ledger, usage, cfg, item, now),
+        KeyCommand::Checks { items } => {
             let mut fx = Effects::none();
-            if let Some(at) = undo {
-                undo_admission(rec, ledger, usage, &mut fx, at, cost);
+            let mut answers = Vec::with_capacity(items.len());
+            for item in items {
+                let (one, reply) = check_item(rec, ledger, usage, cfg, item, now);
+                fx = fx.then(one);
+                answers.push(Answer::from(reply));
             }
-            if let Some(copy) = plan {
-                fx.record = take_plan(rec, copy).record;
-            }
-            let (checked, reply) = check(rec, ledger, usage, cfg, &request, &facts, cost, now);
-            (fx.then(checked), reply)
+            (fx.compact(), to_value(&answers))
         }
         KeyCommand::Settle { at, refund, logs } => {
             let mut fx = Effects::none();
@@ -373,6 +402,34 @@ pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
     }
 }
 
+/// One request: an undo of its admission under a superseded plan, the plan it
+/// carries, then rows 3–14.
+fn check_item(
+    rec: &mut KeyRecord,
+    ledger: &mut Ledger,
+    usage: &mut Usage,
+    cfg: &Config,
+    item: CheckItem,
+    now: i64,
+) -> Outcome {
+    let CheckItem {
+        request,
+        facts,
+        cost,
+        plan,
+        undo,
+    } = item;
+    let mut fx = Effects::none();
+    if let Some(at) = undo {
+        undo_admission(rec, ledger, usage, &mut fx, at, cost);
+    }
+    if let Some(copy) = plan {
+        fx = fx.then(take_plan(rec, copy));
+    }
+    let (checked, reply) = check(rec, ledger, usage, cfg, &request, &facts, cost, now);
+    (fx.then(checked), reply)
+}
+
 /// Gives back what an admission at `at` consumed.
 fn undo_admission(
     rec: &mut KeyRecord,
@@ -385,7 +442,10 @@ fn undo_admission(
     fx.buckets.extend(ledger.remove(at, cost));
     fx.usage.push(usage.remove(at, cost));
     rec.usage_count = rec.usage_count.saturating_sub(1);
-    fx.record = Change::Put;
+    *fx = std::mem::replace(fx, Effects::none()).then(Effects {
+        record: Change::Use,
+        ..Effects::none()
+    });
 }
 
 /// The account's plan, when newer than the key's copy. Not a management change of
@@ -504,7 +564,10 @@ fn check(
         }
         Verdict::Admit(limit) => {
             lifecycle::record_use(rec, now);
-            let mut fx = Effects::put();
+            let mut fx = Effects {
+                record: Change::Use,
+                ..Effects::none()
+            };
             fx.buckets = ledger.add(now, cost);
             fx.prune = ledger.prune(now);
             fx.usage.push(usage.add(now, cost));
@@ -512,10 +575,14 @@ fn check(
             if rec.quotas != Quotas::default() && !cfg.alerts.quota_percents.is_empty() {
                 let quotas =
                     limits::key_limit_states(ledger, &RateLimits::default(), &rec.quotas, now);
+                let before = rec.alerts.clone();
                 for alert in
                     alerts::quota_alerts(&mut rec.alerts, &quotas, &cfg.alerts.quota_percents)
                 {
                     announce(&mut fx, rec, now, alert);
+                }
+                if rec.alerts != before {
+                    fx.record = Change::Put;
                 }
             }
             let reply = Admitted {
@@ -669,7 +736,11 @@ mod tests {
     }
 
     fn check_cmd(hash: &str) -> KeyCommand {
-        KeyCommand::Check {
+        KeyCommand::Check(item(hash, 1))
+    }
+
+    fn item(hash: &str, cost: u64) -> CheckItem {
+        CheckItem {
             request: AccessRequest {
                 hash: hash.into(),
                 deployment_env: Environment::Production,
@@ -683,7 +754,7 @@ mod tests {
                 ip: None,
                 via: Default::default(),
             },
-            cost: 1,
+            cost,
             plan: None,
             undo: None,
         }
@@ -735,7 +806,7 @@ mod tests {
             (limit.name.as_str(), limit.limit, limit.remaining),
             ("per_minute", 500, 499)
         );
-        assert_eq!(fx.record, Change::Put);
+        assert_eq!(fx.record, Change::Use, "a use does not rewrite the record");
         assert_eq!(fx.buckets.len(), KEY_LEVELS.len());
         assert_eq!(fx.usage.len(), 1);
         assert_eq!((fx.usage[0].1.requests, fx.usage[0].1.credits), (1, 1));
@@ -804,7 +875,7 @@ mod tests {
         let mut s = state(rec());
         let cfg = config(&[]);
         let mut cmd = check_cmd("h1");
-        if let KeyCommand::Check { plan: p, .. } = &mut cmd {
+        if let KeyCommand::Check(CheckItem { plan: p, .. }) = &mut cmd {
             *p = Some(plan("free", 4));
         }
         assert_eq!(
@@ -827,7 +898,7 @@ mod tests {
             serde_json::from_value(apply(&mut s, check_cmd("h1"), &cfg, NOW).1.unwrap()).unwrap();
         assert_eq!(first.plan_version, 0);
         let mut again = check_cmd("h1");
-        if let KeyCommand::Check { plan: p, undo, .. } = &mut again {
+        if let KeyCommand::Check(CheckItem { plan: p, undo, .. }) = &mut again {
             *p = Some(plan("business", 1));
             *undo = Some(first.at);
         }
@@ -838,6 +909,114 @@ mod tests {
         assert_eq!(s.ledger.total, 1);
         assert_eq!(s.record.as_ref().unwrap().usage_count, 1);
         assert_eq!(second.limit.map(|l| l.remaining), Some(2));
+    }
+
+    fn batch(items: Vec<CheckItem>) -> KeyCommand {
+        KeyCommand::Checks { items }
+    }
+
+    fn answers(r: Result<Value, ApiError>) -> Vec<Result<Value, ApiError>> {
+        let list: Vec<Answer> = serde_json::from_value(r.unwrap()).unwrap();
+        list.into_iter().map(Into::into).collect()
+    }
+
+    fn limited(per_second: Option<u64>, per_minute: Option<u64>) -> KeyState {
+        let mut r = rec();
+        r.rate_limits = RateLimits {
+            per_second,
+            per_minute,
+            ..Default::default()
+        };
+        state(r)
+    }
+
+    #[test]
+    fn a_batch_straddling_a_limit_admits_exactly_up_to_it_in_arrival_order() {
+        let mut s = limited(None, Some(3));
+        let cmd = batch((0..5).map(|_| item("h1", 1)).collect());
+        let (fx, r) = apply(&mut s, cmd, &config(&[]), NOW);
+        let got = answers(r);
+        assert!(got[..3].iter().all(Result::is_ok));
+        assert!(got[3..]
+            .iter()
+            .all(|a| matches!(a, Err(ApiError::RateLimited { .. }))));
+        assert_eq!(s.ledger.total, 3);
+        assert_eq!(s.record.as_ref().unwrap().usage_count, 3);
+        // Persisted once: one row per bucket and per hour, the two refusals logged,
+        // the record rewritten once for the one key.rate_limited alert.
+        assert_eq!(fx.record, Change::Put);
+        let alerts = fx
+            .notices
+            .iter()
+            .filter(|n| matches!(n, Notice::Webhook { event, .. } if event == "key.rate_limited"));
+        assert_eq!(alerts.count(), 1);
+        assert_eq!(fx.buckets.len(), KEY_LEVELS.len());
+        assert_eq!(fx.usage.len(), 1);
+        assert_eq!(fx.usage[0].1.requests, 3);
+        assert_eq!(fx.logs.iter().filter(|l| l.status == 429).count(), 2);
+    }
+
+    #[test]
+    fn a_batch_behind_a_revoke_is_refused_whole() {
+        let mut s = state(rec());
+        let cfg = config(&[]);
+        let _ = apply(&mut s, KeyCommand::Revoke, &cfg, NOW);
+        let (_, r) = apply(&mut s, batch(vec![item("h1", 1); 4]), &cfg, NOW + 1);
+        assert_eq!(answers(r), vec![Err(ApiError::KeyRevoked); 4]);
+        assert_eq!((s.ledger.total, s.record.unwrap().usage_count), (0, 0));
+    }
+
+    #[test]
+    fn each_request_of_a_batch_is_all_or_nothing() {
+        // 4/s and 100/min: costs 3, 2, 1. The 2 does not fit the second and takes
+        // nothing from the minute either; the 1 after it fits.
+        let mut s = limited(Some(4), Some(100));
+        let cmd = batch(vec![item("h1", 3), item("h1", 2), item("h1", 1)]);
+        let got = answers(apply(&mut s, cmd, &config(&[]), NOW).1);
+        assert!(got[0].is_ok() && got[2].is_ok());
+        assert!(matches!(got[1], Err(ApiError::RateLimited { .. })));
+        assert_eq!(s.ledger.total, 4);
+        let third: Admitted = serde_json::from_value(got[2].clone().unwrap()).unwrap();
+        assert_eq!(
+            third.limit.map(|l| (l.name, l.remaining)),
+            Some(("per_second".into(), 0))
+        );
+        let minute = limits::key_limit_states(
+            &s.ledger,
+            &s.record.as_ref().unwrap().rate_limits,
+            &Quotas::default(),
+            NOW,
+        );
+        let per_minute = minute.iter().find(|l| l.name == "per_minute").unwrap();
+        assert_eq!(per_minute.remaining, 96);
+    }
+
+    #[test]
+    fn refunds_of_a_partly_refused_batch_give_back_exactly_the_admitted() {
+        let mut s = limited(None, Some(2));
+        let cfg = config(&[]);
+        let got = answers(apply(&mut s, batch(vec![item("h1", 1); 3]), &cfg, NOW).1);
+        let admitted: Vec<Admitted> = got
+            .iter()
+            .filter_map(|a| a.clone().ok())
+            .map(|v| serde_json::from_value(v).unwrap())
+            .collect();
+        assert_eq!(admitted.len(), 2);
+        // The account refused both: each is given back once, by its own `at`.
+        for a in &admitted {
+            let settle = KeyCommand::Settle {
+                at: a.at,
+                refund: 1,
+                logs: vec![],
+            };
+            let _ = apply(&mut s, settle, &cfg, NOW + 1);
+        }
+        assert_eq!(
+            (s.ledger.total, s.record.as_ref().unwrap().usage_count),
+            (0, 0)
+        );
+        let again = answers(apply(&mut s, batch(vec![item("h1", 1); 3]), &cfg, NOW + 2).1);
+        assert_eq!(again.iter().filter(|a| a.is_ok()).count(), 2);
     }
 
     #[test]

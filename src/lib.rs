@@ -5,6 +5,7 @@
 
 pub mod alerts;
 pub mod audit;
+pub mod batch;
 pub mod canonical_path;
 pub mod check;
 pub mod cidr;

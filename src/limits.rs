@@ -3,7 +3,7 @@
 
 use crate::config::{AccountLimits, BreakerConfig, Plan};
 use crate::error::ApiError;
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, StoredBucket};
 use crate::model::{Quotas, RateLimits};
 use serde::{Deserialize, Serialize};
 
@@ -253,6 +253,60 @@ pub fn decide_account(
     Ok(tightest(ledger, &states, now, cost))
 }
 
+/// One request's row-15 answer, when admitted: the tightest account limit and the
+/// credits taken (what a refusal by the key's object must give back).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountCharge {
+    pub limit: Option<LimitState>,
+    pub charged: u64,
+}
+
+/// Row 15 for a batch of requests (their costs, in arrival order): each decided
+/// against what the ones before it took, all-or-nothing per request. Returns the
+/// answers and the buckets to store, one row per bucket.
+pub fn admit_accounts(
+    ledger: &mut Ledger,
+    limits: &AccountLimits,
+    now: i64,
+    costs: &[u64],
+) -> (Vec<Result<AccountCharge, ApiError>>, Vec<StoredBucket>) {
+    if limits.per_second.is_none() && limits.per_minute.is_none() {
+        let free = AccountCharge {
+            limit: None,
+            charged: 0,
+        };
+        return (vec![Ok(free); costs.len()], Vec::new());
+    }
+    let mut touched = Vec::new();
+    let answers = costs
+        .iter()
+        .map(|&cost| {
+            let limit = decide_account(ledger, limits, now, cost)?;
+            touched.extend(ledger.add(now, cost));
+            Ok(AccountCharge {
+                limit,
+                charged: cost,
+            })
+        })
+        .collect();
+    (answers, last_per_bucket(touched))
+}
+
+/// The last written value of each bucket: one storage write per row.
+pub fn last_per_bucket(buckets: Vec<StoredBucket>) -> Vec<StoredBucket> {
+    let mut kept: Vec<StoredBucket> = Vec::with_capacity(buckets.len());
+    for b in buckets.into_iter().rev() {
+        if !kept
+            .iter()
+            .any(|k| (k.level, k.start) == (b.level, b.start))
+        {
+            kept.push(b);
+        }
+    }
+    kept.reverse();
+    kept
+}
+
 /// The tighter of two limit states (least remaining).
 pub fn tighter(a: Option<LimitState>, b: Option<LimitState>) -> Option<LimitState> {
     match (a, b) {
@@ -283,7 +337,7 @@ pub fn rate_limit_headers(s: &LimitState) -> [(&'static str, String); 2] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::KEY_LEVELS;
+    use crate::ledger::{ACCOUNT_LEVELS, KEY_LEVELS};
 
     const T0: i64 = 1_800_000_000_000;
     const MIN: i64 = 60 * SECOND;
@@ -501,6 +555,33 @@ mod tests {
             }
             other => panic!("expected a trip, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn an_account_batch_admits_up_to_the_plan_limit_in_order() {
+        let mut l = Ledger::new(&ACCOUNT_LEVELS);
+        let limits = AccountLimits {
+            per_second: Some(5),
+            per_minute: None,
+        };
+        let (answers, buckets) = admit_accounts(&mut l, &limits, T0, &[2, 2, 2, 1]);
+        let charged: Vec<Option<u64>> = answers
+            .iter()
+            .map(|a| a.as_ref().ok().map(|c| c.charged))
+            .collect();
+        assert_eq!(charged, vec![Some(2), Some(2), None, Some(1)]);
+        assert!(matches!(answers[2], Err(ApiError::PlanRateLimited { .. })));
+        assert_eq!(l.total, 5);
+        // One stored row per bucket, holding the batch's final count.
+        assert_eq!(buckets.len(), ACCOUNT_LEVELS.len());
+        assert!(buckets.iter().all(|b| b.count == 5));
+        // No account-wide limit: nothing consumed, nothing to refund.
+        let none = AccountLimits::default();
+        let (answers, buckets) = admit_accounts(&mut l, &none, T0, &[1, 1]);
+        assert!(answers
+            .iter()
+            .all(|a| a.as_ref().is_ok_and(|c| c.charged == 0)));
+        assert!(buckets.is_empty());
     }
 
     #[test]

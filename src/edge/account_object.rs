@@ -12,6 +12,8 @@ use super::object_stats;
 use super::objects::{self, KEYS};
 use super::runtime::{self, now_ms};
 use crate::audit::{AuditEvent, EventQuery};
+use crate::batch::Answer;
+use crate::config::Config;
 use crate::error::ApiError;
 use crate::input::ListQuery;
 use crate::key_state::KeyCommand;
@@ -41,6 +43,10 @@ pub enum AccountCommand {
     /// answer carries the plan version every admission is checked against.
     Admit {
         cost: u64,
+    },
+    /// Group commit (`batch`): `Admit` for each cost, in order; a list of answers.
+    Admits {
+        items: Vec<u64>,
     },
     /// Gives back an admission that a key's limit refused.
     Refund {
@@ -151,6 +157,7 @@ impl DurableObject for AccountObject {
             cmd,
             AccountCommand::Get
                 | AccountCommand::Admit { .. }
+                | AccountCommand::Admits { .. }
                 | AccountCommand::Refund { .. }
                 | AccountCommand::List { .. }
                 | AccountCommand::Events { .. }
@@ -205,6 +212,35 @@ fn save_meta(sql: &SqlStorage, meta: &Meta) -> std::result::Result<(), ApiError>
     .map_err(ApiError::internal)
 }
 
+/// Row 15 for requests of these costs, in order, stored in one step. Each answer
+/// carries the plan version every admission is checked against; a refusal here
+/// refuses the request whatever the key's plan copy.
+fn admit(
+    sql: &SqlStorage,
+    state: &mut AccountState,
+    cfg: &Config,
+    now: i64,
+    costs: &[u64],
+) -> std::result::Result<Vec<std::result::Result<Value, ApiError>>, ApiError> {
+    let (name, plan) = cfg.plan(state.plan.as_deref());
+    let copy = PlanCopy {
+        plan: name,
+        version: state.meta.plan_version,
+    };
+    let account_limits = plan.map(|p| p.account_limits).unwrap_or_default();
+    let (answers, buckets) = limits::admit_accounts(&mut state.ledger, &account_limits, now, costs);
+    if !buckets.is_empty() {
+        let prune = state.ledger.prune(now);
+        ledger_store::write(sql, &state.ledger, &buckets, &prune)?;
+    }
+    Ok(answers
+        .into_iter()
+        .map(|a| {
+            a.map(|c| json!({ "at": now, "limit": c.limit, "charged": c.charged, "plan": copy }))
+        })
+        .collect())
+}
+
 /// The account a command is about, when it names one.
 fn named_account(cmd: &AccountCommand) -> Option<&str> {
     match cmd {
@@ -254,10 +290,6 @@ impl AccountObject {
                     save_meta(sql, &state.meta)?;
                 }
             }
-            let plan_copy = |s: &AccountState| PlanCopy {
-                plan: cfg.plan(s.plan.as_deref()).0,
-                version: s.meta.plan_version,
-            };
             match cmd {
                 AccountCommand::Get => {
                     let p = state.meta.propagation.as_ref();
@@ -296,21 +328,17 @@ impl AccountObject {
                     }))
                 }
                 AccountCommand::Admit { cost } => {
-                    let copy = plan_copy(state);
-                    let account_limits = cfg
-                        .plan(state.plan.as_deref())
-                        .1
-                        .map(|p| p.account_limits)
-                        .unwrap_or_default();
-                    if account_limits.per_second.is_none() && account_limits.per_minute.is_none() {
-                        return Ok(json!({ "at": now, "limit": null, "charged": 0, "plan": copy }));
-                    }
-                    // A refusal here refuses the request whatever the key's plan copy.
-                    let limit = limits::decide_account(&state.ledger, &account_limits, now, cost)?;
-                    let buckets = state.ledger.add(now, cost);
-                    let prune = state.ledger.prune(now);
-                    ledger_store::write(sql, &state.ledger, &buckets, &prune)?;
-                    Ok(json!({ "at": now, "limit": limit, "charged": cost, "plan": copy }))
+                    let mut one = admit(sql, state, &cfg, now, &[cost])?;
+                    one.pop()
+                        .unwrap_or_else(|| Err(ApiError::internal("no answer")))
+                }
+                AccountCommand::Admits { items } => {
+                    object_stats::count_batch(sql, cfg.object_stats, items.len());
+                    let answers: Vec<Answer> = admit(sql, state, &cfg, now, &items)?
+                        .into_iter()
+                        .map(Answer::from)
+                        .collect();
+                    serde_json::to_value(answers).map_err(ApiError::internal)
                 }
                 AccountCommand::Refund { at, cost } => {
                     let buckets = state.ledger.remove(at, cost);

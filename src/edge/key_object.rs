@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS logs (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGE
 CREATE INDEX IF NOT EXISTS logs_at ON logs(at, id);
 CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, notice TEXT NOT NULL,
   attempts INTEGER NOT NULL DEFAULT 0, due INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS usage (hour INTEGER PRIMARY KEY, requests INTEGER NOT NULL, credits INTEGER NOT NULL);";
+CREATE TABLE IF NOT EXISTS usage (hour INTEGER PRIMARY KEY, requests INTEGER NOT NULL, credits INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS uses (one INTEGER PRIMARY KEY CHECK (one = 1), count INTEGER NOT NULL, last_used_at INTEGER);";
 
 /// Delivery attempts of a notice before it is given up (logged as an error).
 const MAX_ATTEMPTS: i64 = 6;
@@ -81,13 +82,18 @@ impl DurableObject for KeyObject {
         if let Ok(cfg) = runtime::config(&self.env) {
             object_stats::count(&self.sql(), cfg.object_stats, now_ms());
         }
-        let (result, wake_needed) = match objects::command::<KeyCommand>(&mut req).await {
+        let cmd = objects::command::<KeyCommand>(&mut req).await;
+        if let (Ok(KeyCommand::Checks { items }), Ok(cfg)) = (&cmd, runtime::config(&self.env)) {
+            object_stats::count_batch(&self.sql(), cfg.object_stats, items.len());
+        }
+        let (result, wake_needed) = match cmd {
             Ok(KeyCommand::Logs { query }) => (self.logs(&query), false),
             Ok(cmd) => {
                 // A management change may set or move the expiry its alerts follow.
                 let management = !matches!(
                     cmd,
-                    KeyCommand::Check { .. }
+                    KeyCommand::Check(_)
+                        | KeyCommand::Checks { .. }
                         | KeyCommand::Settle { .. }
                         | KeyCommand::Get
                         | KeyCommand::Usage { .. }
@@ -401,10 +407,24 @@ fn load(sql: &SqlStorage) -> std::result::Result<KeyState, ApiError> {
         .exec("SELECT json FROM record WHERE one = 1", None)
         .and_then(|c| c.to_array())
         .map_err(ApiError::internal)?;
-    let record: Option<KeyRecord> = match rows.first() {
+    let mut record: Option<KeyRecord> = match rows.first() {
         Some(row) => Some(serde_json::from_str(&row.json).map_err(ApiError::internal)?),
         None => None,
     };
+    // The use row is written with every record and alone on every use: it is newer.
+    #[derive(Deserialize)]
+    struct Uses {
+        count: i64,
+        last_used_at: Option<i64>,
+    }
+    let uses: Vec<Uses> = sql
+        .exec("SELECT count, last_used_at FROM uses WHERE one = 1", None)
+        .and_then(|c| c.to_array())
+        .map_err(ApiError::internal)?;
+    if let (Some(rec), Some(u)) = (record.as_mut(), uses.first()) {
+        rec.usage_count = u.count.max(0) as u64;
+        rec.last_used_at = u.last_used_at;
+    }
     Ok(KeyState {
         record,
         ledger: ledger_store::load(sql, &KEY_LEVELS)?,
@@ -423,6 +443,15 @@ fn persist(
     let exec = |q: &str, args: Vec<SqlStorageValue>| {
         sql.exec(q, args).map(|_| ()).map_err(ApiError::internal)
     };
+    let write_uses = |rec: &KeyRecord| {
+        let last = rec
+            .last_used_at
+            .map_or(SqlStorageValue::Null, SqlStorageValue::from);
+        exec(
+            "INSERT OR REPLACE INTO uses (one, count, last_used_at) VALUES (1, ?, ?)",
+            vec![(rec.usage_count as i64).into(), last],
+        )
+    };
     match (&fx.record, &state.record) {
         (Change::Put, Some(rec)) => {
             let json = serde_json::to_string(rec).map_err(ApiError::internal)?;
@@ -430,7 +459,9 @@ fn persist(
                 "INSERT OR REPLACE INTO record (one, json) VALUES (1, ?)",
                 vec![json.into()],
             )?;
+            write_uses(rec)?;
         }
+        (Change::Use, Some(rec)) => write_uses(rec)?,
         (Change::Erase, _) => {
             for table in [
                 "record",
@@ -439,6 +470,7 @@ fn persist(
                 "buckets",
                 "ledger_total",
                 "usage",
+                "uses",
             ] {
                 exec(&format!("DELETE FROM {table}"), vec![])?;
             }

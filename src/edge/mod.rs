@@ -8,6 +8,7 @@
 
 mod account_object;
 mod admin;
+mod coalesce;
 mod copies;
 mod directory;
 mod forward;

@@ -1,8 +1,9 @@
 //! Talking to Durable Objects: one JSON command in, `{"ok": ..}` or `{"err": ..}` out.
 
+use crate::batch::Answer;
 use crate::error::ApiError;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use wasm_bindgen::JsValue;
 use worker::{console_error, Env, Method, Request, RequestInit, Response};
@@ -16,13 +17,6 @@ pub const DIRECTORY: &str = "DIRECTORY";
 /// accounts are one object each; neither is on the gate's path.
 pub const REGISTRY_NAME: &str = "registry";
 pub const DIRECTORY_NAME: &str = "directory";
-
-#[derive(Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum Reply {
-    Ok(Value),
-    Err(ApiError),
-}
 
 /// Storage that cannot answer refuses the request: 503 with `Retry-After`, never an
 /// admission (fail closed). The cause is logged, not shown.
@@ -51,10 +45,10 @@ pub async fn call<C: Serialize>(
         .with_body(Some(JsValue::from_str(&body)));
     let req = Request::new_with_init("https://object/", &init).map_err(ApiError::internal)?;
     let mut resp = stub.fetch_with_request(req).await.map_err(|e| fail(&e))?;
-    match resp.json::<Reply>().await.map_err(|e| fail(&e))? {
-        Reply::Ok(v) => Ok(v),
-        Reply::Err(ApiError::Internal { detail }) => Err(fail(&detail)),
-        Reply::Err(e) => Err(e),
+    match resp.json::<Answer>().await.map_err(|e| fail(&e))? {
+        Answer::Ok(v) => Ok(v),
+        Answer::Err(ApiError::Internal { detail }) => Err(fail(&detail)),
+        Answer::Err(e) => Err(e),
     }
 }
 
@@ -78,9 +72,5 @@ pub async fn command<C: DeserializeOwned>(req: &mut Request) -> Result<C, ApiErr
 
 /// Inside an object: the reply.
 pub fn reply(result: Result<Value, ApiError>) -> worker::Result<Response> {
-    let reply = match result {
-        Ok(v) => Reply::Ok(v),
-        Err(e) => Reply::Err(e),
-    };
-    Response::from_json(&reply)
+    Response::from_json(&Answer::from(result))
 }
