@@ -333,7 +333,6 @@ impl AccountObject {
                         .unwrap_or_else(|| Err(ApiError::internal("no answer")))
                 }
                 AccountCommand::Admits { items } => {
-                    object_stats::count_batch(sql, cfg.object_stats, items.len());
                     let answers: Vec<Answer> = admit(sql, state, &cfg, now, &items)?
                         .into_iter()
                         .map(Answer::from)

@@ -1,13 +1,11 @@
 //! The request path, on the canonical request line: forwardable method, public
 //! paths, what the request needs (every method it may run, every project it names),
 //! blocked addresses, then the key — the KV index, then the key's and the account's
-//! Durable Objects in one concurrent round trip, each a group commit with the
-//! requests waiting for the same object (`coalesce`); a second one, once per key
-//! and plan change, when the key's plan copy is older than the account's — then
-//! the origin, then (after the answer) the log.
+//! Durable Objects in one concurrent round trip (a second one, once per key and
+//! plan change, when the key's plan copy is older than the account's) — then the
+//! origin, then (after the answer) the log.
 
 use super::account_object::AccountCommand;
-use super::coalesce::{self, Target};
 use super::ip_guard_object::IpGuardCommand;
 use super::objects::{self, ACCOUNTS, IP_GUARDS, KEYS};
 use super::runtime::{self, now_ms};
@@ -190,18 +188,19 @@ async fn admit(
         plan,
         undo,
     };
-    // One round trip: the key's object and the account's, concurrently, each in
-    // a group commit with the requests this isolate has waiting for it. The key's
+    // One round trip: the key's object and the account's, concurrently. The key's
     // check carries the account's plan as this isolate last saw it.
-    let first = serde_json::to_value(item(runtime::known_plan(&entry.account), None))
-        .map_err(ApiError::internal)?;
-    let (key, account) = join(
-        coalesce::submit(ctx, env, &Target::keys(&entry.id), first),
-        coalesce::submit(ctx, env, &Target::accounts(&entry.account), cost.into()),
+    let first = KeyCommand::Check(item(runtime::known_plan(&entry.account), None));
+    let (mut key, account) = join(
+        objects::call_as::<_, Admitted>(env, KEYS, &entry.id, &first),
+        objects::call_as::<_, AccountAdmitted>(
+            env,
+            ACCOUNTS,
+            &entry.account,
+            &AccountCommand::Admit { cost },
+        ),
     )
     .await;
-    let mut key = key.and_then(parse::<Admitted>);
-    let account = account.and_then(parse::<AccountAdmitted>);
     // The plan rule (`plan_change`): a request the key admitted under an older plan
     // than the account's is undone and checked again under the current one, in the
     // key's object, before anything is admitted. A refusal under the older plan
@@ -253,10 +252,6 @@ async fn admit(
         facts,
         started,
     })
-}
-
-fn parse<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, ApiError> {
-    serde_json::from_value(v).map_err(ApiError::internal)
 }
 
 /// Sends `cmd` to an object after the answer, logging a failure.

@@ -82,11 +82,7 @@ impl DurableObject for KeyObject {
         if let Ok(cfg) = runtime::config(&self.env) {
             object_stats::count(&self.sql(), cfg.object_stats, now_ms());
         }
-        let cmd = objects::command::<KeyCommand>(&mut req).await;
-        if let (Ok(KeyCommand::Checks { items }), Ok(cfg)) = (&cmd, runtime::config(&self.env)) {
-            object_stats::count_batch(&self.sql(), cfg.object_stats, items.len());
-        }
-        let (result, wake_needed) = match cmd {
+        let (result, wake_needed) = match objects::command::<KeyCommand>(&mut req).await {
             Ok(KeyCommand::Logs { query }) => (self.logs(&query), false),
             Ok(cmd) => {
                 // A management change may set or move the expiry its alerts follow.

@@ -8,7 +8,6 @@
 
 mod account_object;
 mod admin;
-mod coalesce;
 mod copies;
 mod directory;
 mod forward;
