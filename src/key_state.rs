@@ -201,19 +201,9 @@ impl Effects {
     /// One write per stored row: a bucket or an hour touched by several requests
     /// of a batch keeps its last value only.
     fn compact(mut self) -> Self {
-        fn last_per<T, K: PartialEq>(items: &mut Vec<T>, key: impl Fn(&T) -> K) {
-            let mut kept: Vec<T> = Vec::with_capacity(items.len());
-            for item in items.drain(..).rev() {
-                if !kept.iter().any(|k| key(k) == key(&item)) {
-                    kept.push(item);
-                }
-            }
-            kept.reverse();
-            *items = kept;
-        }
         self.buckets = limits::last_per_bucket(std::mem::take(&mut self.buckets));
-        last_per(&mut self.usage, |u| u.0);
-        last_per(&mut self.prune, |p| p.0);
+        self.usage = limits::last_per(std::mem::take(&mut self.usage), |u| u.0);
+        self.prune = limits::last_per(std::mem::take(&mut self.prune), |p| p.0);
         self
     }
 

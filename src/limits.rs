@@ -294,13 +294,15 @@ pub fn admit_accounts(
 
 /// The last written value of each bucket: one storage write per row.
 pub fn last_per_bucket(buckets: Vec<StoredBucket>) -> Vec<StoredBucket> {
-    let mut kept: Vec<StoredBucket> = Vec::with_capacity(buckets.len());
-    for b in buckets.into_iter().rev() {
-        if !kept
-            .iter()
-            .any(|k| (k.level, k.start) == (b.level, b.start))
-        {
-            kept.push(b);
+    last_per(buckets, |b| (b.level, b.start))
+}
+
+/// The last of the items with each key, in their original order.
+pub fn last_per<T, K: PartialEq>(items: Vec<T>, key: impl Fn(&T) -> K) -> Vec<T> {
+    let mut kept: Vec<T> = Vec::with_capacity(items.len());
+    for item in items.into_iter().rev() {
+        if !kept.iter().any(|k| key(k) == key(&item)) {
+            kept.push(item);
         }
     }
     kept.reverse();
