@@ -3,7 +3,7 @@
 // Usage: node examples/origin.mjs [port]   (default 8788, loopback only)
 // With ORIGIN_RECORD_FILE set, it also appends each request it receives (method,
 // raw target, headers) to that file as one JSON line: the tests' record of what
-// reached the origin.
+// reached the origin; and a line to `<file>.answered` for each answer it sent.
 import fs from "node:fs";
 import http from "node:http";
 
@@ -19,6 +19,10 @@ const server = http.createServer((req, res) => {
       fs.appendFileSync(recordFile, JSON.stringify(seen) + "\n");
     }
     const url = new URL(req.url, "http://origin");
+    // Test paths: /hold is never answered (a slow origin caught by a crash);
+    // /status/NNN answers NNN (billing tests with a failing origin).
+    if (url.pathname === "/hold") return;
+    const forced = /^\/status\/([1-5][0-9][0-9])$/.exec(url.pathname);
     const body = JSON.stringify({
       origin: "example",
       method: req.method,
@@ -28,7 +32,9 @@ const server = http.createServer((req, res) => {
       headers: req.headers,
       body: Buffer.concat(chunks).toString("utf8"),
     });
-    res.writeHead(url.pathname === "/teapot" ? 418 : 200, {
+    if (recordFile) res.on("finish", () => fs.appendFileSync(recordFile + ".answered", "1\n"));
+    const status = forced ? Number(forced[1]) : url.pathname === "/teapot" ? 418 : 200;
+    res.writeHead(status, {
       "content-type": "application/json",
       "x-origin": "example",
     });

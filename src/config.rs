@@ -92,6 +92,11 @@ pub struct Config {
     /// `OBJECT_STATS=true`: every Durable Object counts the calls it serves, for
     /// `make scale` (one more SQLite write per call; off by default).
     pub object_stats: bool,
+    /// What a client is charged for (`CHARGE_ON`, default `forwarded`).
+    pub charge_on: crate::reservation::ChargeOn,
+    /// How long an admitted request's credits stay reserved without a settlement
+    /// before the key's alarm releases them (`RESERVATION_TIMEOUT_SECONDS`, 30).
+    pub reservation_timeout_ms: i64,
     /// Test-only (`TEST_HOLD_PLAN_UPDATES`, refused in production): the account's
     /// alarm does not carry plan changes to the keys, so a test can observe keys
     /// whose copy is older than the account's plan.
@@ -370,6 +375,12 @@ impl Config {
             max_age_ms: number("LOG_RETENTION_DAYS", 30, 1)? as i64 * 86_400_000,
             max_rows: number("LOG_MAX_ROWS", 10_000, 1)?.min(1_000_000) as u32,
         };
+        let charge_on = crate::reservation::ChargeOn::parse(text("CHARGE_ON", "forwarded").trim())
+            .ok_or("CHARGE_ON must be 'forwarded' or 'success'")?;
+        let reservation_timeout_ms = seconds("RESERVATION_TIMEOUT_SECONDS", 30)?;
+        if reservation_timeout_ms > 3_600_000 {
+            return Err("RESERVATION_TIMEOUT_SECONDS must be at most 3600".into());
+        }
         let webhook_url = get("WEBHOOK_URL").filter(|u| !u.is_empty());
         if webhook_url
             .as_deref()
@@ -478,6 +489,8 @@ impl Config {
             audit_retention_ms,
             plan_update_batch: plan_update_batch as usize,
             object_stats: flag("OBJECT_STATS", false)?,
+            charge_on,
+            reservation_timeout_ms,
             test_hold_plan_updates,
             test_fail_inline_copies,
         })
@@ -532,6 +545,34 @@ mod tests {
         assert_eq!(c.alerts.quota_percents, vec![80, 100]);
         assert_eq!(c.plan_update_batch, 50);
         assert!(!c.object_stats);
+    }
+
+    #[test]
+    fn charging_and_reservation_timeout_are_checked() {
+        let with = |k: &str, v: &str| config(&[("ORIGIN_URL", "http://x"), (k, v)]);
+        let base = with("X", "").unwrap();
+        assert_eq!(base.charge_on, crate::reservation::ChargeOn::Forwarded);
+        assert_eq!(base.reservation_timeout_ms, 30_000);
+        assert_eq!(
+            with("CHARGE_ON", "success").unwrap().charge_on,
+            crate::reservation::ChargeOn::Success
+        );
+        assert_eq!(
+            with("RESERVATION_TIMEOUT_SECONDS", "2")
+                .unwrap()
+                .reservation_timeout_ms,
+            2_000
+        );
+        for (k, bad) in [
+            ("CHARGE_ON", "always"),
+            ("CHARGE_ON", "SUCCESS"),
+            ("RESERVATION_TIMEOUT_SECONDS", "0"),
+            ("RESERVATION_TIMEOUT_SECONDS", "1.5"),
+            ("RESERVATION_TIMEOUT_SECONDS", "3601"),
+        ] {
+            let e = with(k, bad).unwrap_err();
+            assert!(e.contains(k), "{k}={bad}: {e}");
+        }
     }
 
     #[test]

@@ -75,7 +75,11 @@ pub fn check_method(method: &str) -> Result<(), ApiError> {
     if is_token(method) && !UNSENDABLE.iter().any(|m| m.eq_ignore_ascii_case(method)) {
         Ok(())
     } else {
-        Err(ApiError::MethodNotAllowed { allow: Vec::new() })
+        // Every method but these is forwarded: `Allow` names the common ones.
+        let allow = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+        Err(ApiError::MethodNotAllowed {
+            allow: allow.map(String::from).to_vec(),
+        })
     }
 }
 

@@ -15,7 +15,8 @@ use crate::lifecycle;
 use crate::limits::{self, KeyAdmission, LimitState, Verdict};
 use crate::model::{AdminStatus, HashEntry, Identity, IndexRow, KeyRecord, Quotas, RateLimits};
 use crate::plan_change::PlanCopy;
-use crate::request_log::{LogEntry, LogQuery, RequestFacts, Via};
+use crate::request_log::{LogEntry, LogQuery, LogState, LogUpdate, RequestFacts, Via};
+use crate::reservation::{Reservation, Reservations, Settlement};
 use crate::time_fmt::to_rfc3339;
 use crate::usage::{Resolution, Tally, Usage};
 use serde::{Deserialize, Serialize};
@@ -36,12 +37,10 @@ pub enum KeyCommand {
     Checks {
         items: Vec<CheckItem>,
     },
-    /// After the answer: logs the request and, when a later row (the account's)
-    /// refused it, gives back what `Check` consumed at `at`.
+    /// After the answer (`reservation`): commits or releases each admitted
+    /// request's reservation and completes its log row.
     Settle {
-        at: i64,
-        refund: u64,
-        logs: Vec<LogEntry>,
+        items: Vec<Settlement>,
     },
     Patch {
         patch: Box<KeyPatch>,
@@ -96,18 +95,20 @@ pub struct CheckItem {
     /// than the key's copy.
     #[serde(default)]
     pub plan: Option<PlanCopy>,
-    /// An admission of this request made under a superseded plan, given back
-    /// before the check runs again (`at` of that admission).
+    /// The reservation of this request's admission under a superseded plan,
+    /// released (and its row dropped) before the check runs again.
     #[serde(default)]
-    pub undo: Option<i64>,
+    pub undo: Option<u64>,
 }
 
 /// What `Check` answers when the request is admitted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Admitted {
     pub identity: Identity,
-    /// When the credits were consumed: the refund of a `Settle` names it.
+    /// When the credits were reserved.
     pub at: i64,
+    /// The reservation its settlement names.
+    pub reservation: u64,
     pub limit: Option<LimitState>,
     /// The version of the plan copy the request was decided under.
     #[serde(default)]
@@ -163,6 +164,14 @@ pub enum Notice {
     KvRemove {
         hash: String,
     },
+    /// What the account's object took for a request whose reservation was
+    /// abandoned: given back in its bucket at `at` (the key's admission, decided in
+    /// the same round trip as the account's).
+    AccountRefund {
+        account: String,
+        at: i64,
+        cost: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -177,6 +186,10 @@ pub struct Effects {
     /// Usage hours to write, and the cut-off below which stored hours go.
     pub usage: Vec<(i64, Tally)>,
     pub usage_prune: Option<i64>,
+    /// Reservations opened, and the ids of those settled or released.
+    pub reserve: Vec<Reservation>,
+    pub release: Vec<u64>,
+    pub log_updates: Vec<LogUpdate>,
 }
 
 impl Effects {
@@ -195,6 +208,9 @@ impl Effects {
         self.alarm_at = later.alarm_at.or(self.alarm_at);
         self.usage.extend(later.usage);
         self.usage_prune = later.usage_prune.or(self.usage_prune);
+        self.reserve.extend(later.reserve);
+        self.release.extend(later.release);
+        self.log_updates.extend(later.log_updates);
         self
     }
 
@@ -217,6 +233,9 @@ impl Effects {
             alarm_at: None,
             usage: Vec::new(),
             usage_prune: None,
+            reserve: Vec::new(),
+            release: Vec::new(),
+            log_updates: Vec::new(),
         }
     }
 
@@ -232,6 +251,7 @@ pub struct KeyState {
     pub record: Option<KeyRecord>,
     pub ledger: Ledger,
     pub usage: Usage,
+    pub reservations: Reservations,
 }
 
 impl KeyState {
@@ -241,6 +261,7 @@ impl KeyState {
             record: None,
             ledger: Ledger::new(&KEY_LEVELS),
             usage: Usage::default(),
+            reservations: Reservations::default(),
         }
     }
 }
@@ -252,6 +273,7 @@ pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
         record,
         ledger,
         usage,
+        reservations,
     } = state;
     let (rec, cmd) = match (record.as_mut(), cmd) {
         (_, KeyCommand::Enqueue { notices }) => {
@@ -291,24 +313,23 @@ pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
             let reply = to_value(&rec).map(|r| json!({ "record": r, "limits": states }));
             (Effects::none(), reply)
         }
-        KeyCommand::Check(item) => check_item(rec, ledger, usage, cfg, item, now),
+        KeyCommand::Check(item) => check_item(rec, ledger, reservations, cfg, item, now),
         KeyCommand::Checks { items } => {
             let mut fx = Effects::none();
             let mut answers = Vec::with_capacity(items.len());
             for item in items {
-                let (one, reply) = check_item(rec, ledger, usage, cfg, item, now);
+                let (one, reply) = check_item(rec, ledger, reservations, cfg, item, now);
                 fx = fx.then(one);
                 answers.push(Answer::from(reply));
             }
             (fx.compact(), to_value(&answers))
         }
-        KeyCommand::Settle { at, refund, logs } => {
+        KeyCommand::Settle { items } => {
             let mut fx = Effects::none();
-            if refund > 0 {
-                undo_admission(rec, ledger, usage, &mut fx, at, refund);
+            for item in items {
+                settle(rec, ledger, usage, reservations, cfg, item, now, &mut fx);
             }
-            fx.logs = logs;
-            (fx, Ok(Value::Null))
+            (fx.compact(), Ok(Value::Null))
         }
         KeyCommand::Patch { patch } => record_result(rec, |r| lifecycle::patch(r, &patch, now)),
         KeyCommand::Rotate {
@@ -368,6 +389,9 @@ pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
         ),
         KeyCommand::Wake => {
             let (mut fx, reply) = wake(rec, now);
+            for r in reservations.overdue(now) {
+                abandon(rec, ledger, cfg, r, &mut fx);
+            }
             let before = rec.alerts.clone();
             let thresholds = &cfg.alerts.expiry_notice_ms;
             let due = match rec.status {
@@ -397,7 +421,7 @@ pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
 fn check_item(
     rec: &mut KeyRecord,
     ledger: &mut Ledger,
-    usage: &mut Usage,
+    reservations: &mut Reservations,
     cfg: &Config,
     item: CheckItem,
     now: i64,
@@ -410,32 +434,81 @@ fn check_item(
         undo,
     } = item;
     let mut fx = Effects::none();
-    if let Some(at) = undo {
-        undo_admission(rec, ledger, usage, &mut fx, at, cost);
+    if let Some(r) = undo.and_then(|id| reservations.take(id)) {
+        fx.buckets.extend(ledger.remove(r.at, r.cost));
+        fx.release.push(r.id);
+        fx.log_updates
+            .push(LogUpdate::Discard { reservation: r.id });
     }
     if let Some(copy) = plan {
         fx = fx.then(take_plan(rec, copy));
     }
-    let (checked, reply) = check(rec, ledger, usage, cfg, &request, &facts, cost, now);
+    let (checked, reply) = check(rec, ledger, reservations, cfg, &request, &facts, cost, now);
     (fx.then(checked), reply)
 }
 
-/// Gives back what an admission at `at` consumed.
-fn undo_admission(
+/// One settlement: the request counts as a use when it is charged (`CHARGE_ON`);
+/// otherwise its credits go back. Either way its log row is completed. A
+/// reservation already settled or released is not touched again.
+#[allow(clippy::too_many_arguments)]
+fn settle(
     rec: &mut KeyRecord,
     ledger: &mut Ledger,
     usage: &mut Usage,
+    reservations: &mut Reservations,
+    cfg: &Config,
+    s: Settlement,
+    now: i64,
     fx: &mut Effects,
-    at: i64,
-    cost: u64,
 ) {
-    fx.buckets.extend(ledger.remove(at, cost));
-    fx.usage.push(usage.remove(at, cost));
-    rec.usage_count = rec.usage_count.saturating_sub(1);
-    *fx = std::mem::replace(fx, Effects::none()).then(Effects {
-        record: Change::Use,
-        ..Effects::none()
+    let Some(r) = reservations.take(s.id) else {
+        return;
+    };
+    fx.release.push(r.id);
+    let charged = s.code.is_none() && cfg.charge_on.charges(s.origin_status);
+    if charged {
+        rec.usage_count += 1;
+        rec.last_used_at = rec.last_used_at.max(Some(r.at));
+        fx.usage.push(usage.add(r.at, r.cost));
+        fx.usage_prune = usage.prune(now);
+        if fx.record == Change::None {
+            fx.record = Change::Use;
+        }
+    } else {
+        fx.buckets.extend(ledger.remove(r.at, r.cost));
+    }
+    fx.log_updates.push(LogUpdate::Settle {
+        reservation: r.id,
+        state: LogState::Completed,
+        status: s.status,
+        code: s.code,
+        duration_ms: s.duration_ms,
+        credits: if charged { r.cost } else { 0 },
     });
+}
+
+/// A reservation no settlement came for (the isolate died, the answer was never
+/// reported): its credits go back, here and in the account's object, and its
+/// row says so.
+fn abandon(rec: &KeyRecord, ledger: &mut Ledger, cfg: &Config, r: Reservation, fx: &mut Effects) {
+    fx.buckets.extend(ledger.remove(r.at, r.cost));
+    fx.release.push(r.id);
+    fx.log_updates.push(LogUpdate::Settle {
+        reservation: r.id,
+        state: LogState::Abandoned,
+        status: 0,
+        code: None,
+        duration_ms: 0,
+        credits: 0,
+    });
+    let plan = cfg.plan(rec.plan.as_deref()).1;
+    if plan.is_some_and(|p| p.account_limits != Default::default()) {
+        fx.notices.push(Notice::AccountRefund {
+            account: rec.account.clone(),
+            at: r.at,
+            cost: r.cost,
+        });
+    }
 }
 
 /// The account's plan, when newer than the key's copy. Not a management change of
@@ -467,7 +540,7 @@ fn record_result(
 fn check(
     rec: &mut KeyRecord,
     ledger: &mut Ledger,
-    usage: &mut Usage,
+    reservations: &mut Reservations,
     cfg: &Config,
     request: &AccessRequest,
     facts: &RequestFacts,
@@ -553,15 +626,13 @@ fn check(
             refuse(fx, ApiError::KeySuspended { retry_after })
         }
         Verdict::Admit(limit) => {
-            lifecycle::record_use(rec, now);
-            let mut fx = Effects {
-                record: Change::Use,
-                ..Effects::none()
-            };
+            // Reserved: counted against every limit now, a use once settled.
+            let r = reservations.open(now, cost, cfg.reservation_timeout_ms);
+            let mut fx = Effects::none();
             fx.buckets = ledger.add(now, cost);
             fx.prune = ledger.prune(now);
-            fx.usage.push(usage.add(now, cost));
-            fx.usage_prune = usage.prune(now);
+            fx.reserve.push(r);
+            fx.logs.push(facts.pending(now, cost, r.id));
             if rec.quotas != Quotas::default() && !cfg.alerts.quota_percents.is_empty() {
                 let quotas =
                     limits::key_limit_states(ledger, &RateLimits::default(), &rec.quotas, now);
@@ -578,6 +649,7 @@ fn check(
             let reply = Admitted {
                 identity,
                 at: now,
+                reservation: r.id,
                 limit,
                 plan_version: rec.plan_version,
             };
@@ -750,6 +822,35 @@ mod tests {
         }
     }
 
+    fn settlement(id: u64, origin: Option<u16>, code: Option<&str>) -> KeyCommand {
+        KeyCommand::Settle {
+            items: vec![Settlement {
+                id,
+                origin_status: origin,
+                status: origin.unwrap_or(429),
+                code: code.map(Into::into),
+                duration_ms: 7,
+            }],
+        }
+    }
+
+    /// The origin answered `status`.
+    fn commit(id: u64, status: u16) -> KeyCommand {
+        settlement(id, Some(status), None)
+    }
+
+    /// A later row (the account's) refused the request: it was never forwarded.
+    fn refused(id: u64) -> KeyCommand {
+        settlement(id, None, Some("rate_limited"))
+    }
+
+    /// Checks and, when admitted, commits at once: one whole request.
+    fn use_key(s: &mut KeyState, cfg: &Config, now: i64) -> Result<Admitted, ApiError> {
+        let a: Admitted = serde_json::from_value(apply(s, check_cmd("h1"), cfg, now).1?).unwrap();
+        let _ = apply(s, commit(a.reservation, 200), cfg, now);
+        Ok(a)
+    }
+
     fn plan(name: &str, version: u64) -> PlanCopy {
         PlanCopy {
             plan: name.into(),
@@ -796,10 +897,34 @@ mod tests {
             (limit.name.as_str(), limit.limit, limit.remaining),
             ("per_minute", 500, 499)
         );
-        assert_eq!(fx.record, Change::Use, "a use does not rewrite the record");
+        // Reserved: counted against the limits, not yet a use.
+        assert_eq!(fx.record, Change::None);
         assert_eq!(fx.buckets.len(), KEY_LEVELS.len());
+        assert_eq!(fx.reserve.len(), 1);
+        assert!(fx.usage.is_empty());
+        assert_eq!(fx.logs[0].state, LogState::Pending);
+        assert_eq!(fx.logs[0].reservation, Some(admitted.reservation));
+        assert_eq!(s.record.as_ref().unwrap().usage_count, 0);
+        let (fx, _) = apply(
+            &mut s,
+            commit(admitted.reservation, 200),
+            &config(&[]),
+            NOW + 6,
+        );
+        assert_eq!(fx.record, Change::Use, "a use does not rewrite the record");
         assert_eq!(fx.usage.len(), 1);
         assert_eq!((fx.usage[0].1.requests, fx.usage[0].1.credits), (1, 1));
+        assert_eq!(fx.release, vec![admitted.reservation]);
+        assert!(matches!(
+            fx.log_updates.as_slice(),
+            [LogUpdate::Settle {
+                state: LogState::Completed,
+                status: 200,
+                credits: 1,
+                duration_ms: 7,
+                ..
+            }]
+        ));
         let (_, chart) = apply(
             &mut s,
             KeyCommand::Usage {
@@ -825,9 +950,9 @@ mod tests {
         };
         let mut s = state(r);
         let cfg = config(&[]);
-        let _ = apply(&mut s, check_cmd("h1"), &cfg, NOW);
+        assert!(use_key(&mut s, &cfg, NOW).is_ok());
         let (fx, res) = apply(&mut s, check_cmd("h1"), &cfg, NOW + 1);
-        assert_eq!(res, Err(ApiError::RateLimited { retry_after: 61 }));
+        assert_eq!(res, Err(ApiError::RateLimited { retry_after: 60 }));
         assert_eq!(fx.logs.first().map(|l| l.status), Some(429));
         assert!(fx.buckets.is_empty());
         assert_eq!(s.ledger.total, 1);
@@ -890,15 +1015,21 @@ mod tests {
         let mut again = check_cmd("h1");
         if let KeyCommand::Check(CheckItem { plan: p, undo, .. }) = &mut again {
             *p = Some(plan("business", 1));
-            *undo = Some(first.at);
+            *undo = Some(first.reservation);
         }
-        let second: Admitted =
-            serde_json::from_value(apply(&mut s, again, &cfg, NOW + 1).1.unwrap()).unwrap();
+        let (fx, second) = apply(&mut s, again, &cfg, NOW + 1);
+        let second: Admitted = serde_json::from_value(second.unwrap()).unwrap();
         assert_eq!(second.plan_version, 1);
-        // One request, counted once: the first admission was given back.
+        // One request, counted once: the first admission was given back, its row
+        // dropped, and only the second reservation is open.
         assert_eq!(s.ledger.total, 1);
-        assert_eq!(s.record.as_ref().unwrap().usage_count, 1);
+        assert_eq!(s.reservations.len(), 1);
+        assert!(fx.log_updates.contains(&LogUpdate::Discard {
+            reservation: first.reservation
+        }));
         assert_eq!(second.limit.map(|l| l.remaining), Some(2));
+        let _ = apply(&mut s, commit(second.reservation, 200), &cfg, NOW + 2);
+        assert_eq!(s.record.as_ref().unwrap().usage_count, 1);
     }
 
     fn batch(items: Vec<CheckItem>) -> KeyCommand {
@@ -931,8 +1062,8 @@ mod tests {
             .iter()
             .all(|a| matches!(a, Err(ApiError::RateLimited { .. }))));
         assert_eq!(s.ledger.total, 3);
-        assert_eq!(s.record.as_ref().unwrap().usage_count, 3);
-        // Persisted once: one row per bucket and per hour, the two refusals logged,
+        assert_eq!(s.reservations.len(), 3);
+        // Persisted once: one row per bucket, three reservations, the two refusals logged,
         // the record rewritten once for the one key.rate_limited alert.
         assert_eq!(fx.record, Change::Put);
         let alerts = fx
@@ -941,9 +1072,15 @@ mod tests {
             .filter(|n| matches!(n, Notice::Webhook { event, .. } if event == "key.rate_limited"));
         assert_eq!(alerts.count(), 1);
         assert_eq!(fx.buckets.len(), KEY_LEVELS.len());
-        assert_eq!(fx.usage.len(), 1);
-        assert_eq!(fx.usage[0].1.requests, 3);
+        assert_eq!(fx.reserve.len(), 3);
         assert_eq!(fx.logs.iter().filter(|l| l.status == 429).count(), 2);
+        assert_eq!(
+            fx.logs
+                .iter()
+                .filter(|l| l.state == LogState::Pending)
+                .count(),
+            3
+        );
     }
 
     #[test]
@@ -992,14 +1129,10 @@ mod tests {
             .map(|v| serde_json::from_value(v).unwrap())
             .collect();
         assert_eq!(admitted.len(), 2);
-        // The account refused both: each is given back once, by its own `at`.
+        // The account refused both: each is released once, by its reservation.
         for a in &admitted {
-            let settle = KeyCommand::Settle {
-                at: a.at,
-                refund: 1,
-                logs: vec![],
-            };
-            let _ = apply(&mut s, settle, &cfg, NOW + 1);
+            let _ = apply(&mut s, refused(a.reservation), &cfg, NOW + 1);
+            let _ = apply(&mut s, refused(a.reservation), &cfg, NOW + 1);
         }
         assert_eq!(
             (s.ledger.total, s.record.as_ref().unwrap().usage_count),
@@ -1024,16 +1157,7 @@ mod tests {
             apply(&mut s, check_cmd("h1"), &cfg, NOW + 1).1,
             Err(ApiError::QuotaExceeded { .. })
         ));
-        let _ = apply(
-            &mut s,
-            KeyCommand::Settle {
-                at: admitted.at,
-                refund: 1,
-                logs: vec![],
-            },
-            &cfg,
-            NOW + 2,
-        );
+        let _ = apply(&mut s, refused(admitted.reservation), &cfg, NOW + 2);
         assert_eq!(s.record.as_ref().unwrap().usage_count, 0);
         let day = s.usage.series(NOW + 2, Resolution::Day);
         assert_eq!(
@@ -1173,10 +1297,189 @@ mod tests {
         );
         assert!(s.record.is_none());
         let mut s = state(rec());
-        let _ = apply(&mut s, check_cmd("h1"), &cfg, NOW);
+        assert!(use_key(&mut s, &cfg, NOW).is_ok());
         assert!(matches!(
             apply(&mut s, KeyCommand::Delete, &cfg, NOW).1,
             Err(ApiError::Conflict { .. })
         ));
+    }
+
+    // Issue 11: the reservation ledger.
+
+    fn admit(s: &mut KeyState, cfg: &Config, now: i64) -> Result<Admitted, ApiError> {
+        apply(s, check_cmd("h1"), cfg, now)
+            .1
+            .map(|v| serde_json::from_value(v).unwrap())
+    }
+
+    #[test]
+    fn reservations_count_against_every_limit_before_any_commit() {
+        let mut r = rec();
+        r.rate_limits = RateLimits {
+            per_minute: Some(2),
+            ..Default::default()
+        };
+        r.quotas = Quotas {
+            daily: Some(3),
+            ..Default::default()
+        };
+        let mut s = state(r);
+        let cfg = config(&[]);
+        let a = admit(&mut s, &cfg, NOW).unwrap();
+        let b = admit(&mut s, &cfg, NOW + 1).unwrap();
+        // Two in flight, none answered yet: the third waits for the minute.
+        assert!(matches!(
+            admit(&mut s, &cfg, NOW + 2),
+            Err(ApiError::RateLimited { .. })
+        ));
+        assert_eq!(s.record.as_ref().unwrap().usage_count, 0);
+        // One committed, one released (a later row refused it): exactly one use,
+        // and the released credit is free again at once.
+        let _ = apply(&mut s, commit(a.reservation, 200), &cfg, NOW + 3);
+        let _ = apply(&mut s, refused(b.reservation), &cfg, NOW + 3);
+        assert_eq!(s.record.as_ref().unwrap().usage_count, 1);
+        assert_eq!(s.ledger.count(NOW + 3, 60_000), 1);
+        assert!(admit(&mut s, &cfg, NOW + 4).is_ok());
+        // Settling the same reservations again changes nothing.
+        let _ = apply(&mut s, commit(a.reservation, 200), &cfg, NOW + 5);
+        let _ = apply(&mut s, refused(b.reservation), &cfg, NOW + 5);
+        assert_eq!(s.record.as_ref().unwrap().usage_count, 1);
+        assert_eq!(s.ledger.total, 2);
+    }
+
+    #[test]
+    fn charge_on_success_gives_back_what_the_origin_failed() {
+        let cfg = config(&[("CHARGE_ON", "success")]);
+        let mut s = state(rec());
+        for (status, charged) in [
+            (200, true),
+            (302, true),
+            (404, false),
+            (500, false),
+            (503, false),
+        ] {
+            let a = admit(&mut s, &cfg, NOW).unwrap();
+            let before = s.ledger.total;
+            let (fx, _) = apply(&mut s, commit(a.reservation, status), &cfg, NOW + 1);
+            assert_eq!(s.ledger.total == before, charged, "{status}");
+            let credits = match fx.log_updates.as_slice() {
+                [LogUpdate::Settle {
+                    credits,
+                    status: st,
+                    ..
+                }] if *st == status => *credits,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(credits, u64::from(charged), "{status}");
+        }
+        assert_eq!(s.record.as_ref().unwrap().usage_count, 2);
+        // A failed fetch (no answer from the origin) is free in either mode.
+        let forwarded = config(&[]);
+        let a = admit(&mut s, &forwarded, NOW + 2).unwrap();
+        let _ = apply(
+            &mut s,
+            settlement(a.reservation, None, None),
+            &forwarded,
+            NOW + 3,
+        );
+        assert_eq!(s.record.as_ref().unwrap().usage_count, 2);
+        let a = admit(&mut s, &forwarded, NOW + 4).unwrap();
+        let _ = apply(&mut s, commit(a.reservation, 500), &forwarded, NOW + 5);
+        assert_eq!(
+            s.record.as_ref().unwrap().usage_count,
+            3,
+            "forwarded charges a 500"
+        );
+    }
+
+    #[test]
+    fn an_unsettled_reservation_is_released_by_the_alarm_once() {
+        let cfg = config(&[("RESERVATION_TIMEOUT_SECONDS", "30")]);
+        let mut r = rec();
+        r.quotas = Quotas {
+            total: Some(1),
+            ..Default::default()
+        };
+        let mut s = state(r);
+        let a = admit(&mut s, &cfg, NOW).unwrap();
+        assert!(
+            admit(&mut s, &cfg, NOW + 1).is_err(),
+            "the reservation holds the quota"
+        );
+        assert_eq!(s.reservations.next_due(), Some(NOW + 30_000));
+        let (fx, _) = apply(&mut s, KeyCommand::Wake, &cfg, NOW + 29_999);
+        assert!(fx.release.is_empty());
+        let (fx, _) = apply(&mut s, KeyCommand::Wake, &cfg, NOW + 30_000);
+        assert_eq!(fx.release, vec![a.reservation]);
+        assert!(matches!(
+            fx.log_updates.as_slice(),
+            [LogUpdate::Settle {
+                state: LogState::Abandoned,
+                credits: 0,
+                ..
+            }]
+        ));
+        // The default plan has no account-wide limits: nothing to give back there.
+        assert!(!fx
+            .notices
+            .iter()
+            .any(|n| matches!(n, Notice::AccountRefund { .. })));
+        assert_eq!(
+            (s.ledger.total, s.record.as_ref().unwrap().usage_count),
+            (0, 0)
+        );
+        // A settlement arriving after the release is too late: nothing counted.
+        let _ = apply(&mut s, commit(a.reservation, 200), &cfg, NOW + 30_001);
+        assert_eq!(s.record.as_ref().unwrap().usage_count, 0);
+        assert!(admit(&mut s, &cfg, NOW + 30_002).is_ok());
+    }
+
+    #[test]
+    fn an_abandoned_reservation_gives_the_account_its_credits_back() {
+        let plans = r#"{"team":{"api_access":true,"account_limits":{"per_minute":10}}}"#;
+        let cfg = config(&[("PLANS", plans), ("DEFAULT_PLAN", "team")]);
+        let mut s = state(rec());
+        let a = admit(&mut s, &cfg, NOW).unwrap();
+        let (fx, _) = apply(&mut s, KeyCommand::Wake, &cfg, NOW + 30_000);
+        let refund = fx.notices.iter().find_map(|n| match n {
+            Notice::AccountRefund { account, at, cost } => Some((account.clone(), *at, *cost)),
+            _ => None,
+        });
+        assert_eq!(refund, Some(("acme".to_string(), a.at, 1)));
+    }
+
+    #[test]
+    fn a_release_after_the_window_moved_on_gives_back_nothing() {
+        let mut r = rec();
+        r.rate_limits = RateLimits {
+            per_second: Some(1),
+            ..Default::default()
+        };
+        let mut s = state(r);
+        let cfg = config(&[("RESERVATION_TIMEOUT_SECONDS", "3600")]);
+        let a = admit(&mut s, &cfg, NOW).unwrap();
+        // Three days on, the ledger has pruned the buckets that held it.
+        let later = NOW + 3 * 86_400_000;
+        let b = admit(&mut s, &cfg, later).unwrap();
+        let (fx, _) = apply(&mut s, refused(a.reservation), &cfg, later);
+        // Given back only where a level still keeps it (the 7- and 30-day ones);
+        // the pruned levels get no bucket recreated in the past.
+        assert!(
+            fx.buckets.iter().all(|b| b.level >= 3 && b.count == 0),
+            "{:?}",
+            fx.buckets
+        );
+        let (fx, _) = apply(&mut s, refused(a.reservation), &cfg, later);
+        assert!(
+            fx.buckets.is_empty() && fx.log_updates.is_empty(),
+            "not twice"
+        );
+        // b's credit is still there: the per-second limit still refuses.
+        assert!(matches!(
+            admit(&mut s, &cfg, later + 1),
+            Err(ApiError::RateLimited { .. })
+        ));
+        let _ = apply(&mut s, commit(b.reservation, 200), &cfg, later + 2);
+        assert_eq!(s.record.as_ref().unwrap().usage_count, 1);
     }
 }

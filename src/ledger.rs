@@ -1,8 +1,11 @@
 //! Exact rolling-window counting with bounded memory: per-resolution buckets of
 //! credits consumed. A window of length W at time `now` counts every bucket that
-//! overlaps `(now - W, now]`, so the count is never below the true one and a limit
-//! is never exceeded in any window of length W. `time_until_fits` is the exact
-//! moment the oldest counted buckets leave the window: the Retry-After.
+//! may hold a credit inside `(now - W, now]`, so the count is never below the true
+//! one and a limit is never exceeded in any window of length W. A bucket's last
+//! possible credit is its last millisecond or the ledger's latest credit, whichever
+//! is earlier: every credit counted now leaves every window of length W within W.
+//! `time_until_fits` is the exact moment the oldest counted buckets leave the
+//! window: the Retry-After.
 
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -73,25 +76,30 @@ struct Buckets {
 }
 
 impl Buckets {
-    /// Credits in buckets overlapping `(now - window, now]`. A window short against
-    /// the level's retention is summed from the newest end; a long one is the
-    /// level's sum less the few stale buckets at the front.
-    fn count(&self, now: i64, window: i64) -> u64 {
-        let g = self.level.granularity;
+    /// The last millisecond the bucket starting at `s` can hold a credit from.
+    fn last(&self, s: i64, latest: Option<i64>) -> i64 {
+        let end = s + self.level.granularity - 1;
+        latest.map_or(end, |l| end.min(l))
+    }
+
+    /// Credits in buckets that may hold one in `(now - window, now]`. A window
+    /// short against the level's retention is summed from the newest end; a long
+    /// one is the level's sum less the few stale buckets at the front.
+    fn count(&self, now: i64, window: i64, latest: Option<i64>) -> u64 {
         if window * 2 < self.level.retention {
             return self
                 .queue
                 .iter()
                 .rev()
                 .skip_while(|(s, _)| *s > now)
-                .take_while(|(s, _)| *s + g > now - window)
+                .take_while(|(s, _)| self.last(*s, latest) > now - window)
                 .map(|(_, c)| c)
                 .sum();
         }
         let stale: u64 = self
             .queue
             .iter()
-            .take_while(|(s, _)| *s + g <= now - window)
+            .take_while(|(s, _)| self.last(*s, latest) <= now - window)
             .map(|(_, c)| c)
             .sum();
         let future: u64 = self
@@ -104,14 +112,19 @@ impl Buckets {
         self.sum.saturating_sub(stale + future)
     }
 
-    /// Buckets overlapping `(now - window, now]`, oldest first.
-    fn in_window(&self, now: i64, window: i64) -> impl Iterator<Item = (i64, i64, u64)> + '_ {
-        let g = self.level.granularity;
+    /// Buckets counted in `(now - window, now]`, oldest first, with their last
+    /// possible credit's time.
+    fn in_window(
+        &self,
+        now: i64,
+        window: i64,
+        latest: Option<i64>,
+    ) -> impl Iterator<Item = (i64, u64)> + '_ {
         self.queue
             .iter()
-            .skip_while(move |(s, _)| *s + g <= now - window)
+            .skip_while(move |(s, _)| self.last(*s, latest) <= now - window)
             .take_while(move |(s, _)| *s <= now)
-            .map(move |(s, c)| (*s, g, *c))
+            .map(move |(s, c)| (self.last(*s, latest), *c))
     }
 }
 
@@ -120,6 +133,9 @@ pub struct Ledger {
     levels: Vec<Buckets>,
     /// All-time credits (never pruned).
     pub total: u64,
+    /// When the newest credit was added; `None` before the first one, and after a
+    /// restore from storage that did not keep it (each bucket's end stands then).
+    pub latest: Option<i64>,
 }
 
 impl Ledger {
@@ -134,13 +150,21 @@ impl Ledger {
                 })
                 .collect(),
             total: 0,
+            latest: None,
         }
     }
 
-    /// Rebuilds from storage; buckets of unknown levels are ignored.
-    pub fn restore(levels: &[Level], total: u64, mut buckets: Vec<StoredBucket>) -> Self {
+    /// Rebuilds from storage; buckets of unknown levels are ignored. Without a
+    /// stored `latest`, each bucket's last millisecond stands for it.
+    pub fn restore(
+        levels: &[Level],
+        total: u64,
+        latest: Option<i64>,
+        mut buckets: Vec<StoredBucket>,
+    ) -> Self {
         let mut ledger = Ledger::new(levels);
         ledger.total = total;
+        ledger.latest = latest;
         buckets.sort_by_key(|b| (b.level, b.start));
         for b in buckets {
             if let Some(l) = ledger.levels.get_mut(b.level) {
@@ -154,13 +178,33 @@ impl Ledger {
     /// Adds `n` credits at time `at`; returns the buckets to write.
     pub fn add(&mut self, at: i64, n: u64) -> Vec<StoredBucket> {
         self.total = self.total.saturating_add(n);
+        // Credits are added at the object's present: none stored is later.
+        self.latest = Some(self.latest.map_or(at, |l| l.max(at)));
         self.change(at, |c| c.saturating_add(n))
     }
 
     /// Takes back `n` credits added at `at` (a refund); returns the buckets to write.
+    /// A level whose bucket for `at` was already pruned has nothing to give back:
+    /// no empty bucket is recreated in the past.
     pub fn remove(&mut self, at: i64, n: u64) -> Vec<StoredBucket> {
         self.total = self.total.saturating_sub(n);
-        self.change(at, |c| c.saturating_sub(n))
+        let mut out = Vec::with_capacity(self.levels.len());
+        for (i, l) in self.levels.iter_mut().enumerate() {
+            let g = l.level.granularity;
+            let start = at.div_euclid(g) * g;
+            let Some((_, c)) = l.queue.iter_mut().rev().find(|(s, _)| *s == start) else {
+                continue;
+            };
+            let old = *c;
+            *c = old.saturating_sub(n);
+            l.sum = l.sum.saturating_sub(old - *c);
+            out.push(StoredBucket {
+                level: i,
+                start,
+                count: *c,
+            });
+        }
+        out
     }
 
     fn change(&mut self, at: i64, f: impl Fn(u64) -> u64) -> Vec<StoredBucket> {
@@ -229,7 +273,8 @@ impl Ledger {
 
     /// Credits counted in the rolling window of `window` ms ending at `now`.
     pub fn count(&self, now: i64, window: i64) -> u64 {
-        self.level_for(window).map_or(0, |l| l.count(now, window))
+        self.level_for(window)
+            .map_or(0, |l| l.count(now, window, self.latest))
     }
 
     /// Credits in buckets overlapping `[from, to)`, read at the finest level that
@@ -265,15 +310,17 @@ impl Ledger {
         let Some(l) = self.level_for(window) else {
             return Some(0);
         };
-        let mut count = l.count(now, window);
+        let mut count = l.count(now, window, self.latest);
         if count + cost <= limit {
             return Some(0);
         }
-        // A bucket starting at s stops counting once s + g <= t - window.
-        for (s, g, c) in l.in_window(now, window) {
+        // A bucket whose last credit may be at `last` stops counting once
+        // last <= t - window. Never past the window: nothing counted is later
+        // than now (the clamp covers a clock read earlier than a stored credit).
+        for (last, c) in l.in_window(now, window, self.latest) {
             count -= c.min(count);
             if count + cost <= limit {
-                return Some((s + g + window - now).max(1));
+                return Some((last + window - now).clamp(1, window));
             }
         }
         Some(window)
@@ -282,8 +329,8 @@ impl Ledger {
     /// Milliseconds until the oldest counted credit leaves the window (0 if none).
     pub fn reset_in(&self, now: i64, window: i64) -> i64 {
         self.level_for(window)
-            .and_then(|l| l.in_window(now, window).find(|(_, _, c)| *c > 0))
-            .map_or(0, |(s, g, _)| (s + g + window - now).max(0))
+            .and_then(|l| l.in_window(now, window, self.latest).find(|(_, c)| *c > 0))
+            .map_or(0, |(last, _)| (last + window - now).clamp(0, window))
     }
 }
 
@@ -299,9 +346,10 @@ mod tests {
         l.add(T0, 1);
         l.add(T0 + 30 * SECOND, 2);
         assert_eq!(l.count(T0 + 30 * SECOND, MINUTE), 3);
-        // The first bucket [T0, T0+1s) leaves the 60 s window at T0 + 61 s.
-        assert_eq!(l.count(T0 + 61 * SECOND - 1, MINUTE), 3);
-        assert_eq!(l.count(T0 + 61 * SECOND, MINUTE), 2);
+        // The first bucket [T0, T0+1s) may hold a credit up to T0 + 999 ms: it
+        // leaves the 60 s window at T0 + 60.999 s.
+        assert_eq!(l.count(T0 + 61 * SECOND - 2, MINUTE), 3);
+        assert_eq!(l.count(T0 + 61 * SECOND - 1, MINUTE), 2);
         assert_eq!(l.total, 3);
     }
 
@@ -314,19 +362,20 @@ mod tests {
         let now = T0 + 45 * SECOND;
         assert_eq!(
             l.time_until_fits(now, MINUTE, 5, 1),
-            Some(61 * SECOND - 45 * SECOND)
+            Some(61 * SECOND - 1 - 45 * SECOND)
         );
         // Needing two free slots waits for the second oldest as well.
         assert_eq!(
             l.time_until_fits(now, MINUTE, 5, 2),
-            Some(71 * SECOND - 45 * SECOND)
+            Some(71 * SECOND - 1 - 45 * SECOND)
         );
         assert_eq!(l.time_until_fits(now, MINUTE, 6, 1), Some(0));
         assert_eq!(l.time_until_fits(now, MINUTE, 1, 2), None);
         // At that moment it really fits.
-        let at = now + 16 * SECOND;
+        let at = now + 16 * SECOND - 1;
         assert_eq!(l.time_until_fits(at, MINUTE, 5, 1), Some(0));
-        assert_eq!(l.reset_in(now, MINUTE), 16 * SECOND);
+        assert_eq!(l.time_until_fits(at - 1, MINUTE, 5, 1), Some(1));
+        assert_eq!(l.reset_in(now, MINUTE), 16 * SECOND - 1);
     }
 
     #[test]
@@ -360,9 +409,10 @@ mod tests {
         let mut l = Ledger::new(&KEY_LEVELS);
         l.add(T0 + 50, 1);
         l.add(T0 + 150, 1);
+        // [T0, T0+100) may hold a credit up to T0 + 99.
         assert_eq!(
             l.time_until_fits(T0 + 200, SECOND, 2, 1),
-            Some(T0 + 1100 - (T0 + 200))
+            Some(T0 + 99 + SECOND - (T0 + 200))
         );
         assert_eq!(l.count(T0 + 1100, SECOND), 1);
     }
@@ -376,8 +426,36 @@ mod tests {
         assert_eq!(l.count(T0 + 6 * DAY, 7 * DAY), 3);
         assert_eq!(l.count(T0 + 29 * DAY, 30 * DAY), 3);
         assert_eq!(l.count(T0 + 30 * DAY + HOUR, 30 * DAY), 0);
+        // The minute bucket's only credit is at T0: it leaves a day after that,
+        // not a day after the bucket's end.
+        assert_eq!(l.count(T0 + DAY - 1, DAY), 3);
+        assert_eq!(l.count(T0 + DAY, DAY), 0);
         let wait = l.time_until_fits(T0 + HOUR, DAY, 3, 1).unwrap();
-        assert_eq!(wait, DAY + MINUTE - HOUR);
+        assert_eq!(wait, DAY - HOUR);
+    }
+
+    /// Issue 11: Retry-After is never past the window and never early, for every
+    /// window a key or an account has, with credits at any offset in a bucket.
+    #[test]
+    fn retry_after_never_exceeds_the_window_nor_comes_early() {
+        for window in [SECOND, MINUTE, HOUR, DAY, 7 * DAY, 30 * DAY] {
+            for offset in [0, 1, 37, 99, 999, 59_999, 3_599_999] {
+                let mut l = Ledger::new(&KEY_LEVELS);
+                let now = T0 + offset;
+                l.add(now, 2);
+                for later in [0, 1, window / 3, window - 1] {
+                    let t = now + later;
+                    let wait = l.time_until_fits(t, window, 2, 1).unwrap();
+                    assert!(
+                        wait >= 1 && wait <= window,
+                        "{window} {offset} {later}: {wait}"
+                    );
+                    assert_eq!(l.time_until_fits(t + wait, window, 2, 1), Some(0));
+                    assert!(l.time_until_fits(t + wait - 1, window, 2, 1) != Some(0));
+                    assert!(l.reset_in(t, window) <= window);
+                }
+            }
+        }
     }
 
     #[test]
@@ -410,7 +488,7 @@ mod tests {
         for b in written {
             latest.insert((b.level, b.start), b);
         }
-        let restored = Ledger::restore(&KEY_LEVELS, 3, latest.into_values().collect());
+        let restored = Ledger::restore(&KEY_LEVELS, 3, l.latest, latest.into_values().collect());
         assert_eq!(
             restored.count(T0 + 3 * MINUTE, DAY),
             l.count(T0 + 3 * MINUTE, DAY)

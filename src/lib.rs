@@ -29,6 +29,7 @@ pub mod plan_change;
 pub mod policy;
 pub mod request_log;
 pub mod request_url;
+pub mod reservation;
 pub mod time_fmt;
 pub mod usage;
 pub mod verify;

@@ -423,10 +423,11 @@ mod tests {
             per_minute: Some(2),
             ..Default::default()
         };
+        // Both credits are at T0: free at T0 + 60 s, 59.5 s from now.
         let v = decide(&admission(&l, rate, Quotas::default()), T0 + 500, 1);
         assert_eq!(
             v,
-            Verdict::Refuse(ApiError::RateLimited { retry_after: 61 })
+            Verdict::Refuse(ApiError::RateLimited { retry_after: 60 })
         );
     }
 
@@ -458,8 +459,9 @@ mod tests {
             now,
             1,
         );
-        // Daily: the 1-minute bucket at T0 leaves at T0 + 24 h + 1 min.
-        let daily = secs_ceil(DAY + MIN - 2 * 3_600 * SECOND);
+        // Daily: the credits at T0 leave at T0 + 24 h (not at the end of their
+        // 1-minute bucket plus a day).
+        let daily = secs_ceil(DAY - 2 * 3_600 * SECOND);
         assert_eq!(
             v,
             Verdict::Refuse(ApiError::QuotaExceeded {
@@ -467,19 +469,19 @@ mod tests {
                 retry_after: Some(daily)
             })
         );
-        // Weekly: the 10-minute bucket leaves at T0 + 7 d + 10 min.
+        // Weekly and monthly likewise: T0 + 7 d, T0 + 30 d.
         let v = decide(
             &admission(&l, RateLimits::default(), q(None, None, Some(5), None)),
             now,
             1,
         );
-        assert_eq!(code(&v), "quota_exceeded [(\"Retry-After\", \"598200\")]");
+        assert_eq!(code(&v), "quota_exceeded [(\"Retry-After\", \"597600\")]");
         let v = decide(
             &admission(&l, RateLimits::default(), q(None, None, None, Some(5))),
             now,
             1,
         );
-        assert_eq!(code(&v), "quota_exceeded [(\"Retry-After\", \"2588400\")]");
+        assert_eq!(code(&v), "quota_exceeded [(\"Retry-After\", \"2584800\")]");
         let v = decide(
             &admission(&l, RateLimits::default(), q(None, Some(6), None, None)),
             now,
@@ -605,7 +607,7 @@ mod tests {
             decide_account(&l, &limits, T0 + 5 * SECOND, 1),
             Err(ApiError::PlanRateLimited {
                 window: "per-minute".into(),
-                retry_after: 56
+                retry_after: 55
             })
         );
         let s = LimitState {

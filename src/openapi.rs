@@ -105,6 +105,9 @@ pub fn route<'a>(method: &str, route: &'a str) -> Result<(Operation, Option<&'a 
                 return Ok((*op, param));
             }
             allow.push(m.to_string());
+            if *m == "GET" {
+                allow.push("HEAD".into());
+            }
         }
     }
     if allow.is_empty() {
@@ -184,7 +187,7 @@ mod tests {
         assert_eq!(code("POST", "/keys/key_1/logs"), Some(405));
         assert_eq!(
             route("POST", "/keys/key_1").err().map(|e| e.headers()),
-            Some(vec![("Allow", "GET, PATCH, DELETE".to_string())])
+            Some(vec![("Allow", "GET, HEAD, PATCH, DELETE".to_string())])
         );
         assert_eq!(code("HEAD", "/keys"), Some(405));
         assert_eq!(code("get", "/keys"), Some(405));

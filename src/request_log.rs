@@ -23,6 +23,47 @@ pub struct LogEntry {
     /// Whether the request came through the gate or `POST /verify`.
     #[serde(default)]
     pub via: Via,
+    #[serde(default)]
+    pub state: LogState,
+    /// The reservation of an admitted request: its settlement completes this row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservation: Option<u64>,
+}
+
+/// Where a row stands: written `pending` in the step that admits the request,
+/// `completed` by its settlement, `abandoned` when none came in time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogState {
+    Pending,
+    #[default]
+    Completed,
+    Abandoned,
+}
+
+impl LogState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogState::Pending => "pending",
+            LogState::Completed => "completed",
+            LogState::Abandoned => "abandoned",
+        }
+    }
+}
+
+/// A change to the row of reservation `reservation`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogUpdate {
+    Settle {
+        reservation: u64,
+        state: LogState,
+        status: u16,
+        code: Option<String>,
+        duration_ms: u32,
+        credits: u64,
+    },
+    /// The admission was undone and decided again: its row goes.
+    Discard { reservation: u64 },
 }
 
 /// Where a checked request came from.
@@ -67,6 +108,25 @@ impl RequestFacts {
             ip: self.ip.clone(),
             credits: 0,
             via: self.via,
+            state: LogState::Completed,
+            reservation: None,
+        }
+    }
+
+    /// The row of a request admitted at `at`, until its settlement completes it.
+    pub fn pending(&self, at: i64, credits: u64, reservation: u64) -> LogEntry {
+        LogEntry {
+            at,
+            method: self.method.clone(),
+            path: self.path.clone(),
+            status: 0,
+            code: None,
+            duration_ms: 0,
+            ip: self.ip.clone(),
+            credits,
+            via: self.via,
+            state: LogState::Pending,
+            reservation: Some(reservation),
         }
     }
 }

@@ -140,6 +140,9 @@ impl DurableObject for AccountObject {
                 console_error!("account object: cannot create its tables: {e}");
             }
         }
+        if let Err(e) = ledger_store::migrate(&sql) {
+            console_error!("account object: cannot migrate its ledger: {e:?}");
+        }
         Self {
             state,
             env,
@@ -510,7 +513,9 @@ impl AccountObject {
         if self.alarm_at.get().is_some_and(|t| t <= at) {
             return;
         }
-        let at = at.max(now);
+        // Never the current millisecond: an alarm handler that re-arms for the time
+        // it was scheduled at has its alarm deleted when it returns.
+        let at = at.max(now + 1);
         if let Err(e) = self.state.storage().set_alarm(at - now).await {
             console_error!("account object: cannot set alarm: {e}");
             return;

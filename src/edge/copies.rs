@@ -55,6 +55,13 @@ pub async fn deliver(env: &Env, copy: &Notice) -> Result<(), ApiError> {
             expires_at,
         } => kv_index::put(env, hash, entry, *expires_at).await,
         Notice::KvRemove { hash } => kv_index::remove(env, hash).await,
+        Notice::AccountRefund { account, at, cost } => {
+            let cmd = AccountCommand::Refund {
+                at: *at,
+                cost: *cost,
+            };
+            to_account(account, cmd).await
+        }
         Notice::Webhook { .. } => Err(ApiError::internal("webhooks go through the outbox")),
     }
 }

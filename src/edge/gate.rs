@@ -3,7 +3,8 @@
 //! blocked addresses, then the key — the KV index, then the key's and the account's
 //! Durable Objects in one concurrent round trip (a second one, once per key and
 //! plan change, when the key's plan copy is older than the account's) — then the
-//! origin, then (after the answer) the log.
+//! origin, then (after the answer) the settlement that commits or releases the
+//! request's reserved credits and completes its log row.
 
 use super::account_object::AccountCommand;
 use super::ip_guard_object::IpGuardCommand;
@@ -21,19 +22,22 @@ use crate::limits::{self, LimitState};
 use crate::model::Identity;
 use crate::plan_change::PlanCopy;
 use crate::policy::{self, Needs};
-use crate::request_log::{LogEntry, RequestFacts, Via};
+use crate::request_log::{RequestFacts, Via};
+use crate::reservation::Settlement;
 use futures_util::future::join;
 use serde::Deserialize;
-use std::time::Duration;
-use worker::{console_error, Context, Delay, Env, Headers, Request, Response};
+use worker::{console_error, Context, Env, Headers, Request, Response};
 
-/// A request the key's and the account's objects both admitted.
+/// A request the key's and the account's objects both admitted: its credits are
+/// reserved in both until `settle` reports what the client got.
 pub struct Admission {
     pub identity: Identity,
     key_id: String,
-    cost: u64,
+    reservation: u64,
+    account: String,
+    /// When and what the account's object took (given back if not charged).
+    account_charge: Option<(i64, u64)>,
     pub limit: Option<LimitState>,
-    facts: RequestFacts,
     started: i64,
 }
 
@@ -70,11 +74,12 @@ pub async fn handle(
     let admission = authenticate(&req, env, cfg, ctx, line, &needs, started).await?;
 
     let outcome = forward::to_origin(req, line, cfg, Some(&admission.identity)).await;
-    let status = match &outcome {
-        Ok(resp) => resp.status_code(),
-        Err(e) => e.status(),
+    // An error here is keyward's own answer: the origin never answered.
+    let (status, origin_status) = match &outcome {
+        Ok(resp) => (resp.status_code(), Some(resp.status_code())),
+        Err(e) => (e.status(), None),
     };
-    settle(ctx, env, &admission, status);
+    settle(ctx, env, cfg, &admission, origin_status, status);
     with_rate_limit_headers(outcome?, admission.limit.as_ref())
 }
 
@@ -175,7 +180,7 @@ async fn admit(
         .filter(|e| only_account.is_none_or(|a| a == e.account))
         .ok_or(ApiError::InvalidKey)?;
 
-    let item = |plan: Option<PlanCopy>, undo: Option<i64>| CheckItem {
+    let item = |plan: Option<PlanCopy>, undo: Option<u64>| CheckItem {
         request: AccessRequest {
             hash: parsed.hash.clone(),
             deployment_env: cfg.environment,
@@ -207,20 +212,20 @@ async fn admit(
     // stands; the next request carries the new plan.
     if let Ok(a) = &account {
         runtime::remember_plan(&entry.account, &a.plan);
-        if let Some(at) = key
+        if let Some(undo) = key
             .as_ref()
             .ok()
             .filter(|k| k.plan_version < a.plan.version)
-            .map(|k| k.at)
+            .map(|k| k.reservation)
         {
-            let again = KeyCommand::Check(item(Some(a.plan.clone()), Some(at)));
+            let again = KeyCommand::Check(item(Some(a.plan.clone()), Some(undo)));
             key = objects::call_as::<_, Admitted>(env, KEYS, &entry.id, &again).await;
         }
     }
 
-    // All-or-nothing: when one side refused, what the other consumed is given
-    // back after the answer (see README), and the key's object logs the refusal.
-    let key_at = key.as_ref().ok().map(|k| k.at);
+    // All-or-nothing: when one side refused, what the other reserved is given
+    // back after the answer (see README); the key's row records the refusal.
+    let reservation = key.as_ref().ok().map(|k| k.reservation);
     let account_charge = account
         .as_ref()
         .ok()
@@ -229,13 +234,15 @@ async fn admit(
     let (key, account) = match check::combine(key, account) {
         Ok(both) => both,
         Err(e) => {
-            if let Some(at) = key_at {
-                let settle = KeyCommand::Settle {
-                    at,
-                    refund: cost,
-                    logs: vec![facts.refused(at, &e)],
+            if let Some(id) = reservation {
+                let refused = Settlement {
+                    id,
+                    origin_status: None,
+                    status: e.status(),
+                    code: Some(e.code().to_string()),
+                    duration_ms: elapsed(started),
                 };
-                background(ctx, env, KEYS, entry.id.clone(), settle);
+                queue_settlement(ctx, env, &entry.id, refused);
             }
             if let Some((at, cost)) = account_charge {
                 let refund = AccountCommand::Refund { at, cost };
@@ -247,11 +254,16 @@ async fn admit(
     Ok(Admission {
         identity: key.identity,
         key_id: entry.id,
-        cost,
+        reservation: key.reservation,
+        account: entry.account,
+        account_charge,
         limit: limits::tighter(key.limit, account.limit),
-        facts,
         started,
     })
+}
+
+fn elapsed(started: i64) -> u32 {
+    (now_ms() - started).clamp(0, i64::from(u32::MAX)) as u32
 }
 
 /// Sends `cmd` to an object after the answer, logging a failure.
@@ -270,37 +282,56 @@ fn background<C: serde::Serialize + 'static>(
     });
 }
 
-/// How long an admitted request's log row waits to travel with others to its key.
-const LOG_BATCH_MS: u64 = 250;
-
-/// Logs an admitted request against its key, after the answer. Rows are batched
-/// per key: one call to the key's object per batch, not per request.
-pub fn settle(ctx: &Context, env: &Env, a: &Admission, status: u16) {
-    let log = LogEntry {
-        at: a.started,
-        method: a.facts.method.clone(),
-        path: a.facts.path.clone(),
+/// After the answer: commits the request's reservation (charged per `CHARGE_ON`)
+/// or releases it, and completes its log row. `origin_status` is `None` when the
+/// origin never answered. A request not charged gives the account's credits back.
+pub fn settle(
+    ctx: &Context,
+    env: &Env,
+    cfg: &Config,
+    a: &Admission,
+    origin_status: Option<u16>,
+    status: u16,
+) {
+    if !cfg.charge_on.charges(origin_status) {
+        if let Some((at, cost)) = a.account_charge {
+            let refund = AccountCommand::Refund { at, cost };
+            background(ctx, env, ACCOUNTS, a.account.clone(), refund);
+        }
+    }
+    let s = Settlement {
+        id: a.reservation,
+        origin_status,
         status,
         code: None,
-        duration_ms: (now_ms() - a.started).clamp(0, i64::from(u32::MAX)) as u32,
-        ip: a.facts.ip.clone(),
-        credits: a.cost,
-        via: a.facts.via,
+        duration_ms: elapsed(a.started),
     };
-    if !runtime::queue_log(&a.key_id, log) {
-        return; // a flush is already scheduled for this key
+    queue_settlement(ctx, env, &a.key_id, s);
+}
+
+/// Settlements travel to their key's object in batches without a timer: the
+/// first goes at once; those that arrive while a call is in flight ride the next
+/// one. Only plain data crosses requests: the flush runs, and awaits, under the
+/// request that started it. A settlement lost with the isolate leaves its
+/// reservation to the key's alarm (released, its row `abandoned`).
+fn queue_settlement(ctx: &Context, env: &Env, key_id: &str, s: Settlement) {
+    if !runtime::queue_settlement(key_id, s, now_ms()) {
+        return;
     }
-    let (env, key_id) = (env.clone(), a.key_id.clone());
+    let (env, key_id) = (env.clone(), key_id.to_string());
     ctx.wait_until(async move {
-        Delay::from(Duration::from_millis(LOG_BATCH_MS)).await;
-        let logs = runtime::take_logs(&key_id);
-        let settle = KeyCommand::Settle {
-            at: 0,
-            refund: 0,
-            logs,
-        };
-        if let Err(e) = objects::call(&env, KEYS, &key_id, &settle).await {
-            console_error!("{key_id}: request logs lost: {e:?}");
+        loop {
+            let items = runtime::take_settlements(&key_id, now_ms());
+            if items.is_empty() {
+                break;
+            }
+            let n = items.len();
+            if let Err(e) = objects::call(&env, KEYS, &key_id, &KeyCommand::Settle { items }).await
+            {
+                console_error!(
+                    "{key_id}: {n} settlements not delivered (released at their timeout): {e:?}"
+                );
+            }
         }
     });
 }

@@ -177,18 +177,20 @@ pub fn record(sql: &SqlStorage, e: &AuditEvent, imported: Option<i64>) -> Result
     )
 }
 
-/// Retention: events older than `events_before` and tombstones older than
-/// `removed_before` go.
-pub fn prune(sql: &SqlStorage, events_before: i64, removed_before: i64) -> Result<(), ApiError> {
+/// Retention: events written at or before `events_upto` and tombstones at or
+/// before `removed_upto` go. Inclusive, so an alarm that fires on the very
+/// millisecond the oldest one falls due deletes it (and does not re-arm itself
+/// for the time it is running at, which workerd would drop).
+pub fn prune(sql: &SqlStorage, events_upto: i64, removed_upto: i64) -> Result<(), ApiError> {
     exec(
         sql,
-        "DELETE FROM events WHERE at < ?",
-        vec![events_before.into()],
+        "DELETE FROM events WHERE at <= ?",
+        vec![events_upto.into()],
     )?;
     exec(
         sql,
-        "DELETE FROM removed WHERE at < ?",
-        vec![removed_before.into()],
+        "DELETE FROM removed WHERE at <= ?",
+        vec![removed_upto.into()],
     )
 }
 

@@ -11,7 +11,8 @@ use crate::key_state::{apply, next_alert_at, Change, Effects, KeyCommand, KeySta
 use crate::ledger::KEY_LEVELS;
 use crate::model::KeyRecord;
 use crate::paging;
-use crate::request_log::{LogEntry, LogQuery};
+use crate::request_log::{LogEntry, LogQuery, LogUpdate};
+use crate::reservation::{Reservation, Reservations};
 use crate::time_fmt::to_rfc3339;
 use crate::usage::{Tally, Usage};
 use crate::webhook;
@@ -32,7 +33,17 @@ CREATE INDEX IF NOT EXISTS logs_at ON logs(at, id);
 CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, notice TEXT NOT NULL,
   attempts INTEGER NOT NULL DEFAULT 0, due INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS usage (hour INTEGER PRIMARY KEY, requests INTEGER NOT NULL, credits INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS uses (one INTEGER PRIMARY KEY CHECK (one = 1), count INTEGER NOT NULL, last_used_at INTEGER);";
+CREATE TABLE IF NOT EXISTS uses (one INTEGER PRIMARY KEY CHECK (one = 1), count INTEGER NOT NULL, last_used_at INTEGER);
+CREATE TABLE IF NOT EXISTS reservations (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, cost INTEGER NOT NULL, due INTEGER NOT NULL);";
+
+/// Columns added to `logs` since its first schema (adding one twice fails
+/// harmlessly), then the index settlements find their row by.
+const LOG_COLUMNS: [&str; 4] = [
+    "ALTER TABLE logs ADD COLUMN via TEXT NOT NULL DEFAULT 'gate'",
+    "ALTER TABLE logs ADD COLUMN state TEXT NOT NULL DEFAULT 'completed'",
+    "ALTER TABLE logs ADD COLUMN reservation INTEGER",
+    "CREATE INDEX IF NOT EXISTS logs_reservation ON logs(reservation) WHERE reservation IS NOT NULL",
+];
 
 /// Delivery attempts of a notice before it is given up (logged as an error).
 const MAX_ATTEMPTS: i64 = 6;
@@ -46,6 +57,8 @@ pub struct KeyObject {
     /// Whether this instance has set the alarm since it started: a key whose expiry
     /// was set before alerts existed gets its alarm on its first request.
     alarm_scheduled: Cell<bool>,
+    /// When the alarm this instance last set is due (`None`: none set, or it ran).
+    alarm_at: Cell<Option<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -61,20 +74,22 @@ impl DurableObject for KeyObject {
                 console_error!("key object: cannot create its tables: {e}");
             }
         }
-        // Added since the first schema; adding it again fails harmlessly.
-        if let Err(e) = sql.exec(
-            "ALTER TABLE logs ADD COLUMN via TEXT NOT NULL DEFAULT 'gate'",
-            None,
-        ) {
-            if !e.to_string().contains("duplicate column") {
-                console_error!("key object: cannot add logs.via: {e}");
+        for change in LOG_COLUMNS {
+            if let Err(e) = sql.exec(change, None) {
+                if !e.to_string().contains("duplicate column") {
+                    console_error!("key object: cannot migrate logs ({change}): {e}");
+                }
             }
+        }
+        if let Err(e) = ledger_store::migrate(&sql) {
+            console_error!("key object: cannot migrate its ledger: {e:?}");
         }
         Self {
             state,
             env,
             memory: RefCell::new(None),
             alarm_scheduled: Cell::new(false),
+            alarm_at: Cell::new(None),
         }
     }
 
@@ -95,7 +110,14 @@ impl DurableObject for KeyObject {
                         | KeyCommand::Usage { .. }
                 );
                 let (result, wake) = self.run(cmd);
-                (result, wake || management || !self.alarm_scheduled.get())
+                // An open reservation needs the alarm by its due time.
+                let release_due = self
+                    .reservations_due()
+                    .is_some_and(|due| self.alarm_at.get().is_none_or(|at| at > due));
+                (
+                    result,
+                    wake || management || release_due || !self.alarm_scheduled.get(),
+                )
             }
             Err(e) => (Err(e), false),
         };
@@ -106,6 +128,7 @@ impl DurableObject for KeyObject {
     }
 
     async fn alarm(&self) -> Result<Response> {
+        self.alarm_at.set(None);
         if let (Err(e), _) = self.run(KeyCommand::Wake) {
             console_error!("key object wake failed: {e:?}");
         }
@@ -118,6 +141,16 @@ impl DurableObject for KeyObject {
 impl KeyObject {
     fn sql(&self) -> SqlStorage {
         self.state.storage().sql()
+    }
+
+    /// When the earliest open reservation is released if not settled.
+    fn reservations_due(&self) -> Option<i64> {
+        self.memory
+            .try_borrow()
+            .ok()?
+            .as_ref()?
+            .reservations
+            .next_due()
     }
 
     /// Loads, applies, persists: synchronous from start to end. Also says whether
@@ -195,12 +228,13 @@ impl KeyObject {
             ip: Option<String>,
             credits: i64,
             via: String,
+            state: String,
         }
         let rows: Vec<Row> = self
             .sql()
             .exec(
                 &format!(
-                    "SELECT id, at, method, path, status, code, duration_ms, ip, credits, via FROM logs WHERE {} ORDER BY at DESC, id DESC LIMIT ?",
+                    "SELECT id, at, method, path, status, code, duration_ms, ip, credits, via, state FROM logs WHERE {} ORDER BY at DESC, id DESC LIMIT ?",
                     clauses.join(" AND ")
                 ),
                 args,
@@ -211,10 +245,12 @@ impl KeyObject {
         let items: Vec<Value> = rows
             .iter()
             .map(|r| {
+                // A pending or abandoned request has no answer to show.
+                let status = Some(r.status).filter(|_| r.state == "completed");
                 json!({
-                    "at": to_rfc3339(r.at), "method": r.method, "path": r.path, "status": r.status,
+                    "at": to_rfc3339(r.at), "method": r.method, "path": r.path, "status": status,
                     "code": r.code, "duration_ms": r.duration_ms, "ip": r.ip, "credits": r.credits,
-                    "via": r.via,
+                    "via": r.via, "state": r.state,
                 })
             })
             .collect();
@@ -246,12 +282,17 @@ impl KeyObject {
                 Some((rec.suspended_until, alert))
             })
             .unwrap_or((None, None));
-        let Some(at) = [due, wake, alert].into_iter().flatten().min() else {
+        let release = self.reservations_due();
+        let Some(at) = [due, wake, alert, release].into_iter().flatten().min() else {
             return;
         };
-        let offset = (at - now_ms()).max(0);
-        if let Err(e) = self.state.storage().set_alarm(offset).await {
-            console_error!("key object: cannot set alarm: {e}");
+        // At least 1 ms ahead: re-arming an alarm handler for the time it runs at
+        // would have the alarm deleted when the handler returns.
+        let now = now_ms();
+        let offset = (at - now).max(1);
+        match self.state.storage().set_alarm(offset).await {
+            Ok(()) => self.alarm_at.set(Some(now + offset)),
+            Err(e) => console_error!("key object: cannot set alarm: {e}"),
         }
     }
 
@@ -421,10 +462,39 @@ fn load(sql: &SqlStorage) -> std::result::Result<KeyState, ApiError> {
         rec.usage_count = u.count.max(0) as u64;
         rec.last_used_at = u.last_used_at;
     }
+    #[derive(Deserialize)]
+    struct Open {
+        id: i64,
+        at: i64,
+        cost: i64,
+        due: i64,
+    }
+    let open: Vec<Open> = sql
+        .exec("SELECT id, at, cost, due FROM reservations", None)
+        .and_then(|c| c.to_array())
+        .map_err(ApiError::internal)?;
+    #[derive(Deserialize)]
+    struct Last {
+        n: Option<i64>,
+    }
+    let last: Vec<Last> = sql
+        .exec("SELECT MAX(reservation) AS n FROM logs", None)
+        .and_then(|c| c.to_array())
+        .map_err(ApiError::internal)?;
+    let reservations = Reservations::restore(
+        open.into_iter().map(|r| Reservation {
+            id: r.id.max(0) as u64,
+            at: r.at,
+            cost: r.cost.max(0) as u64,
+            due: r.due,
+        }),
+        last.first().and_then(|l| l.n).unwrap_or(0).max(0) as u64,
+    );
     Ok(KeyState {
         record,
         ledger: ledger_store::load(sql, &KEY_LEVELS)?,
         usage,
+        reservations,
     })
 }
 
@@ -467,6 +537,7 @@ fn persist(
                 "ledger_total",
                 "usage",
                 "uses",
+                "reservations",
             ] {
                 exec(&format!("DELETE FROM {table}"), vec![])?;
             }
@@ -498,6 +569,50 @@ fn persist(
             )?;
         }
     }
+    for r in &fx.reserve {
+        exec(
+            "INSERT OR REPLACE INTO reservations (id, at, cost, due) VALUES (?, ?, ?, ?)",
+            vec![
+                (r.id as i64).into(),
+                r.at.into(),
+                (r.cost as i64).into(),
+                r.due.into(),
+            ],
+        )?;
+    }
+    for id in &fx.release {
+        exec(
+            "DELETE FROM reservations WHERE id = ?",
+            vec![(*id as i64).into()],
+        )?;
+    }
+    for update in &fx.log_updates {
+        match update {
+            LogUpdate::Settle {
+                reservation,
+                state,
+                status,
+                code,
+                duration_ms,
+                credits,
+            } => exec(
+                "UPDATE logs SET state = ?, status = ?, code = ?, duration_ms = ?, credits = ? WHERE reservation = ?",
+                vec![
+                    state.as_str().into(),
+                    i64::from(*status).into(),
+                    code.as_deref()
+                        .map_or(SqlStorageValue::Null, SqlStorageValue::from),
+                    i64::from(*duration_ms).into(),
+                    (*credits as i64).into(),
+                    (*reservation as i64).into(),
+                ],
+            )?,
+            LogUpdate::Discard { reservation } => exec(
+                "DELETE FROM logs WHERE reservation = ?",
+                vec![(*reservation as i64).into()],
+            )?,
+        }
+    }
     for notice in &fx.notices {
         let text = serde_json::to_string(notice).map_err(ApiError::internal)?;
         exec(
@@ -514,7 +629,7 @@ fn insert_log(sql: &SqlStorage, l: &LogEntry) -> std::result::Result<(), ApiErro
             .map_or(SqlStorageValue::Null, SqlStorageValue::from)
     };
     sql.exec(
-        "INSERT INTO logs (at, method, path, status, code, duration_ms, ip, credits, via) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO logs (at, method, path, status, code, duration_ms, ip, credits, via, state, reservation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         vec![
             l.at.into(),
             l.method.as_str().into(),
@@ -525,6 +640,9 @@ fn insert_log(sql: &SqlStorage, l: &LogEntry) -> std::result::Result<(), ApiErro
             text(&l.ip),
             (l.credits as i64).into(),
             l.via.as_str().into(),
+            l.state.as_str().into(),
+            l.reservation
+                .map_or(SqlStorageValue::Null, |r| SqlStorageValue::from(r as i64)),
         ],
     )
     .map(|_| ())

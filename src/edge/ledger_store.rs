@@ -8,11 +8,21 @@ use worker::{SqlStorage, SqlStorageValue};
 
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS buckets (level INTEGER NOT NULL, start INTEGER NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (level, start));
-CREATE TABLE IF NOT EXISTS ledger_total (one INTEGER PRIMARY KEY CHECK (one = 1), total INTEGER NOT NULL);";
+CREATE TABLE IF NOT EXISTS ledger_total (one INTEGER PRIMARY KEY CHECK (one = 1), total INTEGER NOT NULL, latest INTEGER);";
+
+/// Brings a table made before `latest` existed up to date (adding the column
+/// twice fails harmlessly).
+pub fn migrate(sql: &SqlStorage) -> Result<(), ApiError> {
+    match sql.exec("ALTER TABLE ledger_total ADD COLUMN latest INTEGER", None) {
+        Err(e) if !e.to_string().contains("duplicate column") => Err(ApiError::internal(e)),
+        _ => Ok(()),
+    }
+}
 
 #[derive(Deserialize)]
 struct TotalRow {
     total: i64,
+    latest: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -24,7 +34,7 @@ struct BucketRow {
 
 pub fn load(sql: &SqlStorage, levels: &[Level]) -> Result<Ledger, ApiError> {
     let total: Vec<TotalRow> = sql
-        .exec("SELECT total FROM ledger_total WHERE one = 1", None)
+        .exec("SELECT total, latest FROM ledger_total WHERE one = 1", None)
         .and_then(|c| c.to_array())
         .map_err(ApiError::internal)?;
     let rows: Vec<BucketRow> = sql
@@ -39,8 +49,9 @@ pub fn load(sql: &SqlStorage, levels: &[Level]) -> Result<Ledger, ApiError> {
             count: r.count.max(0) as u64,
         })
         .collect();
+    let latest = total.first().and_then(|t| t.latest);
     let total = total.first().map_or(0, |t| t.total.max(0) as u64);
-    Ok(Ledger::restore(levels, total, buckets))
+    Ok(Ledger::restore(levels, total, latest, buckets))
 }
 
 pub fn write(
@@ -71,9 +82,12 @@ pub fn write(
         )
         .map_err(ApiError::internal)?;
     }
+    let latest = ledger
+        .latest
+        .map_or(SqlStorageValue::Null, SqlStorageValue::from);
     sql.exec(
-        "INSERT OR REPLACE INTO ledger_total (one, total) VALUES (1, ?)",
-        vec![(ledger.total as i64).into()],
+        "INSERT OR REPLACE INTO ledger_total (one, total, latest) VALUES (1, ?, ?)",
+        vec![(ledger.total as i64).into(), latest],
     )
     .map_err(ApiError::internal)?;
     Ok(())

@@ -25,7 +25,7 @@ mod runtime;
 mod webcrypto;
 
 use crate::error::ApiError;
-use crate::inbound;
+use crate::inbound::{self, RequestLine};
 use worker::{event, Context, Env, Request, Response, Result};
 
 #[event(fetch)]
@@ -50,9 +50,24 @@ async fn route(
         .path
         .strip_prefix(cfg.admin_prefix.as_str())
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
-    if under_admin {
-        admin::handle(req, env, cfg, ctx, &line).await
-    } else {
-        gate::handle(req, env, cfg, ctx, &line).await
+    if !under_admin {
+        return gate::handle(req, env, cfg, ctx, &line).await;
     }
+    // HEAD on a GET route is that GET without its body (RFC 9110 §9.3.2); the
+    // origin answers the gate's HEADs itself.
+    if line.method != "HEAD" {
+        return admin::handle(req, env, cfg, ctx, &line).await;
+    }
+    let as_get = RequestLine {
+        method: "GET".into(),
+        ..line.clone()
+    };
+    let answer = admin::handle(req, env, cfg, ctx, &as_get)
+        .await
+        .or_else(|e| respond::error(&e).map_err(ApiError::internal))?;
+    let headers = answer.headers().clone();
+    Ok(Response::empty()
+        .map_err(ApiError::internal)?
+        .with_status(answer.status_code())
+        .with_headers(headers))
 }

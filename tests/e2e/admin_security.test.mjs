@@ -33,6 +33,8 @@ describe("exact routes", () => {
     const documented = new Set();
     for (const [p, item] of Object.entries(doc.paths)) {
       for (const m of Object.keys(item)) if (m !== "parameters") documented.add(`${m.toUpperCase()} ${p}`);
+      // HEAD answers as GET, without the body (RFC 9110).
+      if (item.get) documented.add(`HEAD ${p}`);
     }
     const methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "PURGE", "PROPFIND"];
     const fill = (p) => p.replace("{id}", p.startsWith("/accounts") ? k.account : k.id);
@@ -81,8 +83,28 @@ describe("exact routes", () => {
     const k = await api.createKey({ account: unique("logs") });
     const res = await api.admin("POST", `/keys/${k.id}/logs`);
     expectError(assert, res, 405, "method_not_allowed", "Method not allowed");
-    assert.equal(res.headers.get("allow"), "GET");
+    assert.equal(res.headers.get("allow"), "GET, HEAD");
     assert.equal((await api.admin("GET", `/keys/${k.id}`)).json.status, "active");
+  });
+
+  test("HEAD answers as GET without a body; the gate's 405 names what it forwards", async () => {
+    const k = await api.createKey({ account: unique("head") });
+    const get = await api.admin("GET", `/keys/${k.id}`);
+    const head = await api.admin("HEAD", `/keys/${k.id}`);
+    assert.equal(head.status, 200);
+    assert.equal(head.text, "");
+    assert.equal(head.headers.get("content-type"), get.headers.get("content-type"));
+    const other = `${k.id.slice(0, -1)}${k.id.endsWith("0") ? "1" : "0"}`;
+    const missing = await api.admin("HEAD", `/keys/${other}`);
+    assert.equal(missing.status, 404);
+    assert.equal(missing.text, "");
+    // HEAD is a read: no credential, no answer.
+    assert.equal((await api.call("HEAD", `/admin/v1/keys/${k.id}`)).status, 401);
+    assert.equal((await api.admin("HEAD", "/keys/x/revoke")).status, 405);
+    assert.equal((await api.admin("GET", `/keys/${k.id}`)).json.status, "active");
+    const trace = await rawRequest(kw.base, `TRACE /things HTTP/1.1\r\nAuthorization: Bearer ${k.key}`);
+    assert.equal(trace.status, 405);
+    assert.equal(trace.headers.allow, "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
   });
 });
 

@@ -46,6 +46,14 @@ function startProcess(cmd, args, opts) {
   return {
     child,
     log: () => log,
+    /** SIGKILL to the whole process group (wrangler and workerd): a crash. */
+    async kill() {
+      if (child.exitCode !== null) return;
+      try {
+        process.kill(-child.pid, "SIGKILL");
+      } catch {}
+      await exited;
+    },
     async stop() {
       if (child.exitCode !== null) return;
       try {
@@ -98,6 +106,8 @@ export async function startOrigin() {
         .split("\n")
         .filter(Boolean)
         .map((l) => JSON.parse(l)),
+    /** How many answers the origin has sent. */
+    answered: () => (fs.existsSync(`${record}.answered`) ? fs.readFileSync(`${record}.answered`, "utf8").length / 2 : 0),
     forget: () => fs.writeFileSync(record, ""),
   };
 }

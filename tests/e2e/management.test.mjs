@@ -2,7 +2,7 @@
 // validation, listing and paging, accounts, and who may manage what.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { client, expectError, startKeyward, startOrigin } from "./harness.mjs";
+import { client, expectError, startKeyward, startOrigin, eventually } from "./harness.mjs";
 
 let origin, kw, api;
 
@@ -194,7 +194,7 @@ describe("lifecycle changes bite on the very next request", () => {
     expectError(assert, await use(k.key), 401, "key_revoked");
     const view = (await api.admin("GET", `/keys/${k.id}`)).json;
     assert.equal(view.status, "revoked");
-    assert.equal(view.usage_count, 1);
+    await eventually(async () => assert.equal((await api.admin("GET", `/keys/${k.id}`)).json.usage_count, 1));
   });
 
   test("rotate: same configuration, new secret, old one refused at once", async () => {

@@ -2,7 +2,7 @@
 // Objects persisted on disk).
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { client, expectError, startKeyward, startOrigin, tempDir } from "./harness.mjs";
+import { client, expectError, startKeyward, startOrigin, tempDir, eventually } from "./harness.mjs";
 
 let origin;
 before(async () => (origin = await startOrigin()));
@@ -24,8 +24,8 @@ test("keys, usage, status and plans persist across a restart", async () => {
   try {
     assert.equal((await api.call("GET", "/things", { key: live.key })).status, 200);
     expectError(assert, await api.call("GET", "/things", { key: off.key }), 401, "key_inactive");
+    await eventually(async () => assert.equal((await api.admin("GET", `/keys/${live.id}`)).json.usage_count, 2));
     const view = (await api.admin("GET", `/keys/${live.id}`)).json;
-    assert.equal(view.usage_count, 2);
     assert.equal(view.alias, "live");
     const listed = (await api.admin("GET", "/keys?account=persist")).json.items.map((k) => k.id);
     assert.deepEqual(listed.sort(), [live.id, off.id].sort());

@@ -101,10 +101,11 @@ function logs(id, host) {
     }
     if (!mine()) return;
     const rows = page.items.map((l) =>
-      h("tr", { "data-status": l.status },
+      h("tr", { "data-status": l.status ?? l.state },
         h("td", {}, h("time", { datetime: l.at, title: exact(l.at) }, exact(l.at))),
         h("td", {}, h("code", {}, `${l.method} ${l.path}`)),
-        h("td", { class: "num" }, l.status, l.code ? h("div", { class: "muted" }, l.code) : null),
+        // A pending or abandoned request has no status yet: its state stands in.
+        h("td", { class: "num" }, l.status ?? l.state, l.code ? h("div", { class: "muted" }, l.code) : null),
         h("td", { class: "num" }, `${l.duration_ms} ms`),
         h("td", {}, l.ip ?? "—"),
         h("td", { class: "num" }, l.credits)),

@@ -150,14 +150,21 @@ impl Caller {
         }
     }
 
-    /// An admin key's own request is logged against it like any other.
-    pub fn settle(&self, ctx: &Context, env: &Env, outcome: &Result<Response, ApiError>) {
+    /// An admin key's own request is settled like any other: the management API
+    /// is the origin that answered it.
+    pub fn settle(
+        &self,
+        ctx: &Context,
+        env: &Env,
+        cfg: &Config,
+        outcome: &Result<Response, ApiError>,
+    ) {
         if let Caller::Key(admission) = self {
             let status = match outcome {
                 Ok(r) => r.status_code(),
                 Err(e) => e.status(),
             };
-            gate::settle(ctx, env, admission, status);
+            gate::settle(ctx, env, cfg, admission, Some(status), status);
         }
     }
 }

@@ -69,7 +69,7 @@ pub async fn handle(
         Operation::Me | Operation::Verify | Operation::ReportLeak
     ) {
         if let Err(e) = super::directory::ensure_migrated(env).await {
-            caller.settle(ctx, env, &Err(e.clone()));
+            caller.settle(ctx, env, cfg, &Err(e.clone()));
             return Err(e);
         }
     }
@@ -106,7 +106,7 @@ pub async fn handle(
         Operation::Me => respond::json(200, &caller.view()),
         Operation::Document | Operation::GithubLeaks => Err(ApiError::internal("served above")),
     };
-    caller.settle(ctx, env, &outcome);
+    caller.settle(ctx, env, cfg, &outcome);
     outcome
 }
 

@@ -39,7 +39,7 @@ pub async fn verify(
     match gate::check(env, cfg, ctx, presented, &needs, now_ms()).await {
         Ok(admission) => {
             // Logged and counted like a forwarded request that the origin answered.
-            gate::settle(ctx, env, &admission, 200);
+            gate::settle(ctx, env, cfg, &admission, Some(200), 200);
             respond::json(
                 200,
                 &verify::valid(&admission.identity, admission.limit.as_ref()),
