@@ -189,11 +189,14 @@ async function correctnessUnderLoad(base) {
     return { sent, mark };
   };
   const usage = async (id) => {
-    // Uses are counted in the key's object before the answer; poll briefly anyway.
-    let n;
-    for (let i = 0; i < 20; i++) {
-      n = (await api.admin("GET", `/keys/${id}`)).json.usage_count;
-      await sleep(100);
+    // Uses are committed by each request's settlement, just after its answer:
+    // read until two readings a second apart agree (at most 10 s).
+    let n = -1;
+    for (let i = 0; i < 10; i++) {
+      const now = (await api.admin("GET", `/keys/${id}`)).json.usage_count;
+      if (now === n) break;
+      n = now;
+      await sleep(1000);
     }
     return n;
   };
