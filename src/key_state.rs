@@ -32,10 +32,11 @@ pub enum KeyCommand {
     Get,
     /// The hot path: rows 3–14; counts the use and consumes `cost` when all pass.
     Check(CheckItem),
-    /// Group commit (`batch`): each request decided in order, as `Check` would,
-    /// against the state the ones before it left; answered as a list of `Answer`s.
-    Checks {
-        items: Vec<CheckItem>,
+    /// Group commit (`batch`): the `Check`s and `Settle`s of one call, each decided
+    /// in order as if it came alone, against the state the ones before it left;
+    /// persisted once; answered as a list of `Answer`s.
+    Batch {
+        items: Vec<KeyCommand>,
     },
     /// After the answer (`reservation`): commits or releases each admitted
     /// request's reservation and completes its log row.
@@ -269,6 +270,24 @@ impl KeyState {
 type Outcome = (Effects, Result<Value, ApiError>);
 
 pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> Outcome {
+    if let KeyCommand::Batch { items } = cmd {
+        let mut fx = Effects::none();
+        let mut answers = Vec::with_capacity(items.len());
+        for item in items {
+            let (one, reply) = match item {
+                KeyCommand::Check(_) | KeyCommand::Settle { .. } => apply(state, item, cfg, now),
+                _ => (
+                    Effects::none(),
+                    Err(ApiError::internal(
+                        "a batch carries checks and settlements only",
+                    )),
+                ),
+            };
+            fx = fx.then(one);
+            answers.push(Answer::from(reply));
+        }
+        return (fx.compact(), to_value(&answers));
+    }
     let KeyState {
         record,
         ledger,
@@ -314,16 +333,6 @@ pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
             (Effects::none(), reply)
         }
         KeyCommand::Check(item) => check_item(rec, ledger, reservations, cfg, item, now),
-        KeyCommand::Checks { items } => {
-            let mut fx = Effects::none();
-            let mut answers = Vec::with_capacity(items.len());
-            for item in items {
-                let (one, reply) = check_item(rec, ledger, reservations, cfg, item, now);
-                fx = fx.then(one);
-                answers.push(Answer::from(reply));
-            }
-            (fx.compact(), to_value(&answers))
-        }
         KeyCommand::Settle { items } => {
             let mut fx = Effects::none();
             for item in items {
@@ -413,6 +422,10 @@ pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
             url,
         } => leak(rec, &hash, action, source, url, now),
         KeyCommand::Enqueue { .. } => (Effects::none(), Ok(Value::Null)), // taken above
+        KeyCommand::Batch { .. } => (
+            Effects::none(),
+            Err(ApiError::internal("a batch inside a batch")),
+        ),
     }
 }
 
@@ -1033,7 +1046,9 @@ mod tests {
     }
 
     fn batch(items: Vec<CheckItem>) -> KeyCommand {
-        KeyCommand::Checks { items }
+        KeyCommand::Batch {
+            items: items.into_iter().map(KeyCommand::Check).collect(),
+        }
     }
 
     fn answers(r: Result<Value, ApiError>) -> Vec<Result<Value, ApiError>> {

@@ -12,7 +12,7 @@ use super::object_stats;
 use super::objects::{self, KEYS};
 use super::runtime::{self, now_ms};
 use crate::audit::{AuditEvent, EventQuery};
-use crate::batch::Answer;
+use crate::batch::{self, Answer};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::input::ListQuery;
@@ -25,11 +25,12 @@ use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::cell::{Cell, RefCell};
+use wasm_bindgen::prelude::wasm_bindgen;
 use worker::{
     console_error, durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State,
 };
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AccountCommand {
     /// The plan, its version and the progress of its latest change.
@@ -44,9 +45,10 @@ pub enum AccountCommand {
     Admit {
         cost: u64,
     },
-    /// Group commit (`batch`): `Admit` for each cost, in order; a list of answers.
-    Admits {
-        items: Vec<u64>,
+    /// Group commit (`batch`): the `Admit`s and `Refund`s of one call, in order,
+    /// stored in one step; a list of answers.
+    Batch {
+        items: Vec<AccountCommand>,
     },
     /// Gives back an admission that a key's limit refused.
     Refund {
@@ -151,26 +153,8 @@ impl DurableObject for AccountObject {
         }
     }
 
-    async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let cmd = match objects::command::<AccountCommand>(&mut req).await {
-            Ok(cmd) => cmd,
-            Err(e) => return objects::reply(Err(e)),
-        };
-        let writes = !matches!(
-            cmd,
-            AccountCommand::Get
-                | AccountCommand::Admit { .. }
-                | AccountCommand::Admits { .. }
-                | AccountCommand::Refund { .. }
-                | AccountCommand::List { .. }
-                | AccountCommand::Events { .. }
-        );
-        let result = self.run(cmd);
-        if writes && result.is_ok() {
-            self.register().await;
-            self.schedule().await;
-        }
-        objects::reply(result)
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        objects::fetched(req, |cmd| self.handle(cmd)).await
     }
 
     async fn alarm(&self) -> Result<Response> {
@@ -215,15 +199,16 @@ fn save_meta(sql: &SqlStorage, meta: &Meta) -> std::result::Result<(), ApiError>
     .map_err(ApiError::internal)
 }
 
-/// Row 15 for requests of these costs, in order, stored in one step. Each answer
-/// carries the plan version every admission is checked against; a refusal here
-/// refuses the request whatever the key's plan copy.
+/// Row 15 and its give-backs, in order: admissions (`Some(cost)`) and refunds,
+/// stored in one step. Each admission's answer carries the plan version every
+/// admission is checked against; a refusal here refuses the request whatever the
+/// key's plan copy.
 fn admit(
     sql: &SqlStorage,
     state: &mut AccountState,
     cfg: &Config,
     now: i64,
-    costs: &[u64],
+    items: Vec<AccountCommand>,
 ) -> std::result::Result<Vec<std::result::Result<Value, ApiError>>, ApiError> {
     let (name, plan) = cfg.plan(state.plan.as_deref());
     let copy = PlanCopy {
@@ -231,17 +216,48 @@ fn admit(
         version: state.meta.plan_version,
     };
     let account_limits = plan.map(|p| p.account_limits).unwrap_or_default();
-    let (answers, buckets) = limits::admit_accounts(&mut state.ledger, &account_limits, now, costs);
+    let mut buckets = Vec::new();
+    let mut answers = Vec::with_capacity(items.len());
+    for item in items {
+        answers.push(match item {
+            AccountCommand::Admit { cost } => {
+                let (mut one, touched) =
+                    limits::admit_accounts(&mut state.ledger, &account_limits, now, &[cost]);
+                buckets.extend(touched);
+                one.pop()
+                    .unwrap_or_else(|| Err(ApiError::internal("no answer")))
+                    .map(|c| json!({ "at": now, "limit": c.limit, "charged": c.charged, "plan": copy }))
+            }
+            AccountCommand::Refund { at, cost } => {
+                buckets.extend(state.ledger.remove(at, cost));
+                Ok(Value::Null)
+            }
+            _ => Err(ApiError::internal("a batch carries admissions and refunds only")),
+        });
+    }
     if !buckets.is_empty() {
         let prune = state.ledger.prune(now);
-        ledger_store::write(sql, &state.ledger, &buckets, &prune)?;
+        ledger_store::write(
+            sql,
+            &state.ledger,
+            &limits::last_per_bucket(buckets),
+            &prune,
+        )?;
     }
-    Ok(answers
-        .into_iter()
-        .map(|a| {
-            a.map(|c| json!({ "at": now, "limit": c.limit, "charged": c.charged, "plan": copy }))
-        })
-        .collect())
+    Ok(answers)
+}
+
+/// Whether the directory and the alarm must hear of the command once it is done.
+fn writes(cmd: &AccountCommand) -> bool {
+    !matches!(
+        cmd,
+        AccountCommand::Get
+            | AccountCommand::Admit { .. }
+            | AccountCommand::Batch { .. }
+            | AccountCommand::Refund { .. }
+            | AccountCommand::List { .. }
+            | AccountCommand::Events { .. }
+    )
 }
 
 /// The account a command is about, when it names one.
@@ -257,7 +273,73 @@ fn named_account(cmd: &AccountCommand) -> Option<&str> {
     }
 }
 
+/// Workers RPC (`objects`). Several commands (the admissions and refunds of one
+/// lane's call) are decided together, in order, and stored in one step.
+#[wasm_bindgen(wasm_bindgen_futures = worker::wasm_bindgen_futures)]
 impl AccountObject {
+    /// The request path's commands (admissions, refunds, reads) are answered at
+    /// once; `None` when one of them writes the index or the plan (`batch_later`).
+    pub fn batch_now(&self, items: Vec<String>) -> Option<Vec<String>> {
+        let parsed: Vec<std::result::Result<AccountCommand, ApiError>> =
+            items.iter().map(|i| objects::parse(i)).collect();
+        if parsed.iter().flatten().any(writes) {
+            return None;
+        }
+        Some(self.decide(parsed))
+    }
+
+    /// Commands that write: the directory and the alarm are told afterwards.
+    pub async fn batch_later(&self, items: Vec<String>) -> Vec<String> {
+        objects::each(items, |cmd| self.handle(cmd)).await
+    }
+}
+
+impl AccountObject {
+    fn decide(&self, parsed: Vec<std::result::Result<AccountCommand, ApiError>>) -> Vec<String> {
+        if let Ok(cfg) = runtime::config(&self.env) {
+            let admits = parsed
+                .iter()
+                .filter(|p| matches!(p, Ok(AccountCommand::Admit { .. })))
+                .count();
+            object_stats::count_batch(&self.sql(), cfg.object_stats, admits);
+        }
+        if parsed.len() < 2 {
+            return parsed
+                .into_iter()
+                .map(|p| objects::encode(p.and_then(|cmd| self.run(cmd))))
+                .collect();
+        }
+        let cmds: Vec<AccountCommand> = parsed
+            .iter()
+            .filter_map(|p| p.as_ref().ok().cloned())
+            .collect();
+        let n = cmds.len();
+        let mut decided =
+            batch::answers(self.run(AccountCommand::Batch { items: cmds }), n).into_iter();
+        parsed
+            .into_iter()
+            .map(|p| match p {
+                Ok(_) => decided
+                    .next()
+                    .unwrap_or_else(|| Err(ApiError::internal("no answer"))),
+                Err(e) => Err(e),
+            })
+            .map(objects::encode)
+            .collect()
+    }
+}
+
+impl AccountObject {
+    async fn handle(&self, cmd: AccountCommand) -> std::result::Result<Value, ApiError> {
+        let writes = writes(&cmd);
+        let result = self.run(cmd);
+        if writes && result.is_ok() {
+            self.register().await;
+            self.schedule().await;
+        }
+        result
+    }
+
     fn sql(&self) -> SqlStorage {
         self.state.storage().sql()
     }
@@ -330,22 +412,17 @@ impl AccountObject {
                         "keys_updated": 0,
                     }))
                 }
-                AccountCommand::Admit { cost } => {
-                    let mut one = admit(sql, state, &cfg, now, &[cost])?;
-                    one.pop()
+                one @ (AccountCommand::Admit { .. } | AccountCommand::Refund { .. }) => {
+                    admit(sql, state, &cfg, now, vec![one])?
+                        .pop()
                         .unwrap_or_else(|| Err(ApiError::internal("no answer")))
                 }
-                AccountCommand::Admits { items } => {
-                    let answers: Vec<Answer> = admit(sql, state, &cfg, now, &items)?
+                AccountCommand::Batch { items } => {
+                    let answers: Vec<Answer> = admit(sql, state, &cfg, now, items)?
                         .into_iter()
                         .map(Answer::from)
                         .collect();
                     serde_json::to_value(answers).map_err(ApiError::internal)
-                }
-                AccountCommand::Refund { at, cost } => {
-                    let buckets = state.ledger.remove(at, cost);
-                    ledger_store::write(sql, &state.ledger, &buckets, &[])?;
-                    Ok(Value::Null)
                 }
                 AccountCommand::Claim { row } => index_store::claim(sql, &row).map(|_| Value::Null),
                 AccountCommand::Sync { row, event } => {

@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::time::Duration;
+use wasm_bindgen::prelude::wasm_bindgen;
 use worker::{
     console_error, console_log, durable_object, Delay, DurableObject, Env, Request, Response,
     Result, SqlStorage, State,
@@ -121,28 +122,8 @@ impl DurableObject for Directory {
         }
     }
 
-    async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let sql = self.sql();
-        if let Ok(cfg) = runtime::config(&self.env) {
-            object_stats::count(&sql, cfg.object_stats, now_ms());
-        }
-        let result = match objects::command::<DirectoryCommand>(&mut req).await {
-            Ok(DirectoryCommand::Add { account }) => sql
-                .exec(
-                    "INSERT OR IGNORE INTO accounts (name) VALUES (?)",
-                    vec![account.into()],
-                )
-                .map(|_| Value::Null)
-                .map_err(ApiError::internal),
-            Ok(DirectoryCommand::Accounts { from, limit }) => {
-                list(&sql, from.as_deref(), limit).map(|a| json!({ "accounts": a }))
-            }
-            Ok(DirectoryCommand::Migrate) => {
-                self.migrate().await.map(|done| json!({ "done": done }))
-            }
-            Err(e) => Err(e),
-        };
-        objects::reply(result)
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        objects::fetched(req, |cmd| self.handle(cmd)).await
     }
 
     async fn alarm(&self) -> Result<Response> {
@@ -150,6 +131,36 @@ impl DurableObject for Directory {
             console_error!("directory: migration step failed: {e:?}");
         }
         Response::empty()
+    }
+}
+
+/// Workers RPC (`objects`): the commands one after the other.
+#[wasm_bindgen(wasm_bindgen_futures = worker::wasm_bindgen_futures)]
+impl Directory {
+    pub async fn batch_later(&self, items: Vec<String>) -> Vec<String> {
+        objects::each(items, |cmd| self.handle(cmd)).await
+    }
+}
+
+impl Directory {
+    async fn handle(&self, cmd: DirectoryCommand) -> std::result::Result<Value, ApiError> {
+        let sql = self.sql();
+        if let Ok(cfg) = runtime::config(&self.env) {
+            object_stats::count(&sql, cfg.object_stats, now_ms());
+        }
+        match cmd {
+            DirectoryCommand::Add { account } => sql
+                .exec(
+                    "INSERT OR IGNORE INTO accounts (name) VALUES (?)",
+                    vec![account.into()],
+                )
+                .map(|_| Value::Null)
+                .map_err(ApiError::internal),
+            DirectoryCommand::Accounts { from, limit } => {
+                list(&sql, from.as_deref(), limit).map(|a| json!({ "accounts": a }))
+            }
+            DirectoryCommand::Migrate => self.migrate().await.map(|done| json!({ "done": done })),
+        }
     }
 }
 

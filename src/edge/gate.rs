@@ -10,7 +10,7 @@ use super::account_object::AccountCommand;
 use super::ip_guard_object::IpGuardCommand;
 use super::objects::{self, ACCOUNTS, IP_GUARDS, KEYS};
 use super::runtime::{self, now_ms};
-use super::{forward, kv_index};
+use super::{forward, kv_index, task};
 use crate::check::{self, bearer_token, AccessRequest};
 use crate::config::Config;
 use crate::error::ApiError;
@@ -196,10 +196,13 @@ async fn admit(
     // One round trip: the key's object and the account's, concurrently. The key's
     // check carries the account's plan as this isolate last saw it.
     let first = KeyCommand::Check(item(runtime::known_plan(&entry.account), None));
+    // Each goes through its object's lane: while a call is in flight, it waits and
+    // travels with the others in the next one (group commit).
     let (mut key, account) = join(
-        objects::call_as::<_, Admitted>(env, KEYS, &entry.id, &first),
-        objects::call_as::<_, AccountAdmitted>(
+        objects::submit_as::<_, Admitted>(env, ctx, KEYS, &entry.id, &first),
+        objects::submit_as::<_, AccountAdmitted>(
             env,
+            ctx,
             ACCOUNTS,
             &entry.account,
             &AccountCommand::Admit { cost },
@@ -219,7 +222,7 @@ async fn admit(
             .map(|k| k.reservation)
         {
             let again = KeyCommand::Check(item(Some(a.plan.clone()), Some(undo)));
-            key = objects::call_as::<_, Admitted>(env, KEYS, &entry.id, &again).await;
+            key = objects::submit_as::<_, Admitted>(env, ctx, KEYS, &entry.id, &again).await;
         }
     }
 
@@ -266,7 +269,8 @@ fn elapsed(started: i64) -> u32 {
     (now_ms() - started).clamp(0, i64::from(u32::MAX)) as u32
 }
 
-/// Sends `cmd` to an object after the answer, logging a failure.
+/// Sends `cmd` to an object after the answer, through its lane (it rides the next
+/// call when one is in flight), logging a failure.
 fn background<C: serde::Serialize + 'static>(
     ctx: &Context,
     env: &Env,
@@ -274,9 +278,13 @@ fn background<C: serde::Serialize + 'static>(
     name: String,
     cmd: C,
 ) {
+    // The same request's context, owned by the task that outlives this call.
+    let inner: &worker::worker_sys::Context = ctx.as_ref();
+    let js: &wasm_bindgen::JsValue = inner.as_ref();
+    let lane_ctx = Context::new(wasm_bindgen::JsCast::unchecked_into(js.clone()));
     let env = env.clone();
-    ctx.wait_until(async move {
-        if let Err(e) = objects::call(&env, binding, &name, &cmd).await {
+    task::wait_until(ctx, async move {
+        if let Err(e) = objects::submit(&env, &lane_ctx, binding, &name, &cmd).await {
             console_error!("{binding}/{name}: background command failed: {e:?}");
         }
     });
@@ -309,31 +317,12 @@ pub fn settle(
     queue_settlement(ctx, env, &a.key_id, s);
 }
 
-/// Settlements travel to their key's object in batches without a timer: the
-/// first goes at once; those that arrive while a call is in flight ride the next
-/// one. Only plain data crosses requests: the flush runs, and awaits, under the
-/// request that started it. A settlement lost with the isolate leaves its
+/// The settlement rides the key's lane: at once when no call to the key is in
+/// flight, else in the next one. A settlement lost with the isolate leaves its
 /// reservation to the key's alarm (released, its row `abandoned`).
 fn queue_settlement(ctx: &Context, env: &Env, key_id: &str, s: Settlement) {
-    if !runtime::queue_settlement(key_id, s, now_ms()) {
-        return;
-    }
-    let (env, key_id) = (env.clone(), key_id.to_string());
-    ctx.wait_until(async move {
-        loop {
-            let items = runtime::take_settlements(&key_id, now_ms());
-            if items.is_empty() {
-                break;
-            }
-            let n = items.len();
-            if let Err(e) = objects::call(&env, KEYS, &key_id, &KeyCommand::Settle { items }).await
-            {
-                console_error!(
-                    "{key_id}: {n} settlements not delivered (released at their timeout): {e:?}"
-                );
-            }
-        }
-    });
+    let settle = KeyCommand::Settle { items: vec![s] };
+    background(ctx, env, KEYS, key_id.to_string(), settle);
 }
 
 /// Row 3 happened: count it against the address's bucket; the answer is row 2 if

@@ -11,6 +11,7 @@ use crate::error::ApiError;
 use crate::ip_guard::{FailureOutcome, FailureWindow};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use wasm_bindgen::prelude::wasm_bindgen;
 use worker::{console_error, durable_object, DurableObject, Env, Request, Response, Result, State};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -40,52 +41,55 @@ impl DurableObject for IpGuard {
         Self { state, env }
     }
 
-    async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let stats = runtime::config(&self.env).is_ok_and(|c| c.object_stats);
-        object_stats::count(&self.state.storage().sql(), stats, now_ms());
-        let result = match objects::command::<IpGuardCommand>(&mut req).await {
-            Ok(IpGuardCommand::Fail) => match self.fail() {
-                Ok((outcome, idle_at)) => {
-                    self.clean_up_at(idle_at).await;
-                    Ok(outcome)
-                }
-                Err(e) => Err(e),
-            },
-            Ok(IpGuardCommand::Status) => {
-                let status = self.status();
-                if matches!(&status, Ok((_, false))) && !stats {
-                    // Nothing kept for this address: leave nothing behind either
-                    // (the local runtime records every object it wakes; counted
-                    // calls stay, for `make scale`).
-                    if let Err(e) = self.state.storage().delete_all().await {
-                        console_error!("ip guard: cannot delete its storage: {e}");
-                    }
-                }
-                status.map(|(v, _)| v)
-            }
-            Err(e) => Err(e),
-        };
-        objects::reply(result)
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        objects::fetched(req, |cmd| async { self.handle(cmd) }).await
     }
 
     async fn alarm(&self) -> Result<Response> {
         let cfg = runtime::config(&self.env).map_err(|e| worker::Error::RustError(e.message()))?;
         match self.load(false) {
             Ok(w) if w.idle_at(&cfg.ip_block) > now_ms() => {
-                self.clean_up_at(w.idle_at(&cfg.ip_block)).await
+                self.clean_up_at(w.idle_at(&cfg.ip_block))
             }
             // Over (or unreadable): nothing of this address is kept.
-            _ => {
-                if let Err(e) = self.state.storage().delete_all().await {
-                    console_error!("ip guard: cannot delete its storage: {e}");
-                }
-            }
+            _ => self.delete_all(),
         }
         Response::empty()
     }
 }
 
+/// Workers RPC (`objects`): the commands one after the other.
+#[wasm_bindgen(wasm_bindgen_futures = worker::wasm_bindgen_futures)]
 impl IpGuard {
+    /// Answers at once: the clean-up alarm and deletions are not waited for.
+    pub fn batch_now(&self, items: Vec<String>) -> Option<Vec<String>> {
+        Some(objects::each_now(&items, |cmd| self.handle(cmd)))
+    }
+}
+
+impl IpGuard {
+    fn handle(&self, cmd: IpGuardCommand) -> std::result::Result<Value, ApiError> {
+        let stats = runtime::config(&self.env).is_ok_and(|c| c.object_stats);
+        object_stats::count(&self.state.storage().sql(), stats, now_ms());
+        match cmd {
+            IpGuardCommand::Fail => {
+                let (outcome, idle_at) = self.fail()?;
+                self.clean_up_at(idle_at);
+                Ok(outcome)
+            }
+            IpGuardCommand::Status => {
+                let status = self.status();
+                if matches!(&status, Ok((_, false))) && !stats {
+                    // Nothing kept for this address: leave nothing behind either
+                    // (the local runtime records every object it wakes; counted
+                    // calls stay, for `make scale`).
+                    self.delete_all();
+                }
+                status.map(|(v, _)| v)
+            }
+        }
+    }
+
     /// The bucket's state. Only a failure creates storage (`create`): asking about
     /// an address never seen leaves nothing behind.
     fn load(&self, create: bool) -> std::result::Result<FailureWindow, ApiError> {
@@ -152,10 +156,18 @@ impl IpGuard {
         ))
     }
 
-    async fn clean_up_at(&self, at: i64) {
-        let offset = (at - now_ms()).max(0) + 1;
-        if let Err(e) = self.state.storage().set_alarm(offset).await {
-            console_error!("ip guard: cannot set its clean-up alarm: {e}");
+    fn clean_up_at(&self, at: i64) {
+        if let Err(e) = objects::set_alarm_now(&self.state, at.max(now_ms()) + 1) {
+            console_error!("ip guard: cannot set its clean-up alarm: {e:?}");
+        }
+    }
+
+    /// Everything this address's object holds, alarm included (not waited for:
+    /// the object's answer waits for its storage writes).
+    fn delete_all(&self) {
+        let deleted = self.state.as_raw().storage().and_then(|s| s.delete_all());
+        if let Err(e) = deleted {
+            console_error!("ip guard: cannot delete its storage: {e:?}");
         }
     }
 }

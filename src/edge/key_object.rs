@@ -6,6 +6,7 @@
 use super::objects;
 use super::runtime::{self, now_ms};
 use super::{copies, ledger_store, object_stats};
+use crate::batch;
 use crate::error::ApiError;
 use crate::key_state::{apply, next_alert_at, Change, Effects, KeyCommand, KeyState, Notice};
 use crate::ledger::KEY_LEVELS;
@@ -19,6 +20,7 @@ use crate::webhook;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::cell::{Cell, RefCell};
+use wasm_bindgen::prelude::wasm_bindgen;
 use worker::{
     console_error, durable_object, DurableObject, Env, Fetch, Headers, Method, Request,
     RequestInit, Response, Result, SqlStorage, SqlStorageValue, State,
@@ -93,38 +95,8 @@ impl DurableObject for KeyObject {
         }
     }
 
-    async fn fetch(&self, mut req: Request) -> Result<Response> {
-        if let Ok(cfg) = runtime::config(&self.env) {
-            object_stats::count(&self.sql(), cfg.object_stats, now_ms());
-        }
-        let (result, wake_needed) = match objects::command::<KeyCommand>(&mut req).await {
-            Ok(KeyCommand::Logs { query }) => (self.logs(&query), false),
-            Ok(cmd) => {
-                // A management change may set or move the expiry its alerts follow.
-                let management = !matches!(
-                    cmd,
-                    KeyCommand::Check(_)
-                        | KeyCommand::Checks { .. }
-                        | KeyCommand::Settle { .. }
-                        | KeyCommand::Get
-                        | KeyCommand::Usage { .. }
-                );
-                let (result, wake) = self.run(cmd);
-                // An open reservation needs the alarm by its due time.
-                let release_due = self
-                    .reservations_due()
-                    .is_some_and(|due| self.alarm_at.get().is_none_or(|at| at > due));
-                (
-                    result,
-                    wake || management || release_due || !self.alarm_scheduled.get(),
-                )
-            }
-            Err(e) => (Err(e), false),
-        };
-        if wake_needed {
-            self.schedule_alarm().await;
-        }
-        objects::reply(result)
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        objects::fetched(req, |cmd| async { self.handle(cmd) }).await
     }
 
     async fn alarm(&self) -> Result<Response> {
@@ -133,12 +105,83 @@ impl DurableObject for KeyObject {
             console_error!("key object wake failed: {e:?}");
         }
         self.deliver_due().await;
-        self.schedule_alarm().await;
+        self.schedule_alarm();
         Response::empty()
     }
 }
 
+/// Workers RPC (`objects`). Several commands (the checks and settlements of one
+/// lane's call) are decided together: in order, in one synchronous step,
+/// persisted once.
+#[wasm_bindgen(wasm_bindgen_futures = worker::wasm_bindgen_futures)]
 impl KeyObject {
+    /// Answers at once: nothing a key's object does for a command waits on I/O.
+    pub fn batch_now(&self, items: Vec<String>) -> Option<Vec<String>> {
+        Some(self.decide(items))
+    }
+}
+
+impl KeyObject {
+    fn decide(&self, items: Vec<String>) -> Vec<String> {
+        if let Ok(cfg) = runtime::config(&self.env) {
+            let checks = items
+                .iter()
+                .filter(|i| i.starts_with(r#"{"check""#))
+                .count();
+            object_stats::count_batch(&self.sql(), cfg.object_stats, checks);
+        }
+        if items.len() < 2 {
+            return objects::each_now(&items, |cmd| self.handle(cmd));
+        }
+        let mut answers: Vec<Option<String>> = vec![None; items.len()];
+        let mut cmds = Vec::with_capacity(items.len());
+        for (slot, item) in answers.iter_mut().zip(&items) {
+            match objects::parse::<KeyCommand>(item) {
+                Ok(cmd) => cmds.push(cmd),
+                Err(e) => *slot = Some(objects::encode(Err(e))),
+            }
+        }
+        let n = cmds.len();
+        let decided = batch::answers(self.handle(KeyCommand::Batch { items: cmds }), n);
+        let mut decided = decided.into_iter();
+        answers
+            .into_iter()
+            .map(|slot| {
+                slot.or_else(|| decided.next().map(objects::encode))
+                    .unwrap_or_else(|| objects::encode(Err(ApiError::internal("no answer"))))
+            })
+            .collect()
+    }
+}
+
+impl KeyObject {
+    fn handle(&self, cmd: KeyCommand) -> std::result::Result<Value, ApiError> {
+        if let Ok(cfg) = runtime::config(&self.env) {
+            object_stats::count(&self.sql(), cfg.object_stats, now_ms());
+        }
+        if let KeyCommand::Logs { query } = cmd {
+            return self.logs(&query);
+        }
+        // A management change may set or move the expiry its alerts follow.
+        let management = !matches!(
+            cmd,
+            KeyCommand::Check(_)
+                | KeyCommand::Batch { .. }
+                | KeyCommand::Settle { .. }
+                | KeyCommand::Get
+                | KeyCommand::Usage { .. }
+        );
+        let (result, wake) = self.run(cmd);
+        // An open reservation needs the alarm by its due time.
+        let release_due = self
+            .reservations_due()
+            .is_some_and(|due| self.alarm_at.get().is_none_or(|at| at > due));
+        if wake || management || release_due || !self.alarm_scheduled.get() {
+            self.schedule_alarm();
+        }
+        result
+    }
+
     fn sql(&self) -> SqlStorage {
         self.state.storage().sql()
     }
@@ -259,7 +302,7 @@ impl KeyObject {
 
     /// The next alarm: the earliest due notice, the end of a suspension, or the next
     /// expiry alert.
-    async fn schedule_alarm(&self) {
+    fn schedule_alarm(&self) {
         self.alarm_scheduled.set(true);
         #[derive(Deserialize)]
         struct Due {
@@ -288,11 +331,10 @@ impl KeyObject {
         };
         // At least 1 ms ahead: re-arming an alarm handler for the time it runs at
         // would have the alarm deleted when the handler returns.
-        let now = now_ms();
-        let offset = (at - now).max(1);
-        match self.state.storage().set_alarm(offset).await {
-            Ok(()) => self.alarm_at.set(Some(now + offset)),
-            Err(e) => console_error!("key object: cannot set alarm: {e}"),
+        let at = at.max(now_ms() + 1);
+        match objects::set_alarm_now(&self.state, at) {
+            Ok(()) => self.alarm_at.set(Some(at)),
+            Err(e) => console_error!("key object: cannot set alarm: {e:?}"),
         }
     }
 

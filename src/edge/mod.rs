@@ -22,19 +22,32 @@ mod objects;
 mod registry;
 mod respond;
 mod runtime;
+mod task;
 mod webcrypto;
 
 use crate::error::ApiError;
 use crate::inbound::{self, RequestLine};
-use worker::{event, Context, Env, Request, Response, Result};
+use wasm_bindgen::prelude::*;
+use worker::worker_sys::{web_sys, Context as JsContext};
+use worker::{Context, Env, Request, Response};
 
-#[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
-    let outcome = match runtime::config(&env) {
-        Ok(cfg) => route(req, &env, &cfg, &ctx).await,
-        Err(e) => Err(e),
-    };
-    outcome.or_else(|e| respond::error(&e))
+/// The fetch entry point (what `#[event(fetch)]` would generate, but polled by
+/// this crate's own executor, `task`: each request's code runs in its own request).
+#[wasm_bindgen]
+pub fn fetch(req: web_sys::Request, env: Env, ctx: JsContext) -> js_sys::Promise {
+    task::promise(async move {
+        let ctx = Context::new(ctx);
+        let outcome = match runtime::config(&env) {
+            Ok(cfg) => route(Request::from(req), &env, &cfg, &ctx).await,
+            Err(e) => Err(e),
+        };
+        let resp = outcome.or_else(|e| respond::error(&e)).or_else(|e| {
+            worker::console_error!("cannot answer: {e}");
+            Response::error("Internal error", 500)
+        });
+        resp.map(|r| JsValue::from(web_sys::Response::from(r)))
+            .map_err(JsValue::from)
+    })
 }
 
 /// Row 1 and the request line, read once in canonical form; then the management

@@ -23,3 +23,27 @@ pub fn count(sql: &SqlStorage, on: bool, now: i64) {
         console_error!("object stats: {e}");
     }
 }
+
+const BATCH_SCHEMA: &str =
+    "CREATE TABLE IF NOT EXISTS batch_stats (one INTEGER PRIMARY KEY CHECK (one = 1),
+  batches INTEGER NOT NULL, requests INTEGER NOT NULL, largest INTEGER NOT NULL)";
+
+/// Counts one call that carried `n` requests' admissions (group commit): the
+/// object's own evidence that coalescing happened.
+pub fn count_batch(sql: &SqlStorage, on: bool, n: usize) {
+    if !on || n == 0 {
+        return;
+    }
+    let n = n as i64;
+    let counted = sql.exec(BATCH_SCHEMA, None).and_then(|_| {
+        sql.exec(
+            "INSERT INTO batch_stats (one, batches, requests, largest) VALUES (1, 1, ?, ?)
+             ON CONFLICT(one) DO UPDATE SET batches = batches + 1, requests = requests + excluded.requests,
+               largest = MAX(largest, excluded.largest)",
+            vec![n.into(), n.into()],
+        )
+    });
+    if let Err(e) = counted {
+        console_error!("batch stats: {e}");
+    }
+}

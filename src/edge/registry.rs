@@ -13,6 +13,7 @@ use crate::error::ApiError;
 use crate::model::IndexRow;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use wasm_bindgen::prelude::wasm_bindgen;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -65,12 +66,16 @@ impl DurableObject for Registry {
         Self { state, env }
     }
 
-    async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let result = match objects::command::<RegistryCommand>(&mut req).await {
-            Ok(cmd) => self.run(cmd),
-            Err(e) => Err(e),
-        };
-        objects::reply(result)
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        objects::fetched(req, |cmd| async { self.run(cmd) }).await
+    }
+}
+
+/// Workers RPC (`objects`): the commands one after the other.
+#[wasm_bindgen(wasm_bindgen_futures = worker::wasm_bindgen_futures)]
+impl Registry {
+    pub async fn batch_later(&self, items: Vec<String>) -> Vec<String> {
+        objects::each(items, |cmd| async { self.run(cmd) }).await
     }
 }
 

@@ -4,7 +4,6 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::model::HashEntry;
 use crate::plan_change::PlanCopy;
-use crate::reservation::Settlement;
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -25,10 +24,6 @@ thread_local! {
     static PLANS: RefCell<HashMap<String, PlanCopy>> = RefCell::new(HashMap::new());
     // Whether the directory said the old registry is copied (asked once per isolate).
     static MIGRATED: Cell<bool> = const { Cell::new(false) };
-    // Settlements waiting for their key's flush in flight, and when that flush last
-    // took a batch. An entry exists only while a flush runs, so the map holds no
-    // more keys than there are requests in flight.
-    static SETTLING: RefCell<HashMap<String, (Vec<Settlement>, i64)>> = RefCell::new(HashMap::new());
 }
 
 /// Bound on each isolate cache; past it the cache starts afresh.
@@ -82,57 +77,6 @@ pub fn migrated() -> bool {
 
 pub fn set_migrated() {
     MIGRATED.with(|m| m.set(true));
-}
-
-/// A flush that has not come back for this long is presumed cancelled: the next
-/// settlement starts another.
-const FLUSH_STALE_MS: i64 = 5_000;
-
-/// Settlements per call to a key's object.
-pub const MAX_SETTLE_BATCH: usize = 256;
-
-/// Queues a settlement for its key; true when the caller must run the flush (none
-/// is in flight, or the one in flight went quiet).
-pub fn queue_settlement(key_id: &str, s: Settlement, now: i64) -> bool {
-    SETTLING.with(|m| {
-        let Ok(mut map) = m.try_borrow_mut() else {
-            return true;
-        };
-        match map.get_mut(key_id) {
-            Some((queue, since)) => {
-                queue.push(s);
-                let stale = now - *since > FLUSH_STALE_MS;
-                if stale {
-                    *since = now;
-                }
-                stale
-            }
-            None => {
-                map.insert(key_id.to_string(), (vec![s], now));
-                true
-            }
-        }
-    })
-}
-
-/// The next batch for the flush of `key_id`; empty when there is none, which ends
-/// the flush (the next settlement starts a new one).
-pub fn take_settlements(key_id: &str, now: i64) -> Vec<Settlement> {
-    SETTLING.with(|m| {
-        let Ok(mut map) = m.try_borrow_mut() else {
-            return Vec::new();
-        };
-        let Some((queue, since)) = map.get_mut(key_id) else {
-            return Vec::new();
-        };
-        if queue.is_empty() {
-            map.remove(key_id);
-            return Vec::new();
-        }
-        *since = now;
-        let n = queue.len().min(MAX_SETTLE_BATCH);
-        queue.drain(..n).collect()
-    })
 }
 
 /// Bound on remembered blocks; past it, expired entries are dropped first.

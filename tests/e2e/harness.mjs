@@ -1,7 +1,7 @@
 // Starts real processes for the end-to-end tests: the example origin and
 // `wrangler dev` (workerd, local KV and Durable Objects persisted to a temp dir),
 // each on a free loopback port, and speaks HTTP to them.
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
 import https from "node:https";
@@ -269,3 +269,46 @@ export async function startReceiver(status = () => 204) {
   return { url: `http://127.0.0.1:${port}/hooks/keyward`, received, close: () => server.close() };
 }
 
+/**
+ * The counters objects keep about themselves when `OBJECT_STATS=true`, read from
+ * their SQLite files under the state directory: per object its class, whose it is
+ * (`key`: the key id; `account`: the account), and the group commits it served
+ * (`batches`, `requests` carried, `largest`).
+ */
+export function objectStats(persistDir) {
+  const script = `
+import json, os, sqlite3, sys
+root = sys.argv[1]
+out = []
+for cls in sorted(os.listdir(root)):
+    d = os.path.join(root, cls)
+    for f in os.listdir(d):
+        if not f.endswith(".sqlite") or f == "metadata.sqlite":
+            continue
+        db = sqlite3.connect(os.path.join(d, f))
+        o = {"class": cls.replace("keyward-", "")}
+        for q, fields in (("SELECT json FROM record", ("id", "account")), ("SELECT json FROM meta", ("account",))):
+            try:
+                r = db.execute(q).fetchone()
+                if r:
+                    j = json.loads(r[0])
+                    for k in fields:
+                        o.setdefault("key" if k == "id" else k, j.get(k))
+            except sqlite3.Error:
+                pass
+        try:
+            r = db.execute("SELECT batches, requests, largest FROM batch_stats").fetchone()
+            if r:
+                o.update(batches=r[0], requests=r[1], largest=r[2])
+        except sqlite3.Error:
+            pass
+        db.close()
+        out.append(o)
+print(json.dumps(out))
+`;
+  const text = execFileSync("python3", ["-c", script, path.join(persistDir, "v3/do")], {
+    encoding: "utf8",
+    maxBuffer: 1 << 26,
+  });
+  return JSON.parse(text);
+}
