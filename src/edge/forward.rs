@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::inbound::{is_reserved_header, RequestLine};
 use crate::model::Identity;
-use worker::{web_sys, Fetch, Headers, Request, RequestInit, RequestRedirect, Response};
+use worker::{web_sys, Fetch, Headers, Request, Response};
 
 pub const HEADER_KEY_ID: &str = "X-Keyward-Key-Id";
 pub const HEADER_ACCOUNT: &str = "X-Keyward-Account";
@@ -15,20 +15,24 @@ pub const HEADER_ENVIRONMENT: &str = "X-Keyward-Environment";
 pub const HEADER_PROJECTS: &str = "X-Keyward-Projects";
 
 pub async fn to_origin(
-    req: Request,
+    req: web_sys::Request,
     line: &RequestLine,
     cfg: &Config,
     identity: Option<&Identity>,
 ) -> Result<Response, ApiError> {
     let target = format!("{}{}", cfg.origin_url, line.target());
-    let headers = Headers::new();
-    for (name, value) in req.headers().entries() {
-        // Header names arrive lowercased. A client must not pose as another key,
-        // in any spelling a server might fold into ours.
-        if name == "authorization" || name == "host" || is_reserved_header(&name) {
-            continue;
-        }
-        headers.append(&name, &value).map_err(ApiError::internal)?;
+    // A copy of the client's headers (one call), less those keyward owns: header
+    // names arrive lowercased, and a client must not pose as another key in any
+    // spelling a server might fold into ours.
+    let copy = web_sys::Headers::new_with_headers(&req.headers())
+        .map_err(|e| ApiError::internal(format!("{e:?}")))?;
+    let headers = Headers(copy);
+    let owned: Vec<String> = headers
+        .keys()
+        .filter(|name| name == "authorization" || name == "host" || is_reserved_header(name))
+        .collect();
+    for name in owned {
+        headers.delete(&name).map_err(ApiError::internal)?;
     }
     if let Some(id) = identity {
         // Every value is closed to header syntax at input (ids, permissions, projects).
@@ -39,17 +43,17 @@ pub async fn to_origin(
         set(HEADER_ENVIRONMENT, id.environment.as_str())?;
         set(HEADER_PROJECTS, &id.projects.join(","))?;
     }
-    let mut init = RequestInit::new();
-    init.with_headers(headers)
-        .with_redirect(RequestRedirect::Manual);
-    let has_body = !matches!(line.method.as_str(), "GET" | "HEAD");
-    if has_body {
-        init.with_body(req.inner().body().map(Into::into));
-    }
+    let raw = web_sys::RequestInit::new();
     // worker's `Method` maps every method it does not know to GET: set the method
-    // as a string on the runtime's own init instead.
-    let raw: web_sys::RequestInit = (&init).into();
+    // as a string on the runtime's own init.
     raw.set_method(&line.method);
+    raw.set_headers(&headers.0);
+    raw.set_redirect(web_sys::RequestRedirect::Manual);
+    if !matches!(line.method.as_str(), "GET" | "HEAD") {
+        if let Some(body) = req.body() {
+            raw.set_body(&body);
+        }
+    }
     let outbound = web_sys::Request::new_with_str_and_init(&target, &raw)
         .map(Request::from)
         .map_err(|e| ApiError::internal(format!("{e:?}")))?;

@@ -8,7 +8,7 @@
 
 use super::account_object::AccountCommand;
 use super::ip_guard_object::IpGuardCommand;
-use super::objects::{self, ACCOUNTS, IP_GUARDS, KEYS};
+use super::objects::{self, Urgency, ACCOUNTS, IP_GUARDS, KEYS};
 use super::runtime::{self, now_ms};
 use super::{forward, kv_index, task};
 use crate::check::{self, bearer_token, AccessRequest};
@@ -26,7 +26,8 @@ use crate::request_log::{RequestFacts, Via};
 use crate::reservation::Settlement;
 use futures_util::future::join;
 use serde::Deserialize;
-use worker::{console_error, Context, Env, Headers, Request, Response};
+use worker::worker_sys::web_sys;
+use worker::{console_error, Context, Env, Headers, Response};
 
 /// A request the key's and the account's objects both admitted: its credits are
 /// reserved in both until `settle` reports what the client got.
@@ -51,7 +52,7 @@ struct AccountAdmitted {
 }
 
 pub async fn handle(
-    req: Request,
+    req: web_sys::Request,
     env: &Env,
     cfg: &Config,
     ctx: &Context,
@@ -62,7 +63,8 @@ pub async fn handle(
     if policy::is_public(&cfg.public_paths, &line.path) {
         return forward::to_origin(req, line, cfg, None).await;
     }
-    let methods = methods_to_check(&req, line)?;
+    let headers = Headers(req.headers());
+    let methods = methods_to_check(&headers, line)?;
     let methods: Vec<&str> = methods.iter().map(String::as_str).collect();
     let needs = policy::needs(
         &cfg.route_rules,
@@ -71,7 +73,7 @@ pub async fn handle(
         &methods,
         &line.path,
     );
-    let admission = authenticate(&req, env, cfg, ctx, line, &needs, started).await?;
+    let admission = authenticate(&headers, env, cfg, ctx, line, &needs, started).await?;
 
     let outcome = forward::to_origin(req, line, cfg, Some(&admission.identity)).await;
     // An error here is keyward's own answer: the origin never answered.
@@ -86,9 +88,8 @@ pub async fn handle(
 /// The methods the origin may run: the request's own and any override it carries
 /// (in a header of any spelling a server might fold into an override header, or
 /// the `_method` query parameter). Overrides are forwarded, so they are checked.
-fn methods_to_check(req: &Request, line: &RequestLine) -> Result<Vec<String>, ApiError> {
-    let mut overrides: Vec<(String, String)> = req
-        .headers()
+fn methods_to_check(headers: &Headers, line: &RequestLine) -> Result<Vec<String>, ApiError> {
+    let mut overrides: Vec<(String, String)> = headers
         .entries()
         .filter(|(name, _)| inbound::is_override_header(name))
         .collect();
@@ -110,7 +111,7 @@ pub struct Presented<'a> {
 
 /// Rows 2–15 for a request with these needs, its key in `Authorization: Bearer`.
 pub async fn authenticate(
-    req: &Request,
+    headers: &Headers,
     env: &Env,
     cfg: &Config,
     ctx: &Context,
@@ -118,13 +119,13 @@ pub async fn authenticate(
     needs: &Needs,
     started: i64,
 ) -> Result<Admission, ApiError> {
-    let header = req.headers().get("Authorization").ok().flatten();
+    let header = headers.get("Authorization").ok().flatten();
     let presented = Presented {
         token: bearer_token(header.as_deref()),
         facts: RequestFacts {
             method: line.method.clone(),
             path: line.path.clone(),
-            ip: client_ip(req),
+            ip: client_ip(headers),
             via: Via::Gate,
         },
         only_account: None,
@@ -284,7 +285,8 @@ fn background<C: serde::Serialize + 'static>(
     let lane_ctx = Context::new(wasm_bindgen::JsCast::unchecked_into(js.clone()));
     let env = env.clone();
     task::wait_until(ctx, async move {
-        if let Err(e) = objects::submit(&env, &lane_ctx, binding, &name, &cmd).await {
+        if let Err(e) = objects::submit(&env, &lane_ctx, binding, &name, &cmd, Urgency::Lazy).await
+        {
             console_error!("{binding}/{name}: background command failed: {e:?}");
         }
     });
@@ -352,8 +354,8 @@ async fn failed_attempt(env: &Env, cfg: &Config, bucket: Option<&str>) -> ApiErr
 
 /// Row 2, asked of the address's own object (exact across isolates): for the
 /// management routes, before any credential is compared.
-pub async fn check_not_blocked(env: &Env, cfg: &Config, req: &Request) -> Result<(), ApiError> {
-    let Some(bucket) = client_ip(req)
+pub async fn check_not_blocked(env: &Env, cfg: &Config, headers: &Headers) -> Result<(), ApiError> {
+    let Some(bucket) = client_ip(headers)
         .as_deref()
         .map(address_bucket)
         .filter(|_| cfg.ip_block.threshold > 0)
@@ -385,10 +387,9 @@ fn with_rate_limit_headers(
     limit: Option<&LimitState>,
 ) -> Result<Response, ApiError> {
     let Some(limit) = limit else { return Ok(resp) };
-    let headers = Headers::new();
-    for (name, value) in resp.headers().entries() {
-        headers.append(&name, &value).map_err(ApiError::internal)?;
-    }
+    let copy = web_sys::Headers::new_with_headers(&resp.headers().0)
+        .map_err(|e| ApiError::internal(format!("{e:?}")))?;
+    let headers = Headers(copy);
     for (name, value) in limits::rate_limit_headers(limit) {
         headers.set(name, &value).map_err(ApiError::internal)?;
     }
@@ -396,6 +397,6 @@ fn with_rate_limit_headers(
 }
 
 /// The client's address as Cloudflare reports it (the client cannot set it there).
-pub fn client_ip(req: &Request) -> Option<String> {
-    req.headers().get("CF-Connecting-IP").ok().flatten()
+pub fn client_ip(headers: &Headers) -> Option<String> {
+    headers.get("CF-Connecting-IP").ok().flatten()
 }

@@ -12,6 +12,7 @@ use crate::ip_guard::{FailureOutcome, FailureWindow};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use wasm_bindgen::prelude::wasm_bindgen;
+use worker::wasm_bindgen_futures::JsFuture;
 use worker::{console_error, durable_object, DurableObject, Env, Request, Response, Result, State};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -49,7 +50,10 @@ impl DurableObject for IpGuard {
         let cfg = runtime::config(&self.env).map_err(|e| worker::Error::RustError(e.message()))?;
         match self.load(false) {
             Ok(w) if w.idle_at(&cfg.ip_block) > now_ms() => {
-                self.clean_up_at(w.idle_at(&cfg.ip_block))
+                // Waited for: see `objects::set_alarm_now`.
+                if let Some(set) = self.clean_up_at(w.idle_at(&cfg.ip_block)) {
+                    let _ = JsFuture::from(set).await;
+                }
             }
             // Over (or unreadable): nothing of this address is kept.
             _ => self.delete_all(),
@@ -74,7 +78,7 @@ impl IpGuard {
         match cmd {
             IpGuardCommand::Fail => {
                 let (outcome, idle_at) = self.fail()?;
-                self.clean_up_at(idle_at);
+                let _ = self.clean_up_at(idle_at);
                 Ok(outcome)
             }
             IpGuardCommand::Status => {
@@ -156,10 +160,10 @@ impl IpGuard {
         ))
     }
 
-    fn clean_up_at(&self, at: i64) {
-        if let Err(e) = objects::set_alarm_now(&self.state, at.max(now_ms()) + 1) {
-            console_error!("ip guard: cannot set its clean-up alarm: {e:?}");
-        }
+    fn clean_up_at(&self, at: i64) -> Option<js_sys::Promise> {
+        objects::set_alarm_now(&self.state, at.max(now_ms()) + 1)
+            .map_err(|e| console_error!("ip guard: cannot set its clean-up alarm: {e:?}"))
+            .ok()
     }
 
     /// Everything this address's object holds, alarm included (not waited for:

@@ -21,6 +21,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::cell::{Cell, RefCell};
 use wasm_bindgen::prelude::wasm_bindgen;
+use worker::wasm_bindgen_futures::JsFuture;
 use worker::{
     console_error, durable_object, DurableObject, Env, Fetch, Headers, Method, Request,
     RequestInit, Response, Result, SqlStorage, SqlStorageValue, State,
@@ -105,7 +106,11 @@ impl DurableObject for KeyObject {
             console_error!("key object wake failed: {e:?}");
         }
         self.deliver_due().await;
-        self.schedule_alarm();
+        if let Some(set) = self.schedule_alarm() {
+            if let Err(e) = JsFuture::from(set).await {
+                console_error!("key object: cannot set alarm: {e:?}");
+            }
+        }
         Response::empty()
     }
 }
@@ -177,7 +182,8 @@ impl KeyObject {
             .reservations_due()
             .is_some_and(|due| self.alarm_at.get().is_none_or(|at| at > due));
         if wake || management || release_due || !self.alarm_scheduled.get() {
-            self.schedule_alarm();
+            // Not waited for: the answer is held until the write is done.
+            let _ = self.schedule_alarm();
         }
         result
     }
@@ -302,7 +308,8 @@ impl KeyObject {
 
     /// The next alarm: the earliest due notice, the end of a suspension, or the next
     /// expiry alert.
-    fn schedule_alarm(&self) {
+    /// Sets the alarm; the write in flight, if one was needed.
+    fn schedule_alarm(&self) -> Option<js_sys::Promise> {
         self.alarm_scheduled.set(true);
         #[derive(Deserialize)]
         struct Due {
@@ -326,15 +333,19 @@ impl KeyObject {
             })
             .unwrap_or((None, None));
         let release = self.reservations_due();
-        let Some(at) = [due, wake, alert, release].into_iter().flatten().min() else {
-            return;
-        };
+        let at = [due, wake, alert, release].into_iter().flatten().min()?;
         // At least 1 ms ahead: re-arming an alarm handler for the time it runs at
         // would have the alarm deleted when the handler returns.
         let at = at.max(now_ms() + 1);
         match objects::set_alarm_now(&self.state, at) {
-            Ok(()) => self.alarm_at.set(Some(at)),
-            Err(e) => console_error!("key object: cannot set alarm: {e:?}"),
+            Ok(set) => {
+                self.alarm_at.set(Some(at));
+                Some(set)
+            }
+            Err(e) => {
+                console_error!("key object: cannot set alarm: {e:?}");
+                None
+            }
         }
     }
 

@@ -63,14 +63,19 @@ pub fn write(
     if buckets.is_empty() && prune.is_empty() {
         return Ok(());
     }
-    for b in buckets {
-        let args: Vec<SqlStorageValue> = vec![
-            (b.level as i64).into(),
-            b.start.into(),
-            (b.count as i64).into(),
-        ];
+    // One statement per 33 buckets (the platform binds at most 100 values).
+    for chunk in buckets.chunks(33) {
+        let mut args: Vec<SqlStorageValue> = Vec::with_capacity(chunk.len() * 3);
+        for b in chunk {
+            args.extend([
+                (b.level as i64).into(),
+                b.start.into(),
+                (b.count as i64).into(),
+            ]);
+        }
+        let rows = vec!["(?, ?, ?)"; chunk.len()].join(", ");
         sql.exec(
-            "INSERT OR REPLACE INTO buckets (level, start, count) VALUES (?, ?, ?)",
+            &format!("INSERT OR REPLACE INTO buckets (level, start, count) VALUES {rows}"),
             args,
         )
         .map_err(ApiError::internal)?;

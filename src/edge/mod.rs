@@ -38,7 +38,7 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: JsContext) -> js_sys::Promise
     task::promise(async move {
         let ctx = Context::new(ctx);
         let outcome = match runtime::config(&env) {
-            Ok(cfg) => route(Request::from(req), &env, &cfg, &ctx).await,
+            Ok(cfg) => route(req, &env, &cfg, &ctx).await,
             Err(e) => Err(e),
         };
         let resp = outcome.or_else(|e| respond::error(&e)).or_else(|e| {
@@ -53,12 +53,12 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: JsContext) -> js_sys::Promise
 /// Row 1 and the request line, read once in canonical form; then the management
 /// routes or the gate, both deciding on that one form.
 async fn route(
-    req: Request,
+    req: web_sys::Request,
     env: &Env,
     cfg: &crate::config::Config,
     ctx: &Context,
 ) -> std::result::Result<Response, ApiError> {
-    let line = inbound::request_line(&req.inner().method(), &req.inner().url(), cfg.allow_http)?;
+    let line = inbound::request_line(&req.method(), &req.url(), cfg.allow_http)?;
     let under_admin = line
         .path
         .strip_prefix(cfg.admin_prefix.as_str())
@@ -68,6 +68,7 @@ async fn route(
     }
     // HEAD on a GET route is that GET without its body (RFC 9110 §9.3.2); the
     // origin answers the gate's HEADs itself.
+    let req = Request::from(req);
     if line.method != "HEAD" {
         return admin::handle(req, env, cfg, ctx, &line).await;
     }

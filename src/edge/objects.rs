@@ -29,7 +29,14 @@ extern "C" {
     #[wasm_bindgen(js_name = call)]
     fn js_call(env: &JsValue, binding: &str, name: &str, item: String) -> Promise;
     #[wasm_bindgen(js_name = submit)]
-    fn js_submit(env: &JsValue, ctx: &JsValue, binding: &str, name: &str, item: String) -> Promise;
+    fn js_submit(
+        env: &JsValue,
+        ctx: &JsValue,
+        binding: &str,
+        name: &str,
+        item: String,
+        lazy: bool,
+    ) -> Promise;
 }
 
 /// Storage that cannot answer refuses the request: 503 with `Retry-After`, never an
@@ -52,6 +59,16 @@ pub async fn call<C: Serialize>(
     answer(binding, name, js_call(env, binding, name, body)).await
 }
 
+/// When a command of the request path must go.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Urgency {
+    /// An admission: at once, or with the next call if one is in flight.
+    Now,
+    /// After the answer (settlements, refunds): with the next call, which it waits
+    /// for a few milliseconds before going alone (`lanes.js`).
+    Lazy,
+}
+
 /// `call` for the request path: the command waits in the object's lane while a
 /// call to it is in flight and travels with the others in the next one (group
 /// commit, `batch`). The object decides each command as if it came alone.
@@ -61,10 +78,17 @@ pub async fn submit<C: Serialize>(
     binding: &str,
     name: &str,
     cmd: &C,
+    urgency: Urgency,
 ) -> Result<Value, ApiError> {
     let body = serde_json::to_string(cmd).map_err(ApiError::internal)?;
     let js_ctx: &JsValue = ctx.as_ref();
-    answer(binding, name, js_submit(env, js_ctx, binding, name, body)).await
+    let lazy = urgency == Urgency::Lazy;
+    answer(
+        binding,
+        name,
+        js_submit(env, js_ctx, binding, name, body, lazy),
+    )
+    .await
 }
 
 async fn answer(binding: &str, name: &str, promise: Promise) -> Result<Value, ApiError> {
@@ -100,7 +124,7 @@ pub async fn submit_as<C: Serialize, T: DeserializeOwned>(
     name: &str,
     cmd: &C,
 ) -> Result<T, ApiError> {
-    let v = submit(env, ctx, binding, name, cmd).await?;
+    let v = submit(env, ctx, binding, name, cmd, Urgency::Now).await?;
     serde_json::from_value(v).map_err(ApiError::internal)
 }
 
@@ -128,9 +152,11 @@ where
         .collect()
 }
 
-/// Inside an object: sets its alarm `at` (Unix ms) without waiting for the write;
-/// the object's answer is held until its storage writes are done (output gate).
-pub fn set_alarm_now(state: &worker::State, at: i64) -> Result<(), ApiError> {
+/// Inside an object: sets its alarm `at` (Unix ms) at once. A command's answer
+/// need not wait for the write (the runtime holds it until its storage writes
+/// are done); an alarm handler must, or the write may land after the handler's
+/// end deletes the alarm.
+pub fn set_alarm_now(state: &worker::State, at: i64) -> Result<Promise, ApiError> {
     let storage = state
         .as_raw()
         .storage()
@@ -138,7 +164,6 @@ pub fn set_alarm_now(state: &worker::State, at: i64) -> Result<(), ApiError> {
     let when = js_sys::Date::new(&JsValue::from_f64(at as f64));
     storage
         .set_alarm(when, js_sys::Object::new())
-        .map(|_| ())
         .map_err(|e| ApiError::internal(format!("{e:?}")))
 }
 

@@ -33,7 +33,7 @@ pub async fn authenticate(
     line: &RequestLine,
     permission: &str,
 ) -> Result<Caller, ApiError> {
-    gate::check_not_blocked(env, cfg, req).await?;
+    gate::check_not_blocked(env, cfg, req.headers()).await?;
     let header = req.headers().get("Authorization").ok().flatten();
     if let Some(token) = crate::check::bearer_token(header.as_deref()) {
         if let Ok(secret) = env.secret("ADMIN_TOKEN").map(|s| s.to_string()) {
@@ -47,7 +47,7 @@ pub async fn authenticate(
         projects: Vec::new(),
         cost: 1,
     };
-    gate::authenticate(req, env, cfg, ctx, line, &needs, now_ms())
+    gate::authenticate(req.headers(), env, cfg, ctx, line, &needs, now_ms())
         .await
         .map(|a| Caller::Key(Box::new(a)))
 }
