@@ -26,12 +26,17 @@ fn main() {
         _ => None,
     })
     .expect("config");
-    let (key, prefix) = build_key("kw", Environment::Production, &[7u8; 20]);
+    let (key, prefix) = build_key(
+        "kw",
+        Environment::Production,
+        &[7u8; 20],
+        Some("03573Y5or993DOSqmhIN7M"),
+    );
     let parsed = parse_key("kw", &key).expect("key");
     let now: i64 = 1_800_000_000_000;
     let mut rec = create(
         Birth {
-            id: "key_bench".into(),
+            id: "key_03573Y5or993DOSqmhIN7M".into(),
             account: "acme".into(),
             environment: Environment::Production,
             hash: parsed.hash.clone(),

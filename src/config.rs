@@ -104,6 +104,10 @@ pub struct Config {
     /// Test-only (`TEST_FAIL_INLINE_COPIES`, refused in production): management
     /// routes skip writing copies themselves, so the outbox repairs every one.
     pub test_fail_inline_copies: bool,
+    /// Test-only (`TEST_KV_HIDE_WRITES_SECONDS`, refused in production): the KV
+    /// index answers "not found" for entries younger than this, as a location KV
+    /// has not reached yet would (0: off).
+    pub test_kv_hide_writes_ms: i64,
 }
 
 /// `WEBHOOK_URL` and its signing secrets — `WEBHOOK_SECRET`, then
@@ -452,9 +456,12 @@ impl Config {
         }
         let test_fail_inline_copies = flag("TEST_FAIL_INLINE_COPIES", false)?;
         let test_hold_plan_updates = flag("TEST_HOLD_PLAN_UPDATES", false)?;
+        let test_kv_hide_writes_ms =
+            number("TEST_KV_HIDE_WRITES_SECONDS", 0, 0)?.min(3600) as i64 * 1000;
         for (name, on) in [
             ("TEST_FAIL_INLINE_COPIES", test_fail_inline_copies),
             ("TEST_HOLD_PLAN_UPDATES", test_hold_plan_updates),
+            ("TEST_KV_HIDE_WRITES_SECONDS", test_kv_hide_writes_ms > 0),
         ] {
             if on && environment == Environment::Production {
                 return Err(format!(
@@ -492,6 +499,7 @@ impl Config {
             charge_on,
             reservation_timeout_ms,
             test_hold_plan_updates,
+            test_kv_hide_writes_ms,
             test_fail_inline_copies,
         })
     }
@@ -615,6 +623,24 @@ mod tests {
         ])
         .unwrap_err();
         assert!(e.contains("TEST_HOLD_PLAN_UPDATES is a test switch"), "{e}");
+        let e = config(&[
+            ("ORIGIN_URL", "http://x"),
+            ("TEST_KV_HIDE_WRITES_SECONDS", "30"),
+        ])
+        .unwrap_err();
+        assert!(
+            e.contains("TEST_KV_HIDE_WRITES_SECONDS is a test switch"),
+            "{e}"
+        );
+        assert!(with("TEST_KV_HIDE_WRITES_SECONDS", "x")
+            .unwrap_err()
+            .starts_with("TEST_KV_HIDE_WRITES_SECONDS"));
+        let dev = config(&[
+            ("ORIGIN_URL", "http://x"),
+            ("ENVIRONMENT", "development"),
+            ("TEST_KV_HIDE_WRITES_SECONDS", "30"),
+        ]);
+        assert_eq!(dev.unwrap().test_kv_hide_writes_ms, 30_000);
         for bad in ["0", "501", "x"] {
             assert!(with("PLAN_UPDATE_BATCH", bad)
                 .unwrap_err()

@@ -1,9 +1,12 @@
-//! The API key format: `<prefix>_<env>_<random><check>`.
+//! The API key format: `<prefix>_<env>_<random><locator><check>`.
 //!
-//! `random` is 27 base62 characters carrying 160 bits from a CSPRNG; `check` is the
-//! CRC32 of everything before it, as 6 base62 characters. A typo or a made-up key fails
-//! the checksum here, before any storage is read. Only the SHA-256 of the whole key is
-//! ever stored.
+//! `random` is 27 base62 characters carrying 160 bits from a CSPRNG; `locator` is
+//! the 22 characters of the key's id after `key_` (keys issued before it existed
+//! have none: `<prefix>_<env>_<random><check>`); `check` is the CRC32 of everything
+//! before it, as 6 base62 characters. A typo or a made-up key fails the checksum
+//! here, before any storage is read. The locator lets the gate find a key's object
+//! when the KV index has no copy yet (`lookup`). Only the SHA-256 of the whole key
+//! is ever stored.
 
 use crate::model::Environment;
 use sha2::{Digest, Sha256};
@@ -12,6 +15,8 @@ use sha2::{Digest, Sha256};
 pub const RANDOM_BYTES: usize = 20;
 const RANDOM_CHARS: usize = 27; // ceil(160 / log2(62))
 const CHECK_CHARS: usize = 6; // ceil(32 / log2(62))
+/// Characters of a key id after `key_`, carried by the key as its locator.
+pub const LOCATOR_CHARS: usize = 22;
 /// Characters of the random part shown in the visible prefix.
 const VISIBLE_CHARS: usize = 6;
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -22,6 +27,8 @@ pub struct ParsedKey {
     pub environment: Environment,
     /// Hex SHA-256 of the whole key: the only form in which keys are stored.
     pub hash: String,
+    /// The id of the key's object, when the key carries its locator.
+    pub key_id: Option<String>,
 }
 
 /// The tag a key carries for its environment.
@@ -50,12 +57,27 @@ pub fn valid_product_prefix(p: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
-/// Builds a key from 160 random bits. Returns (full key, visible prefix).
-pub fn build_key(product: &str, env: Environment, random: &[u8; RANDOM_BYTES]) -> (String, String) {
+/// The locator a key with id `id` carries: its 22 base62 characters after `key_`
+/// (every id keyward makes has them; any other id gets keys without a locator).
+pub fn locator_of(id: &str) -> Option<&str> {
+    id.strip_prefix("key_").filter(|rest| {
+        rest.len() == LOCATOR_CHARS && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+    })
+}
+
+/// Builds a key from 160 random bits and the locator of its id (`locator_of`).
+/// Returns (full key, visible prefix).
+pub fn build_key(
+    product: &str,
+    env: Environment,
+    random: &[u8; RANDOM_BYTES],
+    locator: Option<&str>,
+) -> (String, String) {
     let head = format!(
-        "{product}_{}_{}",
+        "{product}_{}_{}{}",
         env_tag(env),
-        base62_fixed(random, RANDOM_CHARS)
+        base62_fixed(random, RANDOM_CHARS),
+        locator.unwrap_or_default()
     );
     let check = base62_fixed(&crc32(head.as_bytes()).to_be_bytes(), CHECK_CHARS);
     let visible_len = product.len() + 1 + env_tag(env).len() + 1 + VISIBLE_CHARS;
@@ -68,7 +90,8 @@ pub fn build_key(product: &str, env: Environment, random: &[u8; RANDOM_BYTES]) -
 pub fn parse_key(product: &str, key: &str) -> Option<ParsedKey> {
     let mut parts = key.splitn(3, '_');
     let (p, tag, body) = (parts.next()?, parts.next()?, parts.next()?);
-    if p != product || body.len() != RANDOM_CHARS + CHECK_CHARS {
+    let with_locator = body.len() == RANDOM_CHARS + LOCATOR_CHARS + CHECK_CHARS;
+    if p != product || !(with_locator || body.len() == RANDOM_CHARS + CHECK_CHARS) {
         return None;
     }
     let environment = env_from_tag(tag)?;
@@ -80,9 +103,14 @@ pub fn parse_key(product: &str, key: &str) -> Option<ParsedKey> {
     if base62_fixed(&crc32(head.as_bytes()).to_be_bytes(), CHECK_CHARS) != check {
         return None;
     }
+    let key_id = with_locator
+        .then(|| body.get(RANDOM_CHARS..RANDOM_CHARS + LOCATOR_CHARS))
+        .flatten()
+        .map(|l| format!("key_{l}"));
     Some(ParsedKey {
         environment,
         hash: sha256_hex(key),
+        key_id,
     })
 }
 
@@ -159,6 +187,9 @@ pub fn crc32(data: &[u8]) -> u32 {
 mod tests {
     use super::*;
 
+    const ID: &str = "key_03573Y5or993DOSqmhIN7M";
+    const LOCATOR: &str = "03573Y5or993DOSqmhIN7M";
+
     fn sample(seed: u8) -> [u8; RANDOM_BYTES] {
         let mut r = [0u8; RANDOM_BYTES];
         for (i, b) in r.iter_mut().enumerate() {
@@ -194,8 +225,9 @@ mod tests {
             Environment::Staging,
             Environment::Development,
         ] {
-            let (key, visible) = build_key("kw", env, &sample(3));
+            let (key, visible) = build_key("kw", env, &sample(3), Some(LOCATOR));
             let parsed = parse_key("kw", &key).expect("valid key");
+            assert_eq!(parsed.key_id.as_deref(), Some(ID));
             assert_eq!(parsed.environment, env);
             assert_eq!(parsed.hash, sha256_hex(&key));
             assert!(key.starts_with(&visible));
@@ -204,16 +236,42 @@ mod tests {
                 "kw_".len() + env_tag(env).len() + 1 + VISIBLE_CHARS
             );
         }
-        let (key, _) = build_key("kw", Environment::Production, &sample(1));
+        let (key, _) = build_key("kw", Environment::Production, &sample(1), Some(LOCATOR));
         assert!(key.starts_with("kw_live_"));
-        assert_eq!(key.len(), "kw_live_".len() + 33);
+        assert_eq!(key.len(), "kw_live_".len() + 55);
+        // The README's pattern for secret scanning, exactly.
+        let body = &key["kw_live_".len()..];
+        assert!(body.len() == 55 && body.bytes().all(|b| b.is_ascii_alphanumeric()));
+    }
+
+    #[test]
+    fn keys_without_a_locator_still_parse() {
+        // Issued before keys carried their locator: 27 random, 6 check.
+        let (key, _) = build_key("kw", Environment::Development, &sample(4), None);
+        assert_eq!(key.len(), "kw_dev_".len() + 33);
+        let parsed = parse_key("kw", &key).expect("a key of an earlier build");
+        assert_eq!(parsed.key_id, None);
+        assert_eq!(parsed.hash, sha256_hex(&key));
+        // Any other length is garbage.
+        for extra in ["A", "AAAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAAAAA"] {
+            let (k, _) = build_key("kw", Environment::Development, &sample(4), Some(extra));
+            assert!(parse_key("kw", &k).is_none(), "{k}");
+        }
+    }
+
+    #[test]
+    fn locators_are_the_ids_keyward_makes() {
+        assert_eq!(locator_of(ID), Some(LOCATOR));
+        assert_eq!(locator_of("key_000"), None);
+        assert_eq!(locator_of("nokey_0123456789abcdefghijkl"), None);
+        assert_eq!(locator_of("key_0123456789abcdefghij-l"), None);
     }
 
     #[test]
     fn every_single_character_typo_is_rejected() {
-        let (key, _) = build_key("kw", Environment::Production, &sample(9));
+        let (key, _) = build_key("kw", Environment::Production, &sample(9), Some(LOCATOR));
         let bytes = key.as_bytes();
-        for i in 0.."kw_live_".len() + 33 {
+        for i in 0.."kw_live_".len() + 55 {
             for &c in BASE62.iter() {
                 if bytes[i] == c || bytes[i] == b'_' {
                     continue;
@@ -228,7 +286,7 @@ mod tests {
 
     #[test]
     fn garbage_and_wrong_shapes_are_rejected() {
-        let (key, _) = build_key("kw", Environment::Production, &sample(5));
+        let (key, _) = build_key("kw", Environment::Production, &sample(5), Some(LOCATOR));
         assert!(parse_key("kw", "").is_none());
         assert!(parse_key("kw", "kw_live_").is_none());
         assert!(parse_key("kw", &key[..key.len() - 1]).is_none());

@@ -32,6 +32,11 @@ pub enum KeyCommand {
     Get,
     /// The hot path: rows 3–14; counts the use and consumes `cost` when all pass.
     Check(CheckItem),
+    /// Where `hash` leads when the KV index has no copy of it yet (`lookup`): the
+    /// key's id and account if it is one of the key's live secrets. Reads only.
+    Locate {
+        hash: String,
+    },
     /// Group commit (`batch`): the `Check`s and `Settle`s of one call, each decided
     /// in order as if it came alone, against the state the ones before it left;
     /// persisted once; answered as a list of `Answer`s.
@@ -194,6 +199,20 @@ pub struct Effects {
 }
 
 impl Effects {
+    /// Nothing to store.
+    pub fn is_empty(&self) -> bool {
+        self.record == Change::None
+            && self.buckets.is_empty()
+            && self.prune.is_empty()
+            && self.logs.is_empty()
+            && self.notices.is_empty()
+            && self.usage.is_empty()
+            && self.usage_prune.is_none()
+            && self.reserve.is_empty()
+            && self.release.is_empty()
+            && self.log_updates.is_empty()
+    }
+
     /// These effects followed by `later`'s (storage writes in that order).
     fn then(mut self, later: Effects) -> Self {
         // A use after a rewrite is in the rewrite; anything else replaces it.
@@ -308,7 +327,9 @@ pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
             return (Effects::put(), reply);
         }
         // An index entry without a record (a deleted key) is an unknown key.
-        (None, KeyCommand::Check { .. }) => return (Effects::none(), Err(ApiError::InvalidKey)),
+        (None, KeyCommand::Check { .. } | KeyCommand::Locate { .. }) => {
+            return (Effects::none(), Err(ApiError::InvalidKey))
+        }
         (None, KeyCommand::Wake) => return (Effects::none(), Ok(Value::Null)),
         (None, _) => {
             return (
@@ -333,6 +354,17 @@ pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
             (Effects::none(), reply)
         }
         KeyCommand::Check(item) => check_item(rec, ledger, reservations, cfg, item, now),
+        KeyCommand::Locate { hash } => {
+            let found = rec.accepts_hash(&hash, now).then(|| HashEntry {
+                id: rec.id.clone(),
+                account: rec.account.clone(),
+                written_at: None,
+            });
+            (
+                Effects::none(),
+                found.ok_or(ApiError::InvalidKey).and_then(|e| to_value(&e)),
+            )
+        }
         KeyCommand::Settle { items } => {
             let mut fx = Effects::none();
             for item in items {
@@ -363,7 +395,8 @@ pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
             let fx = take_plan(rec, plan);
             (fx, to_value(&rec))
         }
-        KeyCommand::Delete => match lifecycle::check_deletable(rec) {
+        // A request admitted and not yet settled is a use too.
+        KeyCommand::Delete => match lifecycle::check_deletable(rec, reservations.len()) {
             Ok(()) => {
                 let reply = to_value(&rec);
                 *record = None;
@@ -1292,6 +1325,44 @@ mod tests {
         let _ = apply(&mut s, KeyCommand::Deactivate, &cfg, NOW);
         let _ = apply(&mut s, rotate_to("h2"), &cfg, NOW);
         assert_eq!(s.record.as_ref().unwrap().revision, r0 + 2);
+    }
+
+    #[test]
+    fn locate_answers_for_live_secrets_only_and_stores_nothing() {
+        let cfg = config(&[]);
+        let locate = |h: &str| KeyCommand::Locate { hash: h.into() };
+        // Nothing was ever created here (a made-up key's locator): unknown.
+        let (fx, r) = apply(&mut KeyState::empty(), locate("h1"), &cfg, NOW);
+        assert!(fx.is_empty());
+        assert_eq!(r, Err(ApiError::InvalidKey));
+        let mut s = state(rec());
+        let (fx, r) = apply(&mut s, locate("h1"), &cfg, NOW);
+        assert!(fx.is_empty(), "a read");
+        let found: HashEntry = serde_json::from_value(r.unwrap()).unwrap();
+        assert_eq!(
+            (found.id.as_str(), found.account.as_str()),
+            ("key_1", "acme")
+        );
+        assert_eq!(
+            apply(&mut s, locate("h9"), &cfg, NOW).1,
+            Err(ApiError::InvalidKey)
+        );
+        // Rotated with a grace period: both secrets lead here until it ends.
+        let rotate = KeyCommand::Rotate {
+            hash: "h2".into(),
+            prefix: "p".into(),
+            grace_ms: 1_000,
+        };
+        let _ = apply(&mut s, rotate, &cfg, NOW);
+        assert!(apply(&mut s, locate("h2"), &cfg, NOW + 1).1.is_ok());
+        assert!(apply(&mut s, locate("h1"), &cfg, NOW + 1).1.is_ok());
+        assert_eq!(
+            apply(&mut s, locate("h1"), &cfg, NOW + 1_001).1,
+            Err(ApiError::InvalidKey)
+        );
+        // Revoked: still located, so the key's own row (4) answers, not row 3.
+        let _ = apply(&mut s, KeyCommand::Revoke, &cfg, NOW + 2_000);
+        assert!(apply(&mut s, locate("h2"), &cfg, NOW + 2_001).1.is_ok());
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod leaks;
 pub mod ledger;
 pub mod lifecycle;
 pub mod limits;
+pub mod lookup;
 pub mod model;
 pub mod openapi;
 pub mod paging;

@@ -153,13 +153,13 @@ pub fn rotate(
 }
 
 /// Only a key that was never used may be deleted; history is kept otherwise.
-pub fn check_deletable(rec: &KeyRecord) -> Result<(), ApiError> {
-    if rec.usage_count > 0 {
+/// Only a key never used may be deleted; `in_flight` admitted requests whose
+/// answer is not settled yet count as uses.
+pub fn check_deletable(rec: &KeyRecord, in_flight: usize) -> Result<(), ApiError> {
+    let uses = rec.usage_count + in_flight as u64;
+    if uses > 0 {
         Err(ApiError::Conflict {
-            reason: format!(
-                "key has been used {} times: deactivate or revoke it instead",
-                rec.usage_count
-            ),
+            reason: format!("key has been used {uses} times: deactivate or revoke it instead"),
         })
     } else {
         Ok(())
@@ -280,11 +280,16 @@ mod tests {
     #[test]
     fn only_unused_keys_delete() {
         let mut k = key();
-        assert!(check_deletable(&k).is_ok());
+        assert!(check_deletable(&k, 0).is_ok());
+        // Admitted, its answer not settled yet: in use.
+        assert!(matches!(
+            check_deletable(&k, 1),
+            Err(ApiError::Conflict { reason }) if reason.contains("used 1 times")
+        ));
         record_use(&mut k, NOW);
         assert_eq!(k.last_used_at, Some(NOW));
         assert!(matches!(
-            check_deletable(&k),
+            check_deletable(&k, 0),
             Err(ApiError::Conflict { .. })
         ));
     }

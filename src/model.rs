@@ -183,6 +183,9 @@ impl Identity {
 pub struct HashEntry {
     pub id: String,
     pub account: String,
+    /// When this copy was written (Unix ms), for `TEST_KV_HIDE_WRITES_SECONDS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_at: Option<i64>,
 }
 
 /// The account index's copy of a key: the fields management listings filter on. Written

@@ -150,9 +150,11 @@ proptest! {
     }
 
     #[test]
-    fn keys_parse_only_when_whole(random in any::<[u8; 20]>(), noise in ".{0,48}", at in 0usize..40, c in "[0-9A-Za-z]") {
-        let (key, _) = build_key("kw", Environment::Production, &random);
-        prop_assert!(parse_key("kw", &key).is_some());
+    fn keys_parse_only_when_whole(random in any::<[u8; 20]>(), locator in proptest::option::of("[0-9A-Za-z]{22}"), noise in ".{0,64}", at in 0usize..62, c in "[0-9A-Za-z]") {
+        let (key, _) = build_key("kw", Environment::Production, &random, locator.as_deref());
+        let parsed = parse_key("kw", &key);
+        prop_assert!(parsed.is_some());
+        prop_assert_eq!(parsed.and_then(|p| p.key_id), locator.map(|l| format!("key_{l}")));
         let _ = parse_key("kw", &noise);
         // Any one substituted character fails the checksum (CRC32 catches every
         // burst of up to 32 bits).

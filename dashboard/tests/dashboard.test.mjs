@@ -124,7 +124,7 @@ describe("the admin token's dashboard", () => {
     const panel = page.getByRole("dialog", { name: "Copy your new API key" });
     await panel.waitFor();
     const secret = await panel.locator("#secret").inputValue();
-    assert.match(secret, /^kw_dev_[0-9A-Za-z]{33}$/);
+    assert.match(secret, /^kw_dev_[0-9A-Za-z]{55}$/);
     await panel.getByText("it cannot be shown again").waitFor();
     await panel.getByRole("button", { name: "Copy" }).click();
     await panel.getByText("Copied to the clipboard").waitFor();

@@ -176,7 +176,7 @@ async fn admit(
     let cost = needs.cost;
     let token = token.ok_or(ApiError::InvalidKey)?;
     let parsed = parse_key(&cfg.key_prefix, token).ok_or(ApiError::InvalidKey)?;
-    let entry = kv_index::lookup(env, &parsed.hash, cfg.kv_cache_ttl)
+    let entry = kv_index::resolve(env, cfg, &parsed)
         .await?
         .filter(|e| only_account.is_none_or(|a| a == e.account))
         .ok_or(ApiError::InvalidKey)?;

@@ -62,6 +62,10 @@ pub struct KeyObject {
     alarm_scheduled: Cell<bool>,
     /// When the alarm this instance last set is due (`None`: none set, or it ran).
     alarm_at: Cell<Option<i64>>,
+    /// Whether this object has its tables. An object that never held a key (one a
+    /// made-up key names: `lookup`) creates none until a key is created in it, so
+    /// such keys leave nothing behind.
+    stored: Cell<bool>,
 }
 
 #[derive(Deserialize)]
@@ -71,29 +75,30 @@ struct JsonRow {
 
 impl DurableObject for KeyObject {
     fn new(state: State, env: Env) -> Self {
-        let sql = state.storage().sql();
-        for schema in [SCHEMA, ledger_store::SCHEMA] {
-            if let Err(e) = sql.exec(schema, None) {
-                console_error!("key object: cannot create its tables: {e}");
-            }
-        }
-        for change in LOG_COLUMNS {
-            if let Err(e) = sql.exec(change, None) {
-                if !e.to_string().contains("duplicate column") {
-                    console_error!("key object: cannot migrate logs ({change}): {e}");
-                }
-            }
-        }
-        if let Err(e) = ledger_store::migrate(&sql) {
-            console_error!("key object: cannot migrate its ledger: {e:?}");
-        }
-        Self {
+        let object = Self {
             state,
             env,
             memory: RefCell::new(None),
             alarm_scheduled: Cell::new(false),
             alarm_at: Cell::new(None),
+            stored: Cell::new(false),
+        };
+        #[derive(Deserialize)]
+        struct Table {
+            #[allow(dead_code)]
+            name: String,
         }
+        let tables = object
+            .sql()
+            .exec(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'record'",
+                None,
+            )
+            .and_then(|c| c.to_array::<Table>());
+        if tables.is_ok_and(|t| !t.is_empty()) {
+            object.create_tables();
+        }
+        object
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
@@ -160,6 +165,27 @@ impl KeyObject {
 }
 
 impl KeyObject {
+    /// Creates the tables (and columns) this build uses that are missing.
+    fn create_tables(&self) {
+        let sql = self.sql();
+        for schema in [SCHEMA, ledger_store::SCHEMA] {
+            if let Err(e) = sql.exec(schema, None) {
+                console_error!("key object: cannot create its tables: {e}");
+            }
+        }
+        for change in LOG_COLUMNS {
+            if let Err(e) = sql.exec(change, None) {
+                if !e.to_string().contains("duplicate column") {
+                    console_error!("key object: cannot migrate logs ({change}): {e}");
+                }
+            }
+        }
+        if let Err(e) = ledger_store::migrate(&sql) {
+            console_error!("key object: cannot migrate its ledger: {e:?}");
+        }
+        self.stored.set(true);
+    }
+
     fn handle(&self, cmd: KeyCommand) -> std::result::Result<Value, ApiError> {
         if let Ok(cfg) = runtime::config(&self.env) {
             object_stats::count(&self.sql(), cfg.object_stats, now_ms());
@@ -219,13 +245,23 @@ impl KeyObject {
         let sql = self.sql();
         let mut memory = self.memory.try_borrow_mut().map_err(ApiError::internal)?;
         if memory.is_none() {
-            *memory = Some(load(&sql)?);
+            *memory = Some(if self.stored.get() {
+                load(&sql)?
+            } else {
+                KeyState::empty()
+            });
         }
         let Some(state) = memory.as_mut() else {
             return Err(ApiError::internal("key state missing"));
         };
         let now = now_ms();
         let (fx, reply) = apply(state, cmd, &cfg, now);
+        if fx.is_empty() && fx.alarm_at.is_none() {
+            return Ok((reply, false));
+        }
+        if !self.stored.get() {
+            self.create_tables();
+        }
         if let Err(e) = persist(
             &sql,
             state,
@@ -242,6 +278,9 @@ impl KeyObject {
     }
 
     fn logs(&self, q: &LogQuery) -> std::result::Result<Value, ApiError> {
+        if !self.stored.get() {
+            return Ok(json!({ "items": [], "cursor": null }));
+        }
         let mut clauses = vec!["1 = 1".to_string()];
         let mut args: Vec<SqlStorageValue> = Vec::new();
         let mut push = |clause: &str, v: i64| {
@@ -311,6 +350,9 @@ impl KeyObject {
     /// Sets the alarm; the write in flight, if one was needed.
     fn schedule_alarm(&self) -> Option<js_sys::Promise> {
         self.alarm_scheduled.set(true);
+        if !self.stored.get() {
+            return None;
+        }
         #[derive(Deserialize)]
         struct Due {
             due: Option<i64>,

@@ -46,7 +46,7 @@ describe("create", () => {
     assert.equal(res.status, 201, res.text);
     const k = res.json;
     assert.match(k.id, /^key_[0-9A-Za-z]{22}$/);
-    assert.match(k.key, /^kw_dev_[0-9A-Za-z]{33}$/);
+    assert.match(k.key, /^kw_dev_[0-9A-Za-z]{55}$/);
     assert.ok(k.key.startsWith(k.prefix) && k.prefix.length < k.key.length);
     assert.equal(k.status, "active");
     assert.equal(k.usage_count, 0);

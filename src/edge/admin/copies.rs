@@ -50,6 +50,7 @@ pub fn index(rec: &KeyRecord, hash: &str, expires_at: Option<u64>) -> Notice {
         entry: HashEntry {
             id: rec.id.clone(),
             account: rec.account.clone(),
+            written_at: None,
         },
         expires_at,
     }

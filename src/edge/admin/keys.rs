@@ -58,9 +58,15 @@ async fn load(caller: &Caller, env: &Env, id: &str) -> Result<KeyRead, ApiError>
     }
 }
 
-/// A fresh secret for `env`: (full key, visible prefix, hash).
-fn new_secret(cfg: &Config, env: Environment) -> Result<(String, String, String), ApiError> {
-    let (key, prefix) = build_key(&cfg.key_prefix, env, &random::<RANDOM_BYTES>()?);
+/// A fresh secret for the key `id` in `env`, carrying its locator (so it works
+/// before KV's copy arrives): (full key, visible prefix, hash).
+fn new_secret(
+    cfg: &Config,
+    env: Environment,
+    id: &str,
+) -> Result<(String, String, String), ApiError> {
+    let random = random::<RANDOM_BYTES>()?;
+    let (key, prefix) = build_key(&cfg.key_prefix, env, &random, key_format::locator_of(id));
     let hash = key_format::sha256_hex(&key);
     Ok((key, prefix, hash))
 }
@@ -114,12 +120,13 @@ pub async fn create(
         .confine(new.account)?
         .ok_or_else(|| ApiError::field("account", "is required"))?;
     let environment = new.environment.unwrap_or(cfg.environment);
-    let (secret, prefix, hash) = new_secret(cfg, environment)?;
+    let id = new_id(now)?;
+    let (secret, prefix, hash) = new_secret(cfg, environment, &id)?;
     // The key keeps a copy of its account's plan and its version (`plan_change`).
     let account_state = objects::call(env, ACCOUNTS, &account, &AccountCommand::Get).await?;
     let rec = lifecycle::create(
         Birth {
-            id: new_id(now)?,
+            id,
             account: account.clone(),
             environment,
             hash: hash.clone(),
@@ -156,6 +163,7 @@ pub async fn create(
     let entry = HashEntry {
         id: rec.id.clone(),
         account: account.clone(),
+        written_at: None,
     };
     if let Err(e) = kv_index::put(env, &hash, &entry, None).await {
         let _ = key_call(env, &rec.id, &KeyCommand::Delete).await;
@@ -391,7 +399,7 @@ pub async fn rotate(
     let now = now_ms();
     let grace_seconds = input::parse_grace_seconds(body)?;
     let rec = load(caller, env, id).await?.record;
-    let (secret, prefix, hash) = new_secret(cfg, rec.environment)?;
+    let (secret, prefix, hash) = new_secret(cfg, rec.environment, &rec.id)?;
     // The new hash is indexed first: the key's object accepts it only after the
     // rotation below, and a failure here has changed nothing.
     kv_index::put(
@@ -400,6 +408,7 @@ pub async fn rotate(
         &HashEntry {
             id: rec.id.clone(),
             account: rec.account.clone(),
+            written_at: None,
         },
         None,
     )

@@ -29,7 +29,7 @@ async fn locate(
     let Some(parsed) = parse_key(&cfg.key_prefix, secret) else {
         return Ok(None);
     };
-    let entry = kv_index::lookup(env, &parsed.hash, cfg.kv_cache_ttl).await?;
+    let entry = kv_index::resolve(env, cfg, &parsed).await?;
     Ok(entry
         .filter(|e| account.is_none_or(|a| a == e.account))
         .map(|e| (e, parsed.hash)))
