@@ -6,10 +6,9 @@
 // counter from the local state. Writes bench/SCALE.md (and its section of
 // BENCHMARKS.md). Env: SCALE_ACCOUNTS (1000), SCALE_KEYS (20), SCALE_BIG (2000),
 // SCALE_SECONDS of mixed traffic (60), SCALE_CONCURRENCY (16).
-import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { ROOT, client, startKeyward, startOrigin, tempDir } from "../tests/e2e/harness.mjs";
+import { ROOT, client, frozenBuild, objectStats, startKeyward, startOrigin, tempDir } from "../tests/e2e/harness.mjs";
 
 const ACCOUNTS = Number(process.env.SCALE_ACCOUNTS ?? 1000);
 const KEYS = Number(process.env.SCALE_KEYS ?? 20);
@@ -31,24 +30,15 @@ async function pool(n, task) {
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
 }
 
-// A frozen copy of the build, served without wrangler's build step or file
-// watching: a long run is not restarted by edits to the source meanwhile.
-const frozen = tempDir("scale-build");
-fs.cpSync(path.join(ROOT, "build"), path.join(frozen, "build"), { recursive: true });
-const toml = fs
-  .readFileSync(path.join(ROOT, "wrangler.toml"), "utf8")
-  .split(/^\[env\.production\]/m)[0]
-  .replace(/\[build\]\ncommand = .*\n/, "")
-  .replace(/\[assets\]\n(?:[a-z_]+ = .*\n)+/, "")
-  .replace(/^main = .*$/m, `main = "${path.join(frozen, "build/index.js")}"`);
-fs.writeFileSync(path.join(frozen, "wrangler.toml"), toml);
+// A frozen copy of the build: a long run is not restarted by edits meanwhile.
+const config = frozenBuild();
 
 const origin = await startOrigin();
 const persistDir = tempDir("scale");
 const kw = await startKeyward({
   originUrl: origin.url,
   persistDir,
-  config: path.join(frozen, "wrangler.toml"),
+  config,
   vars: { OBJECT_STATS: "true", BREAKER_ENABLED: "false", IP_BLOCK_THRESHOLD: "10" },
 });
 const api = client(kw.base);
@@ -144,38 +134,7 @@ await kw.stop();
 await origin.stop();
 
 // Every object's counter, read from its SQLite file in the local state.
-const script = `
-import json, os, sqlite3, sys
-root = sys.argv[1]
-out = []
-for cls in sorted(os.listdir(root)):
-    d = os.path.join(root, cls)
-    for f in os.listdir(d):
-        if not f.endswith(".sqlite") or f == "metadata.sqlite":
-            continue
-        db = sqlite3.connect(os.path.join(d, f))
-        try:
-            row = db.execute("SELECT calls, first_at, last_at FROM object_stats").fetchone()
-        except sqlite3.Error:
-            row = None
-        who = None
-        for q in ("SELECT json FROM meta", "SELECT json FROM record"):
-            try:
-                r = db.execute(q).fetchone()
-                if r:
-                    who = json.loads(r[0]).get("account")
-                    break
-            except sqlite3.Error:
-                pass
-        db.close()
-        if row:
-            out.append({"class": cls.replace("keyward-", ""), "id": f[:12], "calls": row[0],
-                        "first": row[1], "last": row[2], "account": who})
-print(json.dumps(out))
-`;
-const objects = JSON.parse(
-  execFileSync("python3", ["-c", script, path.join(persistDir, "v3/do")], { encoding: "utf8", maxBuffer: 1 << 28 }),
-);
+const objects = objectStats(persistDir).filter((o) => o.calls !== undefined);
 const total = objects.reduce((s, o) => s + o.calls, 0);
 const byClass = {};
 for (const o of objects) {

@@ -160,6 +160,26 @@ function dechunk(text) {
 }
 
 /**
+ * A copy of the built worker (the module, the Rust build, the dashboard's pages)
+ * and a wrangler config serving it without wrangler's build step or file watching:
+ * a long benchmark is not restarted by edits to the source meanwhile. Returns the
+ * config's path.
+ */
+export function frozenBuild() {
+  const frozen = tempDir("frozen-build");
+  for (const part of ["build", "dashboard/dist", "src/edge/entry.mjs"]) {
+    fs.cpSync(path.join(ROOT, part), path.join(frozen, part), { recursive: true });
+  }
+  const toml = fs
+    .readFileSync(path.join(ROOT, "wrangler.toml"), "utf8")
+    .split(/^\[env\.production\]/m)[0]
+    .replace(/\[build\]\ncommand = .*\n/, "")
+    .replace(/^main = .*$/m, `main = "${path.join(frozen, "src/edge/entry.mjs")}"`);
+  fs.writeFileSync(path.join(frozen, "wrangler.toml"), toml);
+  return path.join(frozen, "wrangler.toml");
+}
+
+/**
  * Starts keyward under `wrangler dev`.
  * opts.vars: extra wrangler vars; opts.persistDir: state directory (kept across
  * restarts when reused); opts.config: another wrangler config; opts.https: serve TLS.
@@ -271,8 +291,9 @@ export async function startReceiver(status = () => 204) {
 
 /**
  * The counters objects keep about themselves when `OBJECT_STATS=true`, read from
- * their SQLite files under the state directory: per object its class, whose it is
- * (`key`: the key id; `account`: the account), and the group commits it served
+ * their SQLite files under the state directory: per object its class, its file
+ * (`id`), whose it is (`key`: the key id; `account`: the account), the calls it
+ * served (`calls`, `first`, `last`: Unix ms) and the group commits among them
  * (`batches`, `requests` carried, `largest`).
  */
 export function objectStats(persistDir) {
@@ -286,7 +307,7 @@ for cls in sorted(os.listdir(root)):
         if not f.endswith(".sqlite") or f == "metadata.sqlite":
             continue
         db = sqlite3.connect(os.path.join(d, f))
-        o = {"class": cls.replace("keyward-", "")}
+        o = {"class": cls.replace("keyward-", ""), "id": f[:12]}
         for q, fields in (("SELECT json FROM record", ("id", "account")), ("SELECT json FROM meta", ("account",))):
             try:
                 r = db.execute(q).fetchone()
@@ -296,19 +317,21 @@ for cls in sorted(os.listdir(root)):
                         o.setdefault("key" if k == "id" else k, j.get(k))
             except sqlite3.Error:
                 pass
-        try:
-            r = db.execute("SELECT batches, requests, largest FROM batch_stats").fetchone()
-            if r:
-                o.update(batches=r[0], requests=r[1], largest=r[2])
-        except sqlite3.Error:
-            pass
+        for q, fields in (("SELECT batches, requests, largest FROM batch_stats", ("batches", "requests", "largest")),
+                          ("SELECT calls, first_at, last_at FROM object_stats", ("calls", "first", "last"))):
+            try:
+                r = db.execute(q).fetchone()
+                if r:
+                    o.update(zip(fields, r))
+            except sqlite3.Error:
+                pass
         db.close()
         out.append(o)
 print(json.dumps(out))
 `;
   const text = execFileSync("python3", ["-c", script, path.join(persistDir, "v3/do")], {
     encoding: "utf8",
-    maxBuffer: 1 << 26,
+    maxBuffer: 1 << 28,
   });
   return JSON.parse(text);
 }
