@@ -8,7 +8,7 @@
 
 use super::account_object::AccountCommand;
 use super::ip_guard_object::IpGuardCommand;
-use super::objects::{self, Urgency, ACCOUNTS, IP_GUARDS, KEYS};
+use super::objects::{self, ACCOUNTS, IP_GUARDS, KEYS};
 use super::runtime::{self, now_ms};
 use super::{forward, kv_index, task};
 use crate::check::{self, bearer_token, AccessRequest};
@@ -285,8 +285,7 @@ fn background<C: serde::Serialize + 'static>(
     let lane_ctx = Context::new(wasm_bindgen::JsCast::unchecked_into(js.clone()));
     let env = env.clone();
     task::wait_until(ctx, async move {
-        if let Err(e) = objects::submit(&env, &lane_ctx, binding, &name, &cmd, Urgency::Lazy).await
-        {
+        if let Err(e) = objects::submit(&env, &lane_ctx, binding, &name, &cmd).await {
             console_error!("{binding}/{name}: background command failed: {e:?}");
         }
     });

@@ -36,16 +36,19 @@ CREATE INDEX IF NOT EXISTS logs_at ON logs(at, id);
 CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, notice TEXT NOT NULL,
   attempts INTEGER NOT NULL DEFAULT 0, due INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS usage (hour INTEGER PRIMARY KEY, requests INTEGER NOT NULL, credits INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS uses (one INTEGER PRIMARY KEY CHECK (one = 1), count INTEGER NOT NULL, last_used_at INTEGER);
-CREATE TABLE IF NOT EXISTS reservations (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, cost INTEGER NOT NULL, due INTEGER NOT NULL);";
+CREATE TABLE IF NOT EXISTS uses (one INTEGER PRIMARY KEY CHECK (one = 1), count INTEGER NOT NULL, last_used_at INTEGER);";
 
 /// Columns added to `logs` since its first schema (adding one twice fails
-/// harmlessly), then the index settlements find their row by.
-const LOG_COLUMNS: [&str; 4] = [
+/// harmlessly), then the indexes settlements and restores find their rows by. An
+/// admitted request's reservation is its `pending` row (with `due`): the row and
+/// the reservation are one write, and its settlement one update.
+const LOG_COLUMNS: [&str; 6] = [
     "ALTER TABLE logs ADD COLUMN via TEXT NOT NULL DEFAULT 'gate'",
     "ALTER TABLE logs ADD COLUMN state TEXT NOT NULL DEFAULT 'completed'",
     "ALTER TABLE logs ADD COLUMN reservation INTEGER",
+    "ALTER TABLE logs ADD COLUMN due INTEGER",
     "CREATE INDEX IF NOT EXISTS logs_reservation ON logs(reservation) WHERE reservation IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS logs_pending ON logs(reservation) WHERE state = 'pending'",
 ];
 
 /// Delivery attempts of a notice before it is given up (logged as an error).
@@ -565,7 +568,11 @@ fn load(sql: &SqlStorage) -> std::result::Result<KeyState, ApiError> {
         due: i64,
     }
     let open: Vec<Open> = sql
-        .exec("SELECT id, at, cost, due FROM reservations", None)
+        .exec(
+            "SELECT reservation AS id, at, credits AS cost, COALESCE(due, at + 30000) AS due
+             FROM logs WHERE state = 'pending' AND reservation IS NOT NULL",
+            None,
+        )
         .and_then(|c| c.to_array())
         .map_err(ApiError::internal)?;
     #[derive(Deserialize)]
@@ -632,7 +639,6 @@ fn persist(
                 "ledger_total",
                 "usage",
                 "uses",
-                "reservations",
             ] {
                 exec(&format!("DELETE FROM {table}"), vec![])?;
             }
@@ -650,35 +656,17 @@ fn persist(
     if let Some(cutoff) = fx.usage_prune {
         exec("DELETE FROM usage WHERE hour < ?", vec![cutoff.into()])?;
     }
-    for log in &fx.logs {
-        insert_log(sql, log)?;
-        // Retention: by age, and by row cap; checked on one insert in 64.
-        if log.at % 64 == 0 {
-            exec(
-                "DELETE FROM logs WHERE at < ?",
-                vec![(now - max_age_ms).into()],
-            )?;
-            exec(
-                "DELETE FROM logs WHERE id <= (SELECT MAX(id) FROM logs) - ?",
-                vec![i64::from(max_rows).into()],
-            )?;
-        }
-    }
-    for r in &fx.reserve {
+    insert_logs(sql, &fx.logs, &fx.reserve)?;
+    // Retention, by age and by row cap, on about one write in 64; a pending row
+    // (an open reservation) stays until it is settled or released.
+    if fx.logs.first().is_some_and(|l| l.at % 64 == 0) {
         exec(
-            "INSERT OR REPLACE INTO reservations (id, at, cost, due) VALUES (?, ?, ?, ?)",
-            vec![
-                (r.id as i64).into(),
-                r.at.into(),
-                (r.cost as i64).into(),
-                r.due.into(),
-            ],
+            "DELETE FROM logs WHERE at < ? AND state != 'pending'",
+            vec![(now - max_age_ms).into()],
         )?;
-    }
-    for id in &fx.release {
         exec(
-            "DELETE FROM reservations WHERE id = ?",
-            vec![(*id as i64).into()],
+            "DELETE FROM logs WHERE id <= (SELECT MAX(id) FROM logs) - ? AND state != 'pending'",
+            vec![i64::from(max_rows).into()],
         )?;
     }
     for update in &fx.log_updates {
@@ -718,28 +706,46 @@ fn persist(
     Ok(())
 }
 
-fn insert_log(sql: &SqlStorage, l: &LogEntry) -> std::result::Result<(), ApiError> {
+/// The log rows, 8 to a statement (the platform binds at most 100 values); an
+/// admitted request's row carries when its reservation is released if unsettled.
+fn insert_logs(
+    sql: &SqlStorage,
+    logs: &[LogEntry],
+    reserved: &[Reservation],
+) -> std::result::Result<(), ApiError> {
     let text = |v: &Option<String>| {
         v.as_deref()
             .map_or(SqlStorageValue::Null, SqlStorageValue::from)
     };
-    sql.exec(
-        "INSERT INTO logs (at, method, path, status, code, duration_ms, ip, credits, via, state, reservation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        vec![
-            l.at.into(),
-            l.method.as_str().into(),
-            l.path.as_str().into(),
-            i64::from(l.status).into(),
-            text(&l.code),
-            i64::from(l.duration_ms).into(),
-            text(&l.ip),
-            (l.credits as i64).into(),
-            l.via.as_str().into(),
-            l.state.as_str().into(),
-            l.reservation
-                .map_or(SqlStorageValue::Null, |r| SqlStorageValue::from(r as i64)),
-        ],
-    )
-    .map(|_| ())
-    .map_err(ApiError::internal)
+    for chunk in logs.chunks(8) {
+        let mut args: Vec<SqlStorageValue> = Vec::with_capacity(chunk.len() * 12);
+        for l in chunk {
+            let due = l
+                .reservation
+                .and_then(|id| reserved.iter().find(|r| r.id == id))
+                .map_or(SqlStorageValue::Null, |r| SqlStorageValue::from(r.due));
+            args.extend([
+                l.at.into(),
+                l.method.as_str().into(),
+                l.path.as_str().into(),
+                i64::from(l.status).into(),
+                text(&l.code),
+                i64::from(l.duration_ms).into(),
+                text(&l.ip),
+                (l.credits as i64).into(),
+                l.via.as_str().into(),
+                l.state.as_str().into(),
+                l.reservation
+                    .map_or(SqlStorageValue::Null, |r| SqlStorageValue::from(r as i64)),
+                due,
+            ]);
+        }
+        let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        sql.exec(
+            &format!("INSERT INTO logs (at, method, path, status, code, duration_ms, ip, credits, via, state, reservation, due) VALUES {rows}"),
+            args,
+        )
+        .map_err(ApiError::internal)?;
+    }
+    Ok(())
 }

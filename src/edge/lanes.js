@@ -6,9 +6,8 @@
 //
 // `submit` coalesces: while a call to an object is in flight, later commands for
 // it wait in the object's lane; when the call returns, the next call carries every
-// waiting command (up to MAX_BATCH). An admission for an idle object goes out at
-// once. What is sent after the answer (settlements, refunds: `lazy`) waits for the
-// next call up to LAZY_MS, and goes alone only if none comes.
+// waiting command (up to MAX_BATCH). A command for an idle object goes out at once
+// (with whatever else waits).
 //
 // Requests never wake each other. The request whose call returned only writes
 // plain data — each waiter's answer, and to the next batch's first request the
@@ -22,9 +21,6 @@
 const MAX_BATCH = 64;
 // How often a waiting request reads its mailbox: well under one object call.
 const POLL_MS = 1;
-// How long a lazy command waits for a call to ride, and how often it looks.
-const LAZY_MS = 20;
-const LAZY_POLL_MS = 5;
 // A call that has not answered after this long is presumed lost with its request
 // (cancelled mid-call): the first waiting request sends the waiting batch itself.
 const STALE_MS = 10000;
@@ -48,20 +44,17 @@ export async function call(env, binding, name, item) {
   return checked(await stub(env, binding, name).batch([item]), 1)[0];
 }
 
-/**
- * One command through the object's lane. Resolves to its answer (JSON text).
- * `lazy`: it need not go now (see above).
- */
-export function submit(env, ctx, binding, name, item, lazy) {
+/** One command through the object's lane. Resolves to its answer (JSON text). */
+export function submit(env, ctx, binding, name, item) {
   const id = `${binding}\u0000${name}`;
   let lane = lanes.get(id);
   if (lane === undefined) {
     lane = { id, binding, name, sentAt: 0, queue: [] };
     lanes.set(id, lane);
   }
-  const me = { item, lazy, at: Date.now(), word: undefined };
-  if (!lazy && lane.sentAt === 0) {
-    lane.sentAt = me.at;
+  const me = { item, word: undefined };
+  if (lane.sentAt === 0) {
+    lane.sentAt = Date.now();
     return send(lane, env, ctx, [me, ...lane.queue.splice(0, MAX_BATCH - 1)]);
   }
   lane.queue.push(me);
@@ -70,21 +63,20 @@ export function submit(env, ctx, binding, name, item, lazy) {
       let word = me.word;
       if (word === undefined && lane.queue.includes(me)) {
         const now = Date.now();
-        const due = lane.sentAt === 0 && (!lazy || now - me.at >= LAZY_MS);
-        // Or the call in flight is lost: this request takes the lane.
-        const lost = lane.sentAt !== 0 && now - lane.sentAt > STALE_MS;
-        if (due || lost) {
+        // The call in flight is lost (or the lane was left idle): this request
+        // takes the lane.
+        if (lane.sentAt === 0 || now - lane.sentAt > STALE_MS) {
           lane.queue.splice(lane.queue.indexOf(me), 1);
           lane.sentAt = now;
           word = { lead: [me, ...lane.queue.splice(0, MAX_BATCH - 1)] };
         }
       }
-      if (word === undefined) setTimeout(read, lazy ? LAZY_POLL_MS : POLL_MS);
+      if (word === undefined) setTimeout(read, POLL_MS);
       else if ("answer" in word) resolve(word.answer);
       else if ("error" in word) reject(word.error);
       else resolve(send(lane, env, ctx, word.lead));
     };
-    setTimeout(read, lazy ? LAZY_POLL_MS : POLL_MS);
+    setTimeout(read, POLL_MS);
   });
 }
 
@@ -102,18 +94,13 @@ function send(lane, env, ctx, batch) {
     } catch (e) {
       error = e;
     }
-    // The next batch is headed by a request that waits for its answer; lazy
-    // commands alone wait for the next one (or their own time).
     const next = lane.queue.splice(0, MAX_BATCH);
-    const head = next.findIndex((w) => !w.lazy);
-    if (head >= 0) {
+    if (next.length > 0) {
       lane.sentAt = Date.now();
-      next.unshift(...next.splice(head, 1));
       next[0].word = { lead: next };
     } else {
-      lane.queue.unshift(...next);
       lane.sentAt = 0;
-      if (lane.queue.length === 0 && lanes.get(lane.id) === lane) lanes.delete(lane.id);
+      if (lanes.get(lane.id) === lane) lanes.delete(lane.id);
     }
     for (let i = 1; i < batch.length; i++) {
       batch[i].word = error === undefined ? { answer: answers[i] } : { error };

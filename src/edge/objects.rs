@@ -29,14 +29,7 @@ extern "C" {
     #[wasm_bindgen(js_name = call)]
     fn js_call(env: &JsValue, binding: &str, name: &str, item: String) -> Promise;
     #[wasm_bindgen(js_name = submit)]
-    fn js_submit(
-        env: &JsValue,
-        ctx: &JsValue,
-        binding: &str,
-        name: &str,
-        item: String,
-        lazy: bool,
-    ) -> Promise;
+    fn js_submit(env: &JsValue, ctx: &JsValue, binding: &str, name: &str, item: String) -> Promise;
 }
 
 /// Storage that cannot answer refuses the request: 503 with `Retry-After`, never an
@@ -59,16 +52,6 @@ pub async fn call<C: Serialize>(
     answer(binding, name, js_call(env, binding, name, body)).await
 }
 
-/// When a command of the request path must go.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Urgency {
-    /// An admission: at once, or with the next call if one is in flight.
-    Now,
-    /// After the answer (settlements, refunds): with the next call, which it waits
-    /// for a few milliseconds before going alone (`lanes.js`).
-    Lazy,
-}
-
 /// `call` for the request path: the command waits in the object's lane while a
 /// call to it is in flight and travels with the others in the next one (group
 /// commit, `batch`). The object decides each command as if it came alone.
@@ -78,17 +61,10 @@ pub async fn submit<C: Serialize>(
     binding: &str,
     name: &str,
     cmd: &C,
-    urgency: Urgency,
 ) -> Result<Value, ApiError> {
     let body = serde_json::to_string(cmd).map_err(ApiError::internal)?;
     let js_ctx: &JsValue = ctx.as_ref();
-    let lazy = urgency == Urgency::Lazy;
-    answer(
-        binding,
-        name,
-        js_submit(env, js_ctx, binding, name, body, lazy),
-    )
-    .await
+    answer(binding, name, js_submit(env, js_ctx, binding, name, body)).await
 }
 
 async fn answer(binding: &str, name: &str, promise: Promise) -> Result<Value, ApiError> {
@@ -124,7 +100,7 @@ pub async fn submit_as<C: Serialize, T: DeserializeOwned>(
     name: &str,
     cmd: &C,
 ) -> Result<T, ApiError> {
-    let v = submit(env, ctx, binding, name, cmd, Urgency::Now).await?;
+    let v = submit(env, ctx, binding, name, cmd).await?;
     serde_json::from_value(v).map_err(ApiError::internal)
 }
 

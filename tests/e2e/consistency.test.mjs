@@ -131,7 +131,7 @@ test("made-up keys with a valid checksum are refused, counted, and leave nothing
   expectError(assert, await from(ip, real.key), 403, "ip_blocked", "IP temporarily blocked");
   assert.equal((await from("203.0.113.78", real.key)).status, 200);
   // Their objects created no tables (the runtime's own bookkeeping aside).
-  const ours = new Set(["record", "logs", "buckets", "outbox", "usage", "uses", "reservations", "ledger_total"]);
+  const ours = new Set(["record", "logs", "buckets", "outbox", "usage", "uses", "ledger_total"]);
   for (const tables of tablesOfObjectsWithoutKeys()) {
     assert.deepEqual(tables.filter((t) => ours.has(t)), [], `tables: ${tables}`);
   }
