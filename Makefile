@@ -1,7 +1,7 @@
 # keyward: the two commands a newcomer needs are `make dev` and `make test`.
 # Every target installs what it needs first (scripts/setup.sh is idempotent).
 
-.PHONY: setup build dev test unit lint e2e dashboard-test api-test fuzz bench scale
+.PHONY: setup build dev test unit lint e2e dashboard-test api-test fuzz bench scale unicode-tables
 
 setup:
 	@bash scripts/setup.sh
@@ -60,3 +60,11 @@ bench: build
 # writes bench/SCALE.md and its section of BENCHMARKS.md. Not part of `make test`.
 scale: build
 	WRANGLER_SEND_METRICS=false node bench/scale.mjs
+
+# Regenerates src/unicode_tables.rs (the path and name tables of the Security model)
+# from the Unicode Character Database: Debian's unicode-data package, installed
+# with apt-get when missing. The output is committed; nothing else needs the package.
+unicode-tables:
+	@[ -f /usr/share/unicode/UnicodeData.txt ] || { sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; $$sudo apt-get update -qq && $$sudo apt-get install -y -qq unicode-data; }
+	python3 scripts/unicode-tables.py src/unicode_tables.rs
+	cargo fmt

@@ -92,6 +92,7 @@ fn main() {
             client_ip: Some("203.0.113.7".into()),
             permissions: needs.permissions,
             projects: needs.projects,
+            grace: true,
         };
         let identity = check_key(&rec, &request, plan, now + i).expect("admitted");
         let admission = KeyAdmission {

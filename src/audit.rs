@@ -1,9 +1,26 @@
 //! The audit trail: who did what to which key, and when; suspensions and resumes.
 
 use crate::confinement::{self, Powers};
-use crate::model::KeyRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+/// The trail of refused management attempts that no key's account owns (an
+/// unknown credential, a blocked address): kept like an account's, under this
+/// name, which no account may take.
+pub const DEPLOYMENT_TRAIL: &str = "_keyward";
+
+/// The action of a refused management attempt (a 401 or 403 on `/admin/v1`).
+pub const REFUSED: &str = "admin.refused";
+
+/// The window over which a trail counts the refused attempts it recorded per client
+/// address (`AUDIT_REFUSALS_PER_HOUR`).
+pub const REFUSAL_WINDOW_MS: i64 = 3_600_000;
+
+/// Whether a trail that recorded `recent` refusals from an address in the last
+/// `REFUSAL_WINDOW_MS` records one more: at most `per_hour` (0: none).
+pub fn may_record_refusal(recent: u64, per_hour: u32) -> bool {
+    recent < u64::from(per_hour)
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEvent {
@@ -22,73 +39,18 @@ pub struct AuditEvent {
     /// The powers of the key the event is about (for a change, the wider of before
     /// and after): an admin key sees only events of keys within its own powers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope: Option<Scope>,
-}
-
-/// A key's powers as confinement compares them, kept with each event.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Scope {
-    pub permissions: Vec<String>,
-    pub projects: Vec<String>,
-    pub expires_at: Option<i64>,
-    pub ip_allowlist: Vec<String>,
-}
-
-impl Scope {
-    pub fn of(rec: &KeyRecord) -> Self {
-        Scope {
-            permissions: rec.permissions.clone(),
-            projects: rec.projects.clone(),
-            expires_at: rec.expires_at,
-            ip_allowlist: rec.ip_allowlist.clone(),
-        }
-    }
-
-    pub fn powers(&self) -> Powers<'_> {
-        Powers {
-            permissions: &self.permissions,
-            projects: &self.projects,
-            expires_at: self.expires_at,
-            ip_allowlist: &self.ip_allowlist,
-        }
-    }
-
-    /// The wider of two scopes: what either one reaches.
-    pub fn widest(a: &Scope, b: &Scope) -> Scope {
-        fn union(x: &[String], y: &[String]) -> Vec<String> {
-            // An empty list means "unrestricted": it absorbs the other.
-            if x.is_empty() || y.is_empty() {
-                return Vec::new();
-            }
-            let mut out = x.to_vec();
-            out.extend(y.iter().filter(|v| !x.contains(v)).cloned());
-            out
-        }
-        let mut permissions = a.permissions.clone();
-        permissions.extend(
-            b.permissions
-                .iter()
-                .filter(|p| !a.permissions.contains(p))
-                .cloned(),
-        );
-        Scope {
-            permissions,
-            projects: union(&a.projects, &b.projects),
-            expires_at: a.expires_at.zip(b.expires_at).map(|(x, y)| x.max(y)),
-            ip_allowlist: union(&a.ip_allowlist, &b.ip_allowlist),
-        }
-    }
+    pub scope: Option<Powers>,
 }
 
 impl AuditEvent {
     /// Whether an admin key of `viewer`'s powers may see this event (its account
     /// is checked by the query). Events about no key (plan changes) are the
     /// account's; events about a key whose powers were not recorded are not shown.
-    pub fn visible_to(&self, viewer: &Scope) -> bool {
+    pub fn visible_to(&self, viewer: &Powers) -> bool {
         match (&self.key_id, &self.scope) {
             (None, _) => true,
             (Some(_), None) => false,
-            (Some(_), Some(s)) => confinement::excess(&viewer.powers(), &s.powers()).is_none(),
+            (Some(_), Some(s)) => confinement::excess(viewer, s).is_none(),
         }
     }
 }
@@ -103,22 +65,22 @@ pub struct EventQuery {
     pub limit: u32,
     /// An admin key's powers: only events it may see are listed.
     #[serde(default)]
-    pub viewer: Option<Scope>,
+    pub viewer: Option<Powers>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn scope(perms: &[&str], projects: &[&str]) -> Scope {
-        Scope {
+    fn scope(perms: &[&str], projects: &[&str]) -> Powers {
+        Powers {
             permissions: perms.iter().map(|s| s.to_string()).collect(),
             projects: projects.iter().map(|s| s.to_string()).collect(),
             ..Default::default()
         }
     }
 
-    fn event(scope: Option<Scope>, key: bool) -> AuditEvent {
+    fn event(scope: Option<Powers>, key: bool) -> AuditEvent {
         AuditEvent {
             at: 0,
             actor: "admin_token".into(),
@@ -141,31 +103,19 @@ mod tests {
     }
 
     #[test]
-    fn the_widest_scope_reaches_what_either_reaches() {
-        let mut a = scope(&["read:all"], &["p1"]);
-        a.expires_at = Some(10);
-        a.ip_allowlist = vec!["10.0.0.0/8".into()];
-        let mut b = scope(&["license:manage"], &["p2"]);
-        b.expires_at = Some(20);
-        let w = Scope::widest(&a, &b);
-        assert_eq!(w.permissions, ["read:all", "license:manage"]);
-        assert_eq!(w.projects, ["p1", "p2"]);
-        assert_eq!(w.expires_at, Some(20));
-        assert!(
-            w.ip_allowlist.is_empty(),
-            "b has no allowlist: unrestricted"
-        );
-        assert!(Scope::widest(&a, &scope(&[], &[])).projects.is_empty());
-        assert_eq!(
-            Scope::widest(
-                &a,
-                &Scope {
-                    expires_at: None,
-                    ..a.clone()
-                }
-            )
-            .expires_at,
-            None
-        );
+    fn refusals_are_recorded_up_to_the_hourly_bound() {
+        assert!(may_record_refusal(0, 10));
+        assert!(may_record_refusal(9, 10));
+        assert!(!may_record_refusal(10, 10));
+        assert!(!may_record_refusal(0, 0), "0: none recorded");
+    }
+
+    #[test]
+    fn scopes_stored_before_a_power_existed_still_read() {
+        let old =
+            r#"{"permissions":["read:all"],"projects":["p1"],"expires_at":null,"ip_allowlist":[]}"#;
+        let p: Powers = serde_json::from_str(old).unwrap();
+        assert_eq!(p.permissions, ["read:all"]);
+        assert_eq!((p.account, p.environment), (None, None));
     }
 }

@@ -11,7 +11,18 @@
 //! `\`, a literal `\`, an encoded `%` (double encoding), `;` anywhere in the path
 //! (path parameters), NUL and other control bytes, escapes that are not two hex
 //! digits, and bytes that do not decode to UTF-8.
+//!
+//! And no two paths that an origin could treat as the same under Unicode case
+//! folding or compatibility normalization are judged differently: a path holding
+//! a character that some folding turns into ASCII, into nothing or into path
+//! syntax (ſ → s, ı → I, İ → i, K → k, ﬁ → fi, ／ → /, ․ → .), a character that is
+//! invisible, unassigned or a space or control of Unicode's, or a U+0307 that
+//! Turkish or Lithuanian casing deletes after an ASCII letter, is refused
+//! (`unicode_tables`, generated from the Unicode Character Database). What is left
+//! of non-ASCII folds only to non-ASCII: rules, costs and the project segment are
+//! ASCII, so every spelling of such a path is judged alike.
 
+use crate::unicode_tables::{DOT_ABOVE_DROPPED_AFTER, PATH_REFUSED};
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +36,8 @@ pub enum PathError {
     BadEscape,
     InvalidUtf8,
     TooLong,
+    /// A character an origin may fold into another path (see the module's notes).
+    Folds(char),
 }
 
 impl fmt::Display for PathError {
@@ -39,8 +52,55 @@ impl fmt::Display for PathError {
             PathError::BadEscape => "it contains a '%' not followed by two hex digits",
             PathError::InvalidUtf8 => "its escapes do not decode to UTF-8",
             PathError::TooLong => "it is longer than 8192 bytes",
+            PathError::Folds(c) => {
+                return write!(
+                    f,
+                    "it contains U+{:04X}, which origins may fold into other characters",
+                    u32::from(*c)
+                )
+            }
         })
     }
+}
+
+/// Whether `table` (sorted inclusive ranges) holds `c`.
+pub fn in_table(table: &[(u32, u32)], c: char) -> bool {
+    let c = u32::from(c);
+    table
+        .binary_search_by(|&(lo, hi)| {
+            if hi < c {
+                std::cmp::Ordering::Less
+            } else if lo > c {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Equal
+            }
+        })
+        .is_ok()
+}
+
+/// The first character of `decoded` that an origin may fold into another path.
+fn folding(decoded: &str) -> Option<char> {
+    let mut previous = '/';
+    for c in decoded.chars() {
+        let after_dropping_letter = c == '\u{307}'
+            && previous.is_ascii()
+            && DOT_ABOVE_DROPPED_AFTER.contains(&(previous as u8));
+        if !c.is_ascii() && (in_table(PATH_REFUSED, c) || after_dropping_letter) {
+            return Some(c);
+        }
+        previous = c;
+    }
+    None
+}
+
+/// Whether a canonical path decodes to ASCII only (its escapes are all below 0x80).
+pub fn is_ascii(canonical: &str) -> bool {
+    let bytes = canonical.as_bytes();
+    !bytes
+        .iter()
+        .enumerate()
+        .any(|(i, b)| *b == b'%' && bytes.get(i + 1).is_some_and(|h| *h >= b'8'))
 }
 
 /// Longest path accepted, before canonicalization.
@@ -136,8 +196,11 @@ pub fn canonicalize(raw: &str) -> Result<String, PathError> {
             _ => kept.push(seg),
         }
     }
-    if std::str::from_utf8(&decoded).is_err() {
+    let Ok(text) = std::str::from_utf8(&decoded) else {
         return Err(PathError::InvalidUtf8);
+    };
+    if let Some(c) = folding(text) {
+        return Err(PathError::Folds(c));
     }
     let mut out = String::with_capacity(raw.len());
     for seg in &kept {
@@ -233,6 +296,51 @@ mod tests {
             canonicalize(&format!("/{}", "a".repeat(MAX_PATH_BYTES))),
             Err(PathError::TooLong)
         );
+    }
+
+    #[test]
+    fn characters_an_origin_folds_into_other_paths_are_refused() {
+        for (raw, c) in [
+            ("/licen%C5%BFes/1", '\u{17F}'), // ſ: upper-cases to S
+            ("/l%C4%B1censes/1", '\u{131}'), // ı: upper-cases to I
+            ("/l%C4%B0censes/1", '\u{130}'), // İ: lower-cases to i
+            ("/project%C5%BF/p2/x", '\u{17F}'),
+            ("/%E2%84%AAeys", '\u{212A}'), // Kelvin sign: lower-cases to k
+            ("/%EF%AC%81les", '\u{FB01}'), // ﬁ: NFKC fi
+            ("/a%EF%BC%8Fb", '\u{FF0F}'),  // fullwidth solidus: NFKC /
+            ("/a%EF%BC%BCb", '\u{FF3C}'),  // fullwidth reverse solidus
+            ("/docs/%E2%80%A4%E2%80%A4/x", '\u{2024}'), // one dot leader: NFKC .
+            ("/%EF%BD%90rojects", '\u{FF50}'), // fullwidth p
+            ("/cla%E1%BA%9E", '\u{1E9E}'), // capital sharp s: folds to ss
+            ("/a%E2%80%8Bb", '\u{200B}'),  // zero width space
+            ("/a%E2%80%AEb", '\u{202E}'),  // right-to-left override
+            ("/a%C2%A0b", '\u{A0}'),       // no-break space
+            ("/a%C2%ADb", '\u{AD}'),       // soft hyphen: NFKC_Casefold drops it
+            ("/a%CD%B8", '\u{378}'),       // unassigned
+            ("/li%CC%87censes", '\u{307}'), // Lithuanian upper case drops the dot
+            ("/LI%CC%87CENSES", '\u{307}'), // Turkish lower case drops it
+        ] {
+            assert_eq!(canonicalize(raw), Err(PathError::Folds(c)), "{raw}");
+        }
+        let e = canonicalize("/licen%C5%BFes/1").unwrap_err();
+        assert!(e.to_string().contains("U+017F"), "{e}");
+    }
+
+    #[test]
+    fn non_ascii_that_folds_only_to_non_ascii_passes() {
+        for raw in [
+            "/caf%C3%A9",
+            "/CAF%C3%89",
+            "/%E4%B8%AD%E6%96%87",
+            "/%F0%9F%98%80",
+            "/z%CC%87",
+            "/%C5%BC%C3%B3%C5%82w",
+            "/%E2%88%95",
+        ] {
+            assert!(canonicalize(raw).is_ok(), "{raw}");
+        }
+        assert!(is_ascii("/a%20b/%7E"));
+        assert!(!is_ascii("/caf%C3%A9"));
     }
 
     #[test]

@@ -37,6 +37,14 @@ pub struct AccessRequest {
     pub permissions: Vec<String>,
     /// Every project the path names.
     pub projects: Vec<String>,
+    /// Whether a secret in its rotation grace period opens the key: on the request
+    /// path and for verify, never for the management routes (SPEC §3).
+    #[serde(default = "grace_accepted")]
+    pub grace: bool,
+}
+
+fn grace_accepted() -> bool {
+    true
 }
 
 /// Rows 3–11, in table order, against the key's record and its account's plan.
@@ -46,8 +54,9 @@ pub fn check_key(
     plan: Option<&Plan>,
     now: i64,
 ) -> Result<Identity, ApiError> {
-    // Row 3: a stale index entry (rotated or deleted secret) is an unknown key.
-    if !rec.accepts_hash(&req.hash, now) {
+    // Row 3: a stale index entry (rotated or deleted secret) is an unknown key; so
+    // is a retired secret where it may not manage.
+    if !(rec.hash == req.hash || (req.grace && rec.in_grace(&req.hash, now))) {
         return Err(ApiError::InvalidKey);
     }
     match rec.status {
@@ -80,7 +89,7 @@ pub fn check_key(
             project: project.to_string(),
         });
     }
-    Ok(Identity::of(rec))
+    Ok(Identity::of(rec, plan))
 }
 
 /// Row 8: the account's plan must include API access. An unknown plan has none.
@@ -152,6 +161,7 @@ mod tests {
             client_ip: Some("10.0.0.1".into()),
             permissions: vec!["read:all".into()],
             projects: vec![],
+            grace: true,
         }
     }
 
@@ -299,6 +309,27 @@ mod tests {
             code(check_key(&rec, &request(), Some(&pro()), NOW + 5_000)),
             "invalid_key"
         );
+    }
+
+    #[test]
+    fn a_retired_secret_never_manages() {
+        let mut rec = record();
+        rec.hash = "new".into();
+        rec.previous_hash = Some("h1".into());
+        rec.previous_hash_until = Some(NOW + 5_000);
+        let managing = AccessRequest {
+            grace: false,
+            ..request()
+        };
+        assert_eq!(
+            code(check_key(&rec, &managing, Some(&pro()), NOW)),
+            "invalid_key"
+        );
+        let current = AccessRequest {
+            hash: "new".into(),
+            ..managing
+        };
+        assert_eq!(code(check_key(&rec, &current, Some(&pro()), NOW)), "ok");
     }
 
     #[test]

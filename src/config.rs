@@ -108,6 +108,12 @@ pub struct Config {
     /// index answers "not found" for entries younger than this, as a location KV
     /// has not reached yet would (0: off).
     pub test_kv_hide_writes_ms: i64,
+    /// Keys an account may hold (`MAX_KEYS_PER_ACCOUNT`, default 10,000): a create
+    /// past it is 409.
+    pub max_keys_per_account: u64,
+    /// Refused management attempts recorded in the audit trail per client address
+    /// and hour (`AUDIT_REFUSALS_PER_HOUR`, default 10; 0: none).
+    pub audit_refusals_per_hour: u32,
 }
 
 /// `WEBHOOK_URL` and its signing secrets — `WEBHOOK_SECRET`, then
@@ -133,6 +139,13 @@ impl std::fmt::Debug for Webhook {
 fn check_pattern(pattern: &str) -> Result<String, String> {
     let canonical = crate::canonical_path::canonicalize(pattern)
         .map_err(|e| format!("pattern '{pattern}' is not a valid path: {e}"))?;
+    // Non-ASCII segments are matched only exactly, whatever the rule: a pattern
+    // holding one could not match the spellings an origin folds into it.
+    if !crate::canonical_path::is_ascii(&canonical) {
+        return Err(format!(
+            "pattern '{pattern}' must be ASCII: keyward cannot match other spellings of non-ASCII segments"
+        ));
+    }
     let segs: Vec<&str> = crate::canonical_path::segments(&canonical).collect();
     if let Some(pos) = segs.iter().position(|s| *s == "**") {
         if pos + 1 != segs.len() {
@@ -470,6 +483,12 @@ impl Config {
             }
         }
 
+        let max_keys_per_account = number("MAX_KEYS_PER_ACCOUNT", 10_000, 1)?;
+        if max_keys_per_account > 10_000_000 {
+            return Err("MAX_KEYS_PER_ACCOUNT must be at most 10000000".into());
+        }
+        let audit_refusals_per_hour = number("AUDIT_REFUSALS_PER_HOUR", 10, 0)?.min(1_000) as u32;
+
         Ok(Config {
             key_prefix,
             environment,
@@ -501,6 +520,8 @@ impl Config {
             test_hold_plan_updates,
             test_kv_hide_writes_ms,
             test_fail_inline_copies,
+            max_keys_per_account,
+            audit_refusals_per_hour,
         })
     }
 
@@ -553,6 +574,8 @@ mod tests {
         assert_eq!(c.alerts.quota_percents, vec![80, 100]);
         assert_eq!(c.plan_update_batch, 50);
         assert!(!c.object_stats);
+        assert_eq!(c.max_keys_per_account, 10_000);
+        assert_eq!(c.audit_refusals_per_hour, 10);
     }
 
     #[test]

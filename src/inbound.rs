@@ -133,6 +133,47 @@ pub fn is_override_header(name: &str) -> bool {
     OVERRIDE_HEADERS.contains(&folded(name).as_str())
 }
 
+/// Headers through which proxies tell an origin who the client is and what it asked
+/// for (address, host, scheme, port, path): a client's own are never forwarded, so
+/// an origin behind keyward can trust what keyward sets (`X-Forwarded-For`).
+pub const PROXY_HEADERS: [&str; 29] = [
+    "forwarded",
+    "x-forwarded",
+    "forwarded-for",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-forwarded-server",
+    "x-forwarded-prefix",
+    "x-forwarded-ssl",
+    "x-forwarded-scheme",
+    "x-forwarded-uri",
+    "x-real-ip",
+    "true-client-ip",
+    "x-client-ip",
+    "client-ip",
+    "x-cluster-client-ip",
+    "x-originating-ip",
+    "x-remote-ip",
+    "x-remote-addr",
+    "fastly-client-ip",
+    "x-original-url",
+    "x-original-uri",
+    "x-rewrite-url",
+    "x-original-host",
+    "x-host",
+    "x-http-host-override",
+    "x-url-scheme",
+    "front-end-https",
+];
+
+/// Whether a client header is one of `PROXY_HEADERS`, in any spelling a server
+/// folds into one (case, `_` for `-`).
+pub fn is_proxy_header(name: &str) -> bool {
+    PROXY_HEADERS.contains(&folded(name).as_str())
+}
+
 /// Whether a client header names keyward's own identity headers: case-folded, with
 /// `_` read as `-` (servers that fold one into the other would read it as identity).
 pub fn is_reserved_header(name: &str) -> bool {
@@ -225,6 +266,31 @@ mod tests {
             assert!(is_override_header(name), "{name}");
         }
         assert!(!is_override_header("x-http-method-overrides"));
+    }
+
+    #[test]
+    fn proxy_headers_in_every_spelling() {
+        for name in [
+            "X-Forwarded-For",
+            "x_forwarded_for",
+            "X-Forwarded-Host",
+            "x-forwarded-proto",
+            "Forwarded",
+            "X-Real-IP",
+            "True-Client-IP",
+            "X-Original-URL",
+            "x_rewrite_url",
+        ] {
+            assert!(is_proxy_header(name), "{name}");
+        }
+        for name in [
+            "x-request-id",
+            "forwarded-x",
+            "cf-connecting-ip",
+            "authorization",
+        ] {
+            assert!(!is_proxy_header(name), "{name}");
+        }
     }
 
     #[test]

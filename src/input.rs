@@ -96,7 +96,7 @@ pub fn parse_create(body: &Value, now: i64) -> Result<NewKey, ApiError> {
     )?;
     let account = match obj.get("account") {
         None => None,
-        Some(v) => Some(identifier(v, "account")?),
+        Some(v) => Some(account_id(v, "account")?),
     };
     let environment = match obj.get("environment") {
         None => None,
@@ -174,13 +174,13 @@ pub fn parse_plan<'a>(
 fn parse_settings(obj: &Map<String, Value>, now: i64) -> Result<KeyPatch, ApiError> {
     let mut p = KeyPatch::default();
     if let Some(v) = obj.get("name") {
-        p.name = Some(text(v, "name", 100)?);
+        p.name = Some(shown_text(v, "name", 100)?);
     }
     if let Some(v) = obj.get("alias") {
         p.alias = Some(nullable(v, |v| identifier(v, "alias"))?);
     }
     if let Some(v) = obj.get("category") {
-        p.category = Some(nullable(v, |v| text(v, "category", 64))?);
+        p.category = Some(nullable(v, |v| shown_text(v, "category", 64))?);
     }
     if let Some(v) = obj.get("permissions") {
         p.permissions = Some(list(v, "permissions", |s| {
@@ -328,8 +328,28 @@ fn metadata(v: &Value) -> Result<Map<String, Value>, ApiError> {
     Ok(m.clone())
 }
 
-/// A display text: 1 to `max` characters, not blank, no control characters;
-/// kept without surrounding whitespace.
+/// A text that is stored and shown (a name, a category): `text`, and nothing
+/// invisible or direction-changing (a name that reads as another, or is shown
+/// reordered: `unicode_tables::INVISIBLE`).
+fn shown_text(v: &Value, field: &str, max: usize) -> Result<String, ApiError> {
+    let invisible = v.as_str().and_then(|s| {
+        s.chars()
+            .find(|c| crate::canonical_path::in_table(crate::unicode_tables::INVISIBLE, *c))
+    });
+    if let Some(c) = invisible {
+        return Err(ApiError::field(
+            field,
+            format!(
+                "must not contain invisible or direction-changing characters (U+{:04X})",
+                u32::from(c)
+            ),
+        ));
+    }
+    text(v, field, max)
+}
+
+/// A text: 1 to `max` characters, not blank, no control characters; kept without
+/// surrounding whitespace.
 fn text(v: &Value, field: &str, max: usize) -> Result<String, ApiError> {
     match v.as_str() {
         Some(s)
@@ -364,6 +384,19 @@ pub fn identifier(v: &Value, field: &str) -> Result<String, ApiError> {
             "must be 1 to 64 letters, digits, '-', '_' or '.'",
         )),
     }
+}
+
+/// An account a key or a plan may be given: an identifier, but not the name of
+/// the deployment's own audit trail (`audit::DEPLOYMENT_TRAIL`).
+pub fn account_id(v: &Value, field: &str) -> Result<String, ApiError> {
+    let id = identifier(v, field)?;
+    if id == crate::audit::DEPLOYMENT_TRAIL {
+        return Err(ApiError::field(
+            field,
+            format!("'{id}' is reserved for keyward's own audit trail"),
+        ));
+    }
+    Ok(id)
 }
 
 fn list(
@@ -613,6 +646,23 @@ mod tests {
         assert_eq!(bad(json!({"name": "\u{1c}"})), "name");
         assert_eq!(bad(json!({"name": "a\nb"})), "name");
         assert_eq!(bad(json!({"name": "   "})), "name");
+        for hidden in [
+            "\u{200B}",
+            "a\u{202E}gpj.exe",
+            "\u{2066}x\u{2069}",
+            "\u{FEFF}",
+            "\u{3164}",
+            "\u{2800}",
+            "a\u{2028}b",
+            "\u{180E}",
+        ] {
+            assert_eq!(bad(json!({ "name": hidden })), "name", "{hidden:?}");
+            assert_eq!(
+                bad(json!({ "name": "a", "category": hidden })),
+                "category",
+                "{hidden:?}"
+            );
+        }
         assert_eq!(
             bad(json!({"name": format!(" {} ", "n".repeat(100))})),
             "name"

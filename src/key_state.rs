@@ -3,10 +3,11 @@
 //! object loads, calls `apply`, performs the returned effects and replies.
 
 use crate::alerts::{self, Alert};
-use crate::audit::{AuditEvent, Scope};
+use crate::audit::AuditEvent;
 use crate::batch::Answer;
 use crate::check::{check_key, AccessRequest};
 use crate::config::Config;
+use crate::confinement::Powers;
 use crate::error::ApiError;
 use crate::input::KeyPatch;
 use crate::leaks::LeakAction;
@@ -430,7 +431,7 @@ pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
             )),
         ),
         KeyCommand::Wake => {
-            let (mut fx, reply) = wake(rec, now);
+            let (mut fx, reply) = wake(rec, cfg, now);
             for r in reservations.overdue(now) {
                 abandon(rec, ledger, cfg, r, &mut fx);
             }
@@ -441,7 +442,7 @@ pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
                 _ => alerts::expiry_alerts(&mut rec.alerts, rec.expires_at, thresholds, now),
             };
             for alert in due {
-                announce(&mut fx, rec, now, alert);
+                announce(&mut fx, rec, cfg, now, alert);
             }
             if rec.alerts != before {
                 fx.record = Change::Put;
@@ -630,7 +631,7 @@ fn check(
                 alerts::rate_limited_alert(&mut rec.alerts, &exceeded, retry_after, now)
             {
                 fx.record = Change::Put;
-                announce(&mut fx, rec, now, alert);
+                announce(&mut fx, rec, cfg, now, alert);
             }
             refuse(fx, ApiError::RateLimited { retry_after })
         }
@@ -652,7 +653,7 @@ fn check(
             });
             let mut fx = Effects::put();
             fx.notices.push(Notice::Audit {
-                event: event(rec, now, "key.suspended", details.clone()),
+                event: event(rec, cfg, now, "key.suspended", details.clone()),
             });
             let mut data = json!({
                 "key_id": rec.id,
@@ -686,7 +687,7 @@ fn check(
                 for alert in
                     alerts::quota_alerts(&mut rec.alerts, &quotas, &cfg.alerts.quota_percents)
                 {
-                    announce(&mut fx, rec, now, alert);
+                    announce(&mut fx, rec, cfg, now, alert);
                 }
                 if rec.alerts != before {
                     fx.record = Change::Put;
@@ -747,14 +748,14 @@ fn leak(
 }
 
 /// Ends a suspension that is over, recording the resume.
-fn wake(rec: &mut KeyRecord, now: i64) -> Outcome {
+fn wake(rec: &mut KeyRecord, cfg: &Config, now: i64) -> Outcome {
     match rec.suspended_until {
         Some(until) if until <= now => {
             rec.suspended_until = None;
             let mut fx = Effects::put();
             let details = json!({ "suspended_until": to_rfc3339(until) });
             fx.notices.push(Notice::Audit {
-                event: event(rec, now, "key.resumed", details),
+                event: event(rec, cfg, now, "key.resumed", details),
             });
             (fx, Ok(Value::Null))
         }
@@ -770,8 +771,8 @@ fn wake(rec: &mut KeyRecord, now: i64) -> Outcome {
 }
 
 /// An alert, in the audit trail and as a webhook (via the outbox).
-fn announce(fx: &mut Effects, rec: &KeyRecord, now: i64, alert: Alert) {
-    let mut audit = event(rec, now, alert.event, alert.details.clone());
+fn announce(fx: &mut Effects, rec: &KeyRecord, cfg: &Config, now: i64, alert: Alert) {
+    let mut audit = event(rec, cfg, now, alert.event, alert.details.clone());
     audit.actor = "keyward".into();
     fx.notices.push(Notice::Audit { event: audit });
     let mut data = json!({ "key_id": rec.id, "account": rec.account, "prefix": rec.prefix });
@@ -794,7 +795,7 @@ pub fn next_alert_at(rec: &KeyRecord, cfg: &Config) -> Option<i64> {
     alerts::next_expiry_check(&rec.alerts, rec.expires_at, &cfg.alerts.expiry_notice_ms)
 }
 
-fn event(rec: &KeyRecord, now: i64, action: &str, details: Value) -> AuditEvent {
+fn event(rec: &KeyRecord, cfg: &Config, now: i64, action: &str, details: Value) -> AuditEvent {
     AuditEvent {
         at: now,
         actor: "circuit_breaker".into(),
@@ -802,7 +803,7 @@ fn event(rec: &KeyRecord, now: i64, action: &str, details: Value) -> AuditEvent 
         key_id: Some(rec.id.clone()),
         account: rec.account.clone(),
         details,
-        scope: Some(Scope::of(rec)),
+        scope: Some(Powers::of(rec, cfg.plan(rec.plan.as_deref()).1)),
     }
 }
 
@@ -855,6 +856,7 @@ mod tests {
                 client_ip: None,
                 permissions: vec!["read:all".into()],
                 projects: vec![],
+                grace: true,
             },
             facts: RequestFacts {
                 method: "GET".into(),

@@ -32,6 +32,7 @@ pub mod request_log;
 pub mod request_url;
 pub mod reservation;
 pub mod time_fmt;
+pub mod unicode_tables;
 pub mod usage;
 pub mod verify;
 pub mod webhook;

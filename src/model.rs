@@ -1,5 +1,7 @@
 //! The key record and the vocabulary shared by the core and the edge.
 
+use crate::config::Plan;
+use crate::confinement::Powers;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -138,9 +140,14 @@ impl KeyRecord {
     /// Whether `hash` opens this key at `now` (current secret, or the previous one
     /// inside its grace period).
     pub fn accepts_hash(&self, hash: &str, now: i64) -> bool {
-        self.hash == hash
-            || (self.previous_hash.as_deref() == Some(hash)
-                && self.previous_hash_until.is_some_and(|until| now < until))
+        self.hash == hash || self.in_grace(hash, now)
+    }
+
+    /// Whether `hash` is the secret this key was rotated away from, inside its
+    /// grace period: accepted on the request path and by verify only.
+    pub fn in_grace(&self, hash: &str, now: i64) -> bool {
+        self.previous_hash.as_deref() == Some(hash)
+            && self.previous_hash_until.is_some_and(|until| now < until)
     }
 }
 
@@ -152,26 +159,25 @@ pub struct Identity {
     pub permissions: Vec<String>,
     pub environment: Environment,
     pub projects: Vec<String>,
-    /// Not forwarded; an admin key's confinement compares them.
+    /// Not forwarded: every power of the key, which an admin key's confinement
+    /// compares.
     #[serde(default)]
-    pub expires_at: Option<i64>,
-    #[serde(default)]
-    pub ip_allowlist: Vec<String>,
+    pub powers: Powers,
     /// The key's metadata, carried only to a verify call (never to the origin).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Map<String, Value>>,
 }
 
 impl Identity {
-    pub fn of(rec: &KeyRecord) -> Self {
+    /// The identity of `rec` under its account's `plan`.
+    pub fn of(rec: &KeyRecord, plan: Option<&Plan>) -> Self {
         Identity {
             key_id: rec.id.clone(),
             account: rec.account.clone(),
             permissions: rec.permissions.clone(),
             environment: rec.environment,
             projects: rec.projects.clone(),
-            expires_at: rec.expires_at,
-            ip_allowlist: rec.ip_allowlist.clone(),
+            powers: Powers::of(rec, plan),
             metadata: None,
         }
     }

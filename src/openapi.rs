@@ -141,6 +141,34 @@ mod tests {
         assert_eq!(documented, served);
     }
 
+    /// Names and categories: not blank, no control characters and nothing of
+    /// `unicode_tables::INVISIBLE`, as `input` checks them (regenerate the four
+    /// patterns from the table if this fails).
+    #[test]
+    fn display_text_patterns_exclude_exactly_the_invisible_table() {
+        let mut class = String::from("\\x00-\\x1f\\x7f-\\x9f");
+        for &(lo, hi) in crate::unicode_tables::INVISIBLE {
+            let ch = |c| char::from_u32(c).expect("a scalar value");
+            class.push(ch(lo));
+            if hi > lo {
+                class.push('-');
+                class.push(ch(hi));
+            }
+        }
+        let want = format!("^[^{class}]*[^\\s{class}][^{class}]*$");
+        let doc: Value = serde_json::from_str(DOCUMENT).expect("valid JSON");
+        for schema in ["KeyCreate", "KeyUpdate"] {
+            for field in ["name", "category"] {
+                let pointer = format!("/components/schemas/{schema}/properties/{field}/pattern");
+                assert_eq!(
+                    doc.pointer(&pointer).and_then(Value::as_str),
+                    Some(want.as_str()),
+                    "{pointer}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn the_served_document_names_the_deployment_s_plans() {
         let plans = ["gold".to_string()];

@@ -112,18 +112,30 @@ pub fn route_cost(rules: &[CostRule], method: &str, path: &str) -> u64 {
         .map_or(1, |r| r.cost)
 }
 
+/// What a path names when it ends at the project collection itself (`/projects`,
+/// `/projects/`), which lists every project: no project id can be it.
+pub const ALL_PROJECTS: &str = "*";
+
 /// The projects a path names: the segment after every `/<segment>/`, the segment
-/// name matched ignoring case (`/PROJECTS/p2` names `p2`). Project ids themselves
-/// compare exactly, so a differently cased id is another project and is refused.
+/// name matched ignoring case (`/PROJECTS/p2` names `p2`), and `ALL_PROJECTS` when
+/// the path ends at the collection. Project ids themselves compare exactly, so a
+/// differently cased id is another project and is refused.
 pub fn projects_of<'a>(segment: &str, path: &'a str) -> Vec<&'a str> {
     let parts: Vec<&str> = segments(path).collect();
-    parts
+    let mut named: Vec<&str> = parts
         .windows(2)
         .filter_map(|w| match w {
             [name, id] if name.eq_ignore_ascii_case(segment) => Some(*id),
             _ => None,
         })
-        .collect()
+        .collect();
+    if parts
+        .last()
+        .is_some_and(|p| p.eq_ignore_ascii_case(segment))
+    {
+        named.push(ALL_PROJECTS);
+    }
+    named
 }
 
 /// The first of `requested` that a key scoped to `projects` may not touch (an empty
@@ -310,8 +322,15 @@ mod tests {
             projects_of("projects", "/projects/projects/x"),
             ["projects", "x"]
         );
-        assert!(projects_of("projects", "/projects").is_empty());
+        assert_eq!(projects_of("projects", "/projects"), [ALL_PROJECTS]);
+        assert_eq!(projects_of("projects", "/projects/"), [ALL_PROJECTS]);
+        assert_eq!(projects_of("projects", "/v1/Projects"), [ALL_PROJECTS]);
+        assert_eq!(
+            projects_of("projects", "/projects/p1/projects"),
+            ["p1", ALL_PROJECTS]
+        );
         assert!(projects_of("projects", "/tasks").is_empty());
+        assert!(projects_of("projects", "/projectsx").is_empty());
         assert_eq!(projects_of("customers", "/customers/c7/x"), ["c7"]);
     }
 
@@ -333,6 +352,9 @@ mod tests {
             Some("p2")
         );
         assert_eq!(forbidden_project(&perms(&["p1"]), &[]), None);
+        let all = asked(&[ALL_PROJECTS]);
+        assert_eq!(forbidden_project(&perms(&["p1"]), &all), Some(ALL_PROJECTS));
+        assert_eq!(forbidden_project(&[], &all), None);
     }
 
     #[test]

@@ -55,9 +55,11 @@ pub enum AccountCommand {
         at: i64,
         cost: u64,
     },
-    /// See `index_store::claim`.
+    /// See `index_store::claim`; `cap` for a new key.
     Claim {
         row: IndexRow,
+        #[serde(default)]
+        cap: Option<u64>,
     },
     Sync {
         row: IndexRow,
@@ -69,6 +71,13 @@ pub enum AccountCommand {
     },
     Record {
         event: AuditEvent,
+    },
+    /// A refused management attempt from the client address `bucket`, recorded
+    /// unless the trail holds `AUDIT_REFUSALS_PER_HOUR` of that address's already;
+    /// answers whether it was.
+    Refused {
+        event: AuditEvent,
+        bucket: String,
     },
     /// Key ids newest first after `after`, up to `query.limit + 1`.
     List {
@@ -263,10 +272,10 @@ fn writes(cmd: &AccountCommand) -> bool {
 /// The account a command is about, when it names one.
 fn named_account(cmd: &AccountCommand) -> Option<&str> {
     match cmd {
-        AccountCommand::SetPlan { event, .. } | AccountCommand::Record { event } => {
-            Some(&event.account)
-        }
-        AccountCommand::Claim { row } | AccountCommand::Sync { row, .. } => Some(&row.account),
+        AccountCommand::SetPlan { event, .. }
+        | AccountCommand::Record { event }
+        | AccountCommand::Refused { event, .. } => Some(&event.account),
+        AccountCommand::Claim { row, .. } | AccountCommand::Sync { row, .. } => Some(&row.account),
         AccountCommand::Remove { event, .. } => event.as_ref().map(|e| e.account.as_str()),
         AccountCommand::Import { account, .. } => Some(account),
         _ => None,
@@ -424,7 +433,9 @@ impl AccountObject {
                         .collect();
                     serde_json::to_value(answers).map_err(ApiError::internal)
                 }
-                AccountCommand::Claim { row } => index_store::claim(sql, &row).map(|_| Value::Null),
+                AccountCommand::Claim { row, cap } => {
+                    index_store::claim(sql, &row, cap).map(|_| Value::Null)
+                }
                 AccountCommand::Sync { row, event } => {
                     index_store::sync(sql, row)?;
                     if let Some(e) = event {
@@ -441,6 +452,10 @@ impl AccountObject {
                 }
                 AccountCommand::Record { event } => {
                     index_store::record(sql, &event, None).map(|_| Value::Null)
+                }
+                AccountCommand::Refused { event, bucket } => {
+                    let per_hour = cfg.audit_refusals_per_hour;
+                    index_store::record_refusal(sql, &event, &bucket, per_hour).map(Value::Bool)
                 }
                 AccountCommand::List { query, after, now } => {
                     let ids = index_store::list(sql, &query, after.as_deref(), now)?;
@@ -556,6 +571,7 @@ impl AccountObject {
             &self.sql(),
             now - cfg.audit_retention_ms,
             now - index_store::TOMBSTONE_MS,
+            now - crate::audit::REFUSAL_WINDOW_MS,
         )
     }
 

@@ -1,10 +1,13 @@
 //! The origin forwarder: the method as sent (PURGE stays PURGE), the canonical path,
-//! the query and body unchanged; `Authorization` and every client header that could
-//! be read as keyward's identity removed; keyward's identity headers added.
+//! the query and body unchanged; `Authorization`, `Proxy-Authorization`, every
+//! client header that could be read as keyward's identity and every proxy header a
+//! client sent removed;
+//! `X-Forwarded-For` (the address keyward judged) and keyward's identity headers
+//! added.
 
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::inbound::{is_reserved_header, RequestLine};
+use crate::inbound::{is_proxy_header, is_reserved_header, RequestLine};
 use crate::model::Identity;
 use worker::{web_sys, Fetch, Headers, Request, Response};
 
@@ -18,6 +21,7 @@ pub async fn to_origin(
     req: web_sys::Request,
     line: &RequestLine,
     cfg: &Config,
+    client_ip: Option<&str>,
     identity: Option<&Identity>,
 ) -> Result<Response, ApiError> {
     let target = format!("{}{}", cfg.origin_url, line.target());
@@ -27,12 +31,26 @@ pub async fn to_origin(
     let copy = web_sys::Headers::new_with_headers(&req.headers())
         .map_err(|e| ApiError::internal(format!("{e:?}")))?;
     let headers = Headers(copy);
+    // A credential sent to a proxy is keyward's, not the origin's. (`Connection`
+    // and the headers it names never reach the worker: the runtime consumes them.)
     let owned: Vec<String> = headers
         .keys()
-        .filter(|name| name == "authorization" || name == "host" || is_reserved_header(name))
+        .filter(|name| {
+            matches!(
+                name.as_str(),
+                "authorization" | "proxy-authorization" | "host"
+            ) || is_reserved_header(name)
+                || is_proxy_header(name)
+        })
         .collect();
     for name in owned {
         headers.delete(&name).map_err(ApiError::internal)?;
+    }
+    // The runtime's address (`CF-Connecting-IP`); anything else is not an address.
+    if let Some(ip) = client_ip.filter(|ip| ip.parse::<std::net::IpAddr>().is_ok()) {
+        headers
+            .set("X-Forwarded-For", ip)
+            .map_err(ApiError::internal)?;
     }
     if let Some(id) = identity {
         // Every value is closed to header syntax at input (ids, permissions, projects).

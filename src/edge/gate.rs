@@ -19,7 +19,7 @@ use crate::ip_guard::{address_bucket, FailureOutcome};
 use crate::key_format::parse_key;
 use crate::key_state::{Admitted, CheckItem, KeyCommand};
 use crate::limits::{self, LimitState};
-use crate::model::Identity;
+use crate::model::{HashEntry, Identity};
 use crate::plan_change::PlanCopy;
 use crate::policy::{self, Needs};
 use crate::request_log::{RequestFacts, Via};
@@ -60,10 +60,11 @@ pub async fn handle(
 ) -> Result<Response, ApiError> {
     let started = now_ms();
     inbound::check_method(&line.method)?;
-    if policy::is_public(&cfg.public_paths, &line.path) {
-        return forward::to_origin(req, line, cfg, None).await;
-    }
     let headers = Headers(req.headers());
+    let ip = client_ip(&headers);
+    if policy::is_public(&cfg.public_paths, &line.path) {
+        return forward::to_origin(req, line, cfg, ip.as_deref(), None).await;
+    }
     let methods = methods_to_check(&headers, line)?;
     let methods: Vec<&str> = methods.iter().map(String::as_str).collect();
     let needs = policy::needs(
@@ -73,9 +74,12 @@ pub async fn handle(
         &methods,
         &line.path,
     );
-    let admission = authenticate(&headers, env, cfg, ctx, line, &needs, started).await?;
+    let admission = authenticate(&headers, env, cfg, ctx, line, &needs, started, true)
+        .await
+        .map_err(|(e, _)| e)?;
 
-    let outcome = forward::to_origin(req, line, cfg, Some(&admission.identity)).await;
+    let outcome =
+        forward::to_origin(req, line, cfg, ip.as_deref(), Some(&admission.identity)).await;
     // An error here is keyward's own answer: the origin never answered.
     let (status, origin_status) = match &outcome {
         Ok(resp) => (resp.status_code(), Some(resp.status_code())),
@@ -105,11 +109,17 @@ fn methods_to_check(headers: &Headers, line: &RequestLine) -> Result<Vec<String>
 pub struct Presented<'a> {
     pub token: Option<&'a str>,
     pub facts: RequestFacts,
-    /// For an account-confined verifier: keys of other accounts are unknown to it.
+    /// For an account-confined verifier: keys of other accounts are unknown to it,
+    /// and the failed attempts it reports count within its account only.
     pub only_account: Option<&'a str>,
+    /// Whether a secret in its rotation grace period opens the key: on the request
+    /// path and for the key a verify call checks, never for a management caller.
+    pub grace: bool,
 }
 
-/// Rows 2–15 for a request with these needs, its key in `Authorization: Bearer`.
+/// Rows 2–15 for a request with these needs, its key in `Authorization: Bearer`;
+/// `grace` as in `Presented`. On a refusal, the key the credential located, if any.
+#[allow(clippy::too_many_arguments)]
 pub async fn authenticate(
     headers: &Headers,
     env: &Env,
@@ -118,7 +128,8 @@ pub async fn authenticate(
     line: &RequestLine,
     needs: &Needs,
     started: i64,
-) -> Result<Admission, ApiError> {
+    grace: bool,
+) -> Result<Admission, (ApiError, Option<HashEntry>)> {
     let header = headers.get("Authorization").ok().flatten();
     let presented = Presented {
         token: bearer_token(header.as_deref()),
@@ -129,8 +140,9 @@ pub async fn authenticate(
             via: Via::Gate,
         },
         only_account: None,
+        grace,
     };
-    check(env, cfg, ctx, presented, needs, started).await
+    check_located(env, cfg, ctx, presented, needs, started).await
 }
 
 /// Rows 2–15, the one implementation for the gate, the management routes and
@@ -144,50 +156,94 @@ pub async fn check(
     needs: &Needs,
     started: i64,
 ) -> Result<Admission, ApiError> {
+    check_located(env, cfg, ctx, presented, needs, started)
+        .await
+        .map_err(|(e, _)| e)
+}
+
+/// `check`, saying on a refusal which key the credential located (when it did).
+async fn check_located(
+    env: &Env,
+    cfg: &Config,
+    ctx: &Context,
+    presented: Presented<'_>,
+    needs: &Needs,
+    started: i64,
+) -> Result<Admission, (ApiError, Option<HashEntry>)> {
+    // A confined verifier's reports count in its account's buckets; a block it
+    // caused refuses nobody else. Blocks of the address itself still refuse it.
     let bucket = presented.facts.ip.as_deref().map(address_bucket);
+    let counted = bucket.as_deref().map(|b| match presented.only_account {
+        Some(account) => format!("{account}|{b}"),
+        None => b.to_string(),
+    });
     // Row 2, from what this isolate knows: no I/O for anyone not blocked.
-    if let Some(until) = bucket
-        .as_deref()
-        .and_then(|b| runtime::blocked_until(b, started))
+    if let Some(until) = [bucket.as_deref(), counted.as_deref()]
+        .into_iter()
+        .flatten()
+        .find_map(|b| runtime::blocked_until(b, started))
     {
-        return Err(ApiError::IpBlocked {
-            retry_after: secs_until(until, started),
-        });
+        let retry_after = secs_until(until, started);
+        return Err((ApiError::IpBlocked { retry_after }, None));
     }
-    match admit(env, cfg, ctx, needs, presented, started).await {
-        Err(ApiError::InvalidKey) => Err(failed_attempt(env, cfg, bucket.as_deref()).await),
-        other => other,
+    let (entry, hash) = match locate(env, cfg, &presented).await {
+        Ok(found) => found,
+        Err(ApiError::InvalidKey) => {
+            return Err((failed_attempt(env, cfg, counted.as_deref()).await, None))
+        }
+        Err(e) => return Err((e, None)),
+    };
+    // A refusal after row 3 is the located key's own; a secret its key does not
+    // take (a stale index entry, or a made-up key naming a real locator) is nobody's.
+    match admit(env, cfg, ctx, needs, presented, &entry, hash, started).await {
+        Ok(a) => Ok(a),
+        Err(ApiError::InvalidKey) => {
+            Err((failed_attempt(env, cfg, counted.as_deref()).await, None))
+        }
+        Err(e) => Err((e, Some(entry))),
     }
 }
 
+/// Row 3's first half: the well-formed key's index entry, from KV (or the key's
+/// object when KV has no copy yet), and the key's hash; to a confined verifier,
+/// keys of other accounts are unknown.
+async fn locate(
+    env: &Env,
+    cfg: &Config,
+    presented: &Presented<'_>,
+) -> Result<(HashEntry, String), ApiError> {
+    let token = presented.token.ok_or(ApiError::InvalidKey)?;
+    let parsed = parse_key(&cfg.key_prefix, token).ok_or(ApiError::InvalidKey)?;
+    let entry = kv_index::resolve(env, cfg, &parsed)
+        .await?
+        .filter(|e| presented.only_account.is_none_or(|a| a == e.account))
+        .ok_or(ApiError::InvalidKey)?;
+    Ok((entry, parsed.hash))
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn admit(
     env: &Env,
     cfg: &Config,
     ctx: &Context,
     needs: &Needs,
     presented: Presented<'_>,
+    entry: &HashEntry,
+    hash: String,
     started: i64,
 ) -> Result<Admission, ApiError> {
-    let Presented {
-        token,
-        facts,
-        only_account,
-    } = presented;
+    let Presented { facts, grace, .. } = presented;
     let cost = needs.cost;
-    let token = token.ok_or(ApiError::InvalidKey)?;
-    let parsed = parse_key(&cfg.key_prefix, token).ok_or(ApiError::InvalidKey)?;
-    let entry = kv_index::resolve(env, cfg, &parsed)
-        .await?
-        .filter(|e| only_account.is_none_or(|a| a == e.account))
-        .ok_or(ApiError::InvalidKey)?;
+    let entry = entry.clone();
 
     let item = |plan: Option<PlanCopy>, undo: Option<u64>| CheckItem {
         request: AccessRequest {
-            hash: parsed.hash.clone(),
+            hash: hash.clone(),
             deployment_env: cfg.environment,
             client_ip: facts.ip.clone(),
             permissions: needs.permissions.clone(),
             projects: needs.projects.clone(),
+            grace,
         },
         facts: facts.clone(),
         cost,

@@ -24,7 +24,10 @@ CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTE
   actor TEXT NOT NULL, action TEXT NOT NULL, key_id TEXT, account TEXT NOT NULL, details TEXT NOT NULL,
   scope TEXT, imported INTEGER UNIQUE);
 CREATE INDEX IF NOT EXISTS events_at ON events(at, id);
-CREATE INDEX IF NOT EXISTS events_key ON events(key_id, at, id);";
+CREATE INDEX IF NOT EXISTS events_key ON events(key_id, at, id);
+CREATE TABLE IF NOT EXISTS refusals (bucket TEXT NOT NULL, at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS refusals_bucket ON refusals(bucket, at);
+CREATE INDEX IF NOT EXISTS refusals_at ON refusals(at);";
 
 /// How long a deleted key's tombstone keeps a late copy (an outbox retry) from
 /// bringing its row back. Outbox retries end within minutes.
@@ -81,9 +84,27 @@ fn removed(sql: &SqlStorage, id: &str) -> Result<bool, ApiError> {
 }
 
 /// Claims `row.alias` for a key before its object changes: 409 when another key
-/// of the account holds it. Inserts `row` for a new key; for an existing one only
-/// the alias changes (the rest waits for the change's `sync`).
-pub fn claim(sql: &SqlStorage, row: &IndexRow) -> Result<(), ApiError> {
+/// of the account holds it. Inserts `row` for a new key — 409 when the account
+/// already holds `cap` keys — and for an existing one changes only the alias (the
+/// rest waits for the change's `sync`).
+pub fn claim(sql: &SqlStorage, row: &IndexRow, cap: Option<u64>) -> Result<(), ApiError> {
+    if let Some(cap) = cap {
+        let known = !ids(
+            sql,
+            "SELECT id FROM keys WHERE id = ?",
+            vec![row.id.as_str().into()],
+        )?
+        .is_empty();
+        let held = number(sql, "SELECT COUNT(*) AS n FROM keys", vec![])?.unwrap_or(0);
+        if !known && held.max(0) as u64 >= cap {
+            return Err(ApiError::Conflict {
+                reason: format!(
+                    "account '{}' already holds {held} keys, the most MAX_KEYS_PER_ACCOUNT allows",
+                    row.account
+                ),
+            });
+        }
+    }
     if let Some(alias) = &row.alias {
         if alias_holder(sql, alias, &row.id)?.is_some() {
             return Err(ApiError::Conflict {
@@ -177,11 +198,50 @@ pub fn record(sql: &SqlStorage, e: &AuditEvent, imported: Option<i64>) -> Result
     )
 }
 
-/// Retention: events written at or before `events_upto` and tombstones at or
-/// before `removed_upto` go. Inclusive, so an alarm that fires on the very
-/// millisecond the oldest one falls due deletes it (and does not re-arm itself
-/// for the time it is running at, which workerd would drop).
-pub fn prune(sql: &SqlStorage, events_upto: i64, removed_upto: i64) -> Result<(), ApiError> {
+/// A refused management attempt from the client address `bucket`: recorded, and
+/// `true`, when fewer than `per_hour` from that address were recorded here in the
+/// last `audit::REFUSAL_WINDOW_MS`; else nothing is written.
+pub fn record_refusal(
+    sql: &SqlStorage,
+    e: &AuditEvent,
+    bucket: &str,
+    per_hour: u32,
+) -> Result<bool, ApiError> {
+    let since = e.at - crate::audit::REFUSAL_WINDOW_MS;
+    exec(
+        sql,
+        "DELETE FROM refusals WHERE at <= ?",
+        vec![since.into()],
+    )?;
+    let recent = number(
+        sql,
+        "SELECT COUNT(*) AS n FROM refusals WHERE bucket = ?",
+        vec![bucket.into()],
+    )?
+    .unwrap_or(0);
+    if !crate::audit::may_record_refusal(recent.max(0) as u64, per_hour) {
+        return Ok(false);
+    }
+    exec(
+        sql,
+        "INSERT INTO refusals (bucket, at) VALUES (?, ?)",
+        vec![bucket.into(), e.at.into()],
+    )?;
+    record(sql, e, None)?;
+    Ok(true)
+}
+
+/// Retention: events written at or before `events_upto`, tombstones at or before
+/// `removed_upto` and refusal counts at or before `refusals_upto` go. Inclusive, so
+/// an alarm that fires on the very millisecond the oldest one falls due deletes it
+/// (and does not re-arm itself for the time it is running at, which workerd would
+/// drop).
+pub fn prune(
+    sql: &SqlStorage,
+    events_upto: i64,
+    removed_upto: i64,
+    refusals_upto: i64,
+) -> Result<(), ApiError> {
     exec(
         sql,
         "DELETE FROM events WHERE at <= ?",
@@ -191,6 +251,11 @@ pub fn prune(sql: &SqlStorage, events_upto: i64, removed_upto: i64) -> Result<()
         sql,
         "DELETE FROM removed WHERE at <= ?",
         vec![removed_upto.into()],
+    )?;
+    exec(
+        sql,
+        "DELETE FROM refusals WHERE at <= ?",
+        vec![refusals_upto.into()],
     )
 }
 

@@ -79,9 +79,5 @@ async fn route(
     let answer = admin::handle(req, env, cfg, ctx, &as_get)
         .await
         .or_else(|e| respond::error(&e).map_err(ApiError::internal))?;
-    let headers = answer.headers().clone();
-    Ok(Response::empty()
-        .map_err(ApiError::internal)?
-        .with_status(answer.status_code())
-        .with_headers(headers))
+    respond::empty(answer.status_code(), answer.headers().clone())
 }

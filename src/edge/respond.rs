@@ -1,4 +1,6 @@
-//! Rendering: every error answer is made here, from `ApiError`.
+//! Rendering: every error answer is made here, from `ApiError`; every answer
+//! keyward makes itself carries `X-Content-Type-Options: nosniff` and
+//! `Cache-Control: no-store` (management answers may hold a secret).
 
 use crate::error::ApiError;
 use serde::Serialize;
@@ -26,9 +28,32 @@ pub fn json<T: Serialize>(status: u16, body: &T) -> std::result::Result<Response
         .map_err(ApiError::internal)
 }
 
+/// An answer without a body (204, and HEAD's answers).
+pub fn empty(status: u16, headers: Headers) -> std::result::Result<Response, ApiError> {
+    let answer = Response::empty().map_err(ApiError::internal)?;
+    let headers = own_headers(headers).map_err(ApiError::internal)?;
+    Ok(answer.with_status(status).with_headers(headers))
+}
+
+/// A JSON document that holds nothing secret (the OpenAPI document): cacheable.
+pub fn document(body: &str) -> std::result::Result<Response, ApiError> {
+    let headers = Headers::new();
+    let set = |k: &str, v: &str| headers.set(k, v).map_err(ApiError::internal);
+    set("Content-Type", "application/json")?;
+    set("X-Content-Type-Options", "nosniff")?;
+    Ok(Response::ok(body)
+        .map_err(ApiError::internal)?
+        .with_headers(headers))
+}
+
 fn json_headers() -> Result<Headers> {
     let headers = Headers::new();
     headers.set("Content-Type", "application/json")?;
+    own_headers(headers)
+}
+
+fn own_headers(headers: Headers) -> Result<Headers> {
     headers.set("Cache-Control", "no-store")?;
+    headers.set("X-Content-Type-Options", "nosniff")?;
     Ok(headers)
 }

@@ -49,9 +49,15 @@ pub async fn put(
             reason: "only the bootstrap admin token may change plans".into(),
         });
     }
-    let id = input::identifier(&Value::String(id.to_string()), "account")?;
+    let id = input::account_id(&Value::String(id.to_string()), "account")?;
     let plan = input::parse_plan(body, cfg.plans.keys())?;
-    let event = caller.event("account.plan_changed", None, &id, json!({ "to": plan }));
+    let event = caller.event(
+        cfg,
+        "account.plan_changed",
+        None,
+        &id,
+        json!({ "to": plan }),
+    );
     let state = objects::call(env, ACCOUNTS, &id, &AccountCommand::SetPlan { plan, event }).await?;
     view(cfg, &id, &state)
 }

@@ -1,16 +1,16 @@
 //! Who calls the management routes, and the one confinement check every operation
 //! goes through: the bootstrap token reaches everything; an admin key reaches only
 //! keys of its own account that are no freer than itself (others read as 404) and
-//! creates or changes keys only within its own powers (403).
+//! creates, changes or rotates keys only within its own powers (403).
 
-use crate::audit::{AuditEvent, Scope};
+use crate::audit::AuditEvent;
 use crate::config::Config;
 use crate::confinement::{self, Powers};
 use crate::edge::gate::{self, Admission};
 use crate::edge::runtime::now_ms;
 use crate::error::ApiError;
 use crate::inbound::RequestLine;
-use crate::model::{Identity, KeyRecord};
+use crate::model::{HashEntry, Identity, KeyRecord};
 use crate::policy::Needs;
 use serde_json::Value;
 use worker::{Context, Env, Request, Response};
@@ -21,9 +21,22 @@ pub enum Caller {
     Key(Box<Admission>),
 }
 
+/// A refused caller: why, and the key its credential opened, if it opened one.
+pub struct Refused {
+    pub error: ApiError,
+    pub key: Option<HashEntry>,
+}
+
+impl From<ApiError> for Refused {
+    fn from(error: ApiError) -> Self {
+        Refused { error, key: None }
+    }
+}
+
 /// Row 2 first (exact, from the address's object), so a blocked address is refused
 /// before any credential is compared; then the bootstrap token (compared in constant
-/// time); then a key holding `permission`, through the gate's own rows 3–15. A
+/// time); then a key holding `permission`, through the gate's own rows 3–15, by its
+/// current secret only (a secret in its rotation grace period never manages). A
 /// wrong credential of either kind counts as a failed attempt.
 pub async fn authenticate(
     req: &Request,
@@ -32,7 +45,7 @@ pub async fn authenticate(
     ctx: &Context,
     line: &RequestLine,
     permission: &str,
-) -> Result<Caller, ApiError> {
+) -> Result<Caller, Refused> {
     gate::check_not_blocked(env, cfg, req.headers()).await?;
     let header = req.headers().get("Authorization").ok().flatten();
     if let Some(token) = crate::check::bearer_token(header.as_deref()) {
@@ -47,9 +60,10 @@ pub async fn authenticate(
         projects: Vec::new(),
         cost: 1,
     };
-    gate::authenticate(req.headers(), env, cfg, ctx, line, &needs, now_ms())
+    gate::authenticate(req.headers(), env, cfg, ctx, line, &needs, now_ms(), false)
         .await
         .map(|a| Caller::Key(Box::new(a)))
+        .map_err(|(error, key)| Refused { error, key })
 }
 
 impl Caller {
@@ -60,6 +74,11 @@ impl Caller {
         }
     }
 
+    /// An admin key's powers (the bootstrap token has every power).
+    pub fn powers(&self) -> Option<&Powers> {
+        self.key().map(|id| &id.powers)
+    }
+
     /// Whether the caller may see account `account` at all.
     pub fn may_see_account(&self, account: &str) -> bool {
         self.key().is_none_or(|id| id.account == account)
@@ -67,28 +86,24 @@ impl Caller {
 
     /// The one visibility check: a key outside the caller's reach does not exist
     /// for it.
-    pub fn reaches(&self, rec: &KeyRecord) -> bool {
-        match self.key() {
-            None => true,
-            Some(me) => {
-                me.account == rec.account
-                    && confinement::excess(&Powers::of_caller(me), &Powers::of_key(rec)).is_none()
-            }
-        }
+    pub fn reaches(&self, cfg: &Config, rec: &KeyRecord) -> bool {
+        self.excess(cfg, rec).is_none()
     }
 
-    /// The one grant check: what a create or a change would make of a key must lie
-    /// within the caller's powers.
-    pub fn may_grant(&self, rec: &KeyRecord) -> Result<(), ApiError> {
-        let Some(me) = self.key() else {
-            return Ok(());
-        };
-        match confinement::excess(&Powers::of_caller(me), &Powers::of_key(rec)) {
+    /// The one grant check: what a create, a change or a rotation would make of a
+    /// key must lie within the caller's powers.
+    pub fn may_grant(&self, cfg: &Config, rec: &KeyRecord) -> Result<(), ApiError> {
+        match self.excess(cfg, rec) {
             None => Ok(()),
             Some(why) => Err(ApiError::Forbidden {
                 reason: format!("this admin key cannot make a key with {why}"),
             }),
         }
+    }
+
+    fn excess(&self, cfg: &Config, rec: &KeyRecord) -> Option<String> {
+        let mine = self.powers()?;
+        confinement::excess(mine, &powers_of(cfg, rec))
     }
 
     /// The account an admin key is confined to, refusing any other one asked for.
@@ -106,31 +121,38 @@ impl Caller {
     pub fn view(&self) -> Value {
         match self.key() {
             None => serde_json::json!({
-                "actor": "admin_token", "key_id": null, "account": null,
+                "actor": "admin_token", "key_id": null, "account": null, "environment": null,
                 "permissions": ["admin"], "projects": [], "expires_at": null, "ip_allowlist": [],
+                "rate_limits": {}, "quotas": {},
             }),
             Some(id) => serde_json::json!({
                 "actor": format!("key:{}", id.key_id), "key_id": id.key_id, "account": id.account,
+                "environment": id.environment,
                 "permissions": id.permissions, "projects": id.projects,
-                "expires_at": id.expires_at.map(crate::time_fmt::to_rfc3339),
-                "ip_allowlist": id.ip_allowlist,
+                "expires_at": id.powers.expires_at.map(crate::time_fmt::to_rfc3339),
+                "ip_allowlist": id.powers.ip_allowlist,
+                "rate_limits": id.powers.rate_limits.unwrap_or_default(),
+                "quotas": id.powers.quotas.unwrap_or_default(),
             }),
         }
     }
 
     /// An admin key's powers, for filtering what it is shown.
-    pub fn viewer(&self) -> Option<Scope> {
-        self.key().map(|id| Scope {
-            permissions: id.permissions.clone(),
-            projects: id.projects.clone(),
-            expires_at: id.expires_at,
-            ip_allowlist: id.ip_allowlist.clone(),
-        })
+    pub fn viewer(&self) -> Option<Powers> {
+        self.powers().cloned()
+    }
+
+    pub fn actor(&self) -> String {
+        match self.key() {
+            None => "admin_token".into(),
+            Some(id) => format!("key:{}", id.key_id),
+        }
     }
 
     /// An audit event by this caller about `key` (whose powers it records).
     pub fn event(
         &self,
+        cfg: &Config,
         action: &str,
         key: Option<&KeyRecord>,
         account: &str,
@@ -138,15 +160,12 @@ impl Caller {
     ) -> AuditEvent {
         AuditEvent {
             at: now_ms(),
-            actor: match self.key() {
-                None => "admin_token".into(),
-                Some(id) => format!("key:{}", id.key_id),
-            },
+            actor: self.actor(),
             action: action.into(),
             key_id: key.map(|k| k.id.clone()),
             account: account.into(),
             details,
-            scope: key.map(Scope::of),
+            scope: key.map(|k| powers_of(cfg, k)),
         }
     }
 
@@ -167,4 +186,9 @@ impl Caller {
             gate::settle(ctx, env, cfg, admission, Some(status), status);
         }
     }
+}
+
+/// A key's powers under its account's plan.
+pub fn powers_of(cfg: &Config, rec: &KeyRecord) -> Powers {
+    Powers::of(rec, cfg.plan(rec.plan.as_deref()).1)
 }

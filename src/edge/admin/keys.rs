@@ -5,8 +5,8 @@
 
 use super::caller::Caller;
 use super::copies;
-use crate::audit::Scope;
 use crate::config::Config;
+use crate::confinement::Powers;
 use crate::edge::account_object::AccountCommand;
 use crate::edge::directory;
 use crate::edge::kv_index;
@@ -41,7 +41,7 @@ async fn key_call(env: &Env, id: &str, cmd: &KeyCommand) -> Result<KeyRecord, Ap
 }
 
 /// A key, if the caller reaches it; to the caller, keys beyond its reach do not exist.
-async fn load(caller: &Caller, env: &Env, id: &str) -> Result<KeyRead, ApiError> {
+async fn load(caller: &Caller, env: &Env, cfg: &Config, id: &str) -> Result<KeyRead, ApiError> {
     let not_found = || ApiError::NotFound { what: "key".into() };
     let well_formed = id.len() <= 64
         && id.strip_prefix("key_").is_some_and(|rest| {
@@ -51,7 +51,7 @@ async fn load(caller: &Caller, env: &Env, id: &str) -> Result<KeyRead, ApiError>
         return Err(not_found());
     }
     let read: KeyRead = objects::call_as(env, KEYS, id, &KeyCommand::Get).await?;
-    if caller.reaches(&read.record) {
+    if caller.reaches(cfg, &read.record) {
         Ok(read)
     } else {
         Err(not_found())
@@ -137,21 +137,18 @@ pub async fn create(
         },
         &new.settings,
     );
-    caller.may_grant(&rec)?;
+    caller.may_grant(cfg, &rec)?;
 
-    // An alias is claimed before anything else is written; nothing is half-written:
-    // each later failure undoes what came before it.
-    if rec.alias.is_some() {
-        claim(env, &rec).await?;
-    }
+    // The key's place in its account's index (its alias, and one of at most
+    // MAX_KEYS_PER_ACCOUNT) is claimed before anything else is written; nothing is
+    // half-written: each later failure undoes what came before it.
+    claim(env, &rec, Some(cfg.max_keys_per_account)).await?;
     let undo_claim = || async {
-        if rec.alias.is_some() {
-            let remove = AccountCommand::Remove {
-                id: rec.id.clone(),
-                event: None,
-            };
-            let _ = objects::call(env, ACCOUNTS, &rec.account, &remove).await;
-        }
+        let remove = AccountCommand::Remove {
+            id: rec.id.clone(),
+            event: None,
+        };
+        let _ = objects::call(env, ACCOUNTS, &rec.account, &remove).await;
     };
     let create = KeyCommand::Create {
         record: Box::new(rec.clone()),
@@ -171,7 +168,7 @@ pub async fn create(
         return Err(e);
     }
     let details = json!({ "name": rec.name, "prefix": rec.prefix });
-    let event = caller.event("key.created", Some(&rec), &account, details);
+    let event = caller.event(cfg, "key.created", Some(&rec), &account, details);
     copies::write(env, cfg, &rec.id, vec![copies::sync(&rec, event)]).await;
     with_secret(201, &rec, secret, now)
 }
@@ -210,6 +207,7 @@ async fn account_ids(
 pub async fn list(
     caller: &Caller,
     env: &Env,
+    cfg: &Config,
     pairs: &[(String, String)],
 ) -> Result<Response, ApiError> {
     let now = now_ms();
@@ -256,7 +254,7 @@ pub async fn list(
     for read in reads {
         match read {
             // Keys beyond an admin key's reach are left out (a page may be short).
-            Ok(read) if caller.reaches(&read.record) => {
+            Ok(read) if caller.reaches(cfg, &read.record) => {
                 items.push(lifecycle::view(&read.record, now))
             }
             Ok(_) => {}
@@ -268,8 +266,8 @@ pub async fn list(
     respond::json(200, &json!({ "items": items, "cursor": next }))
 }
 
-pub async fn get(caller: &Caller, env: &Env, id: &str) -> Result<Response, ApiError> {
-    let read = load(caller, env, id).await?;
+pub async fn get(caller: &Caller, env: &Env, cfg: &Config, id: &str) -> Result<Response, ApiError> {
+    let read = load(caller, env, cfg, id).await?;
     respond::json(200, &view_with_limits(&read, now_ms()))
 }
 
@@ -282,14 +280,14 @@ pub async fn patch(
 ) -> Result<Response, ApiError> {
     let now = now_ms();
     let patch = input::parse_patch(body, now)?;
-    let rec = load(caller, env, id).await?.record;
+    let rec = load(caller, env, cfg, id).await?.record;
     // What the key would become must lie within the caller's powers.
     let mut preview = rec.clone();
     lifecycle::patch(&mut preview, &patch, now)?;
-    caller.may_grant(&preview)?;
+    caller.may_grant(cfg, &preview)?;
     let claims_alias = matches!(&patch.alias, Some(Some(_))) && preview.alias != rec.alias;
     if claims_alias {
-        claim(env, &preview).await?;
+        claim(env, &preview, None).await?;
     }
     let cmd = KeyCommand::Patch {
         patch: Box::new(patch.clone()),
@@ -305,20 +303,26 @@ pub async fn patch(
     };
     let changes = serde_json::to_value(&patch).map_err(ApiError::internal)?;
     let mut event = caller.event(
+        cfg,
         "key.updated",
         Some(&updated),
         &updated.account,
         json!({ "changes": changes }),
     );
-    event.scope = Some(Scope::widest(&Scope::of(&rec), &Scope::of(&updated)));
+    event.scope = Some(Powers::widest(
+        &super::caller::powers_of(cfg, &rec),
+        &super::caller::powers_of(cfg, &updated),
+    ));
     copies::write(env, cfg, id, vec![copies::sync(&updated, event)]).await;
     respond::json(200, &lifecycle::view(&updated, now))
 }
 
-/// Claims `rec`'s alias in its account's index (409 when another key holds it).
-async fn claim(env: &Env, rec: &KeyRecord) -> Result<(), ApiError> {
+/// Claims `rec`'s alias in its account's index (409 when another key holds it),
+/// and for a new key its place among at most `cap` (409 past it).
+async fn claim(env: &Env, rec: &KeyRecord, cap: Option<u64>) -> Result<(), ApiError> {
     let claim = AccountCommand::Claim {
         row: IndexRow::of(rec),
+        cap,
     };
     objects::call(env, ACCOUNTS, &rec.account, &claim)
         .await
@@ -382,9 +386,9 @@ async fn status_change(
     cmd: KeyCommand,
     action: &str,
 ) -> Result<Response, ApiError> {
-    load(caller, env, id).await?;
+    load(caller, env, cfg, id).await?;
     let updated = key_call(env, id, &cmd).await?;
-    let event = caller.event(action, Some(&updated), &updated.account, Value::Null);
+    let event = caller.event(cfg, action, Some(&updated), &updated.account, Value::Null);
     copies::write(env, cfg, id, vec![copies::sync(&updated, event)]).await;
     respond::json(200, &lifecycle::view(&updated, now_ms()))
 }
@@ -398,7 +402,19 @@ pub async fn rotate(
 ) -> Result<Response, ApiError> {
     let now = now_ms();
     let grace_seconds = input::parse_grace_seconds(body)?;
-    let rec = load(caller, env, id).await?.record;
+    let rec = load(caller, env, cfg, id).await?.record;
+    // What the rotation makes of the key must lie within the caller's powers: a
+    // grace period never outlives the caller.
+    let mut preview = rec.clone();
+    let grace_ms = grace_seconds as i64 * 1000;
+    lifecycle::rotate(
+        &mut preview,
+        String::new(),
+        rec.prefix.clone(),
+        grace_ms,
+        now,
+    )?;
+    caller.may_grant(cfg, &preview)?;
     let (secret, prefix, hash) = new_secret(cfg, rec.environment, &rec.id)?;
     // The new hash is indexed first: the key's object accepts it only after the
     // rotation below, and a failure here has changed nothing.
@@ -416,7 +432,7 @@ pub async fn rotate(
     let cmd = KeyCommand::Rotate {
         hash: hash.clone(),
         prefix: prefix.clone(),
-        grace_ms: grace_seconds as i64 * 1000,
+        grace_ms,
     };
     let rotated = match objects::call(env, KEYS, id, &cmd).await {
         Ok(v) => v,
@@ -450,7 +466,13 @@ pub async fn rotate(
         });
     }
     let details = json!({ "prefix": updated.prefix, "grace_period_seconds": grace_seconds });
-    let event = caller.event("key.rotated", Some(&updated), &updated.account, details);
+    let event = caller.event(
+        cfg,
+        "key.rotated",
+        Some(&updated),
+        &updated.account,
+        details,
+    );
     copies.push(copies::sync(&updated, event));
     copies::write(env, cfg, id, copies).await;
     with_secret(200, &updated, secret, now)
@@ -462,7 +484,7 @@ pub async fn delete(
     cfg: &Config,
     id: &str,
 ) -> Result<Response, ApiError> {
-    load(caller, env, id).await?;
+    load(caller, env, cfg, id).await?;
     // The key's object refuses (409) unless the key was never used.
     let deleted = key_call(env, id, &KeyCommand::Delete).await?;
     let mut copies = vec![Notice::KvRemove {
@@ -477,22 +499,27 @@ pub async fn delete(
     copies.push(Notice::IndexRemove {
         id: id.to_string(),
         account: deleted.account.clone(),
-        event: Some(caller.event("key.deleted", Some(&deleted), &deleted.account, details)),
+        event: Some(caller.event(
+            cfg,
+            "key.deleted",
+            Some(&deleted),
+            &deleted.account,
+            details,
+        )),
     });
     copies::write(env, cfg, id, copies).await;
-    Ok(Response::empty()
-        .map_err(ApiError::internal)?
-        .with_status(204))
+    respond::empty(204, worker::Headers::new())
 }
 
 pub async fn logs(
     caller: &Caller,
     env: &Env,
+    cfg: &Config,
     id: &str,
     pairs: &[(String, String)],
 ) -> Result<Response, ApiError> {
     let query = parse_log_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-    load(caller, env, id).await?;
+    load(caller, env, cfg, id).await?;
     let page = objects::call(env, KEYS, id, &KeyCommand::Logs { query }).await?;
     respond::json(200, &page)
 }
@@ -500,6 +527,7 @@ pub async fn logs(
 pub async fn usage(
     caller: &Caller,
     env: &Env,
+    cfg: &Config,
     id: &str,
     pairs: &[(String, String)],
 ) -> Result<Response, ApiError> {
@@ -511,7 +539,7 @@ pub async fn usage(
         }
     }
     let resolution = Resolution::parse(resolution)?;
-    load(caller, env, id).await?;
+    load(caller, env, cfg, id).await?;
     let series = objects::call(env, KEYS, id, &KeyCommand::Usage { resolution }).await?;
     respond::json(200, &series)
 }

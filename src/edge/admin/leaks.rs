@@ -93,8 +93,9 @@ pub async fn report(
     let Some((entry, hash)) = locate(env, cfg, &report.key, account).await? else {
         return respond::json(200, &json!({ "found": false }));
     };
-    let event =
-        |rec: &KeyRecord, details| caller.event("key.leaked", Some(rec), &rec.account, details);
+    let event = |rec: &KeyRecord, details| {
+        caller.event(cfg, "key.leaked", Some(rec), &rec.account, details)
+    };
     match handle(env, cfg, &entry, hash, report.source, None, event).await? {
         None => respond::json(200, &json!({ "found": false })),
         Some((rec, action)) => respond::json(
@@ -160,7 +161,7 @@ async fn github_token(env: &Env, cfg: &Config, token: &GithubToken) -> Result<bo
         key_id: Some(rec.id.clone()),
         account: rec.account.clone(),
         details,
-        scope: Some(crate::audit::Scope::of(rec)),
+        scope: Some(super::caller::powers_of(cfg, rec)),
     };
     let source = Some(token.source.clone().unwrap_or_else(|| "github".into()));
     Ok(

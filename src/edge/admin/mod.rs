@@ -9,6 +9,7 @@ mod copies;
 mod events;
 mod keys;
 mod leaks;
+mod refusals;
 mod verify;
 
 use super::respond;
@@ -19,7 +20,7 @@ use crate::openapi::{self, Operation};
 use crate::policy;
 use crate::request_url;
 use serde_json::Value;
-use worker::{Context, Env, Headers, Request, Response};
+use worker::{Context, Env, Request, Response};
 
 /// The largest management body read; a bigger one is refused before parsing.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -39,21 +40,21 @@ pub async fn handle(
     // document needs no caller; the rest need one.
     let (op, param) = openapi::route(&line.method, route)?;
     if op == Operation::Document {
-        let headers = Headers::new();
-        headers
-            .set("Content-Type", "application/json")
-            .map_err(ApiError::internal)?;
-        return Ok(
-            Response::ok(openapi::document(cfg.plans.keys(), &cfg.admin_prefix))
-                .map_err(ApiError::internal)?
-                .with_headers(headers),
-        );
+        return respond::document(&openapi::document(cfg.plans.keys(), &cfg.admin_prefix));
     }
+    let headers = req.headers().clone();
+    let refused = |who: refusals::Who, e: &ApiError| {
+        refusals::record(ctx, env, cfg, &headers, line, who, e);
+    };
     refuse_large_body(&req)?;
     // GitHub signs its reports instead of sending credentials.
     if op == Operation::GithubLeaks {
         let body = read_bytes(&mut req).await?;
-        return leaks::github(&req, env, cfg, &body).await;
+        let answer = leaks::github(&req, env, cfg, &body).await;
+        if let Err(e) = &answer {
+            refused(refusals::Who::Anonymous, e);
+        }
+        return answer;
     }
     // A key holding only `verify` may verify keys, and nothing else.
     let permission = if op == Operation::Verify {
@@ -61,7 +62,21 @@ pub async fn handle(
     } else {
         "admin"
     };
-    let caller = caller::authenticate(&req, env, cfg, ctx, line, permission).await?;
+    let caller = match caller::authenticate(&req, env, cfg, ctx, line, permission).await {
+        Ok(caller) => caller,
+        Err(caller::Refused { error, key }) => {
+            let who = match key {
+                Some(k) => refusals::Who::Key {
+                    id: k.id,
+                    account: k.account,
+                    powers: None,
+                },
+                None => refusals::Who::Anonymous,
+            };
+            refused(who, &error);
+            return Err(error);
+        }
+    };
     // Routes that read or claim in the account indexes wait for the one-time copy
     // of the old global registry (one question per isolate, then remembered).
     if !matches!(
@@ -76,9 +91,9 @@ pub async fn handle(
     let id = param.unwrap_or_default();
     let query = request_url::query_pairs(line.query.as_deref());
     let outcome = match op {
-        Operation::ListKeys => keys::list(&caller, env, &query).await,
+        Operation::ListKeys => keys::list(&caller, env, cfg, &query).await,
         Operation::CreateKey => keys::create(&caller, env, cfg, &read_json(&mut req).await?).await,
-        Operation::GetKey => keys::get(&caller, env, id).await,
+        Operation::GetKey => keys::get(&caller, env, cfg, id).await,
         Operation::UpdateKey => {
             keys::patch(&caller, env, cfg, id, &read_json(&mut req).await?).await
         }
@@ -90,8 +105,8 @@ pub async fn handle(
         Operation::DeactivateKey => keys::deactivate(&caller, env, cfg, id).await,
         Operation::ActivateKey => keys::activate(&caller, env, cfg, id).await,
         Operation::RevokeKey => keys::revoke(&caller, env, cfg, id).await,
-        Operation::KeyLogs => keys::logs(&caller, env, id, &query).await,
-        Operation::KeyUsage => keys::usage(&caller, env, id, &query).await,
+        Operation::KeyLogs => keys::logs(&caller, env, cfg, id, &query).await,
+        Operation::KeyUsage => keys::usage(&caller, env, cfg, id, &query).await,
         Operation::ListEvents => events::list(&caller, env, &query).await,
         Operation::GetAccount => accounts::get(&caller, env, cfg, id).await,
         Operation::PutAccount => {
@@ -107,6 +122,14 @@ pub async fn handle(
         Operation::Document | Operation::GithubLeaks => Err(ApiError::internal("served above")),
     };
     caller.settle(ctx, env, cfg, &outcome);
+    if let (Err(e), Some(me)) = (&outcome, caller.key()) {
+        let who = refusals::Who::Key {
+            id: me.key_id.clone(),
+            account: me.account.clone(),
+            powers: Some(Box::new(me.powers.clone())),
+        };
+        refused(who, e);
+    }
     outcome
 }
 

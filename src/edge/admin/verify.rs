@@ -35,6 +35,8 @@ pub async fn verify(
             via: Via::Verify,
         },
         only_account: caller.key().map(|k| k.account.as_str()),
+        // The checked key is presented on a request path: its grace period holds.
+        grace: true,
     };
     match gate::check(env, cfg, ctx, presented, &needs, now_ms()).await {
         Ok(admission) => {
