@@ -66,5 +66,5 @@ scale: build
 # with apt-get when missing. The output is committed; nothing else needs the package.
 unicode-tables:
 	@[ -f /usr/share/unicode/UnicodeData.txt ] || { sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; $$sudo apt-get update -qq && $$sudo apt-get install -y -qq unicode-data; }
-	python3 scripts/unicode-tables.py src/unicode_tables.rs
+	python3 scripts/unicode-tables.py src/request/unicode_tables.rs
 	cargo fmt

@@ -4,16 +4,20 @@
 //! of history.
 //! Run: `cargo bench --bench core_check`.
 
-use keyward::check::{check_key, AccessRequest};
+use keyward::key::lifecycle::KeyPatch;
+
 use keyward::config::Config;
-use keyward::inbound::request_line;
-use keyward::input::KeyPatch;
-use keyward::key_format::{build_key, parse_key};
-use keyward::ledger::{Ledger, KEY_LEVELS};
-use keyward::lifecycle::{create, Birth};
-use keyward::limits::{decide, effective_rate_limits, KeyAdmission, Verdict};
-use keyward::model::{Environment, Quotas, RateLimits};
-use keyward::policy;
+use keyward::key::check::{check_key, AccessRequest};
+use keyward::key::format::{build_key, parse_key};
+use keyward::key::lifecycle::{create, Birth};
+use keyward::key::record::Environment;
+use keyward::limits::plans::Quotas;
+use keyward::limits::plans::RateLimits;
+
+use keyward::limits::admission::{decide, effective_rate_limits, KeyAdmission, Verdict};
+use keyward::limits::ledger::{Ledger, KEY_LEVELS};
+use keyward::request::inbound::request_line;
+use keyward::request::policy;
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -125,7 +129,7 @@ fn main() {
     // The SHA-256 alone, to show what the rest costs.
     let start = Instant::now();
     for _ in 0..100_000 {
-        black_box(keyward::key_format::sha256_hex(black_box(&key)));
+        black_box(keyward::key::format::sha256_hex(black_box(&key)));
     }
     let sha = start.elapsed().as_nanos() as f64 / 100_000.0;
     println!(

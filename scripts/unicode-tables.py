@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generates src/unicode_tables.rs from the Unicode Character Database.
+"""Generates src/request/unicode_tables.rs from the Unicode Character Database.
 
 `make unicode-tables` installs Debian's `unicode-data` package (the UCD's own text
 files under /usr/share/unicode) and runs this script; the output is committed, so
@@ -32,7 +32,7 @@ import os
 import sys
 
 UCD = os.environ.get("UCD_DIR", "/usr/share/unicode")
-OUT = sys.argv[1] if len(sys.argv) > 1 else "src/unicode_tables.rs"
+OUT = sys.argv[1] if len(sys.argv) > 1 else "src/request/unicode_tables.rs"
 MAX = 0x10FFFF
 
 
@@ -231,8 +231,12 @@ def ranges(points):
 
 def table(name, doc, points):
     rs = ranges(points)
-    body = "\n".join(f"    (0x{a:04X}, 0x{b:04X})," for a, b in rs)
-    return f"/// {doc} ({len(rs)} ranges)\npub const {name}: &[(u32, u32)] = &[\n{body}\n];\n"
+    cells = [f"(0x{a:04X}, 0x{b:04X})," for a, b in rs]
+    body = "\n".join("    " + " ".join(cells[i : i + 5]) for i in range(0, len(cells), 5))
+    return (
+        f"/// {doc} ({len(rs)} ranges)\n#[rustfmt::skip]\n"
+        f"pub const {name}: &[(u32, u32)] = &[\n{body}\n];\n"
+    )
 
 
 with open(OUT, "w", encoding="utf-8") as f:

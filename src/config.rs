@@ -1,59 +1,15 @@
 //! Deployment configuration, read from wrangler vars. Parsing is pure: the edge hands
 //! in a lookup function, so tests need no runtime.
 
-use crate::key_format::valid_product_prefix;
-use crate::model::{Environment, RateLimits};
-use crate::policy::{CostRule, RouteRule};
+use crate::key::format::valid_product_prefix;
+use crate::key::record::Environment;
+use crate::limits::admission::BreakerConfig;
+use crate::limits::ip_guard::IpBlockConfig;
+use crate::limits::plans::{default_plans, Plan};
+
+use crate::request::policy::{CostRule, RouteRule};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-
-/// The circuit breaker's settings (SPEC: 3× in 5 minutes → 15 minutes suspended).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct BreakerConfig {
-    pub enabled: bool,
-    pub factor: f64,
-    pub window_ms: i64,
-    pub cooldown_ms: i64,
-    /// Credits per window below which a key never trips, however quiet it was.
-    pub floor: u64,
-    /// How much history the baseline is learnt from.
-    pub history_ms: i64,
-}
-
-impl Default for BreakerConfig {
-    fn default() -> Self {
-        BreakerConfig {
-            enabled: true,
-            factor: 3.0,
-            window_ms: 300_000,
-            cooldown_ms: 900_000,
-            floor: 300,
-            history_ms: 86_400_000,
-        }
-    }
-}
-
-/// Limits that apply across all keys of an account.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AccountLimits {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub per_second: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub per_minute: Option<u64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Plan {
-    pub api_access: bool,
-    /// Per-key limits a key inherits where it sets none of its own.
-    #[serde(default)]
-    pub rate_limits: RateLimits,
-    /// Account-wide limits.
-    #[serde(default)]
-    pub account_limits: AccountLimits,
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -78,9 +34,9 @@ pub struct Config {
     /// Where suspension notices are POSTed, and the key they are signed with.
     pub webhook: Option<Webhook>,
     /// What a leak report does to a live key (`LEAK_ACTION`, default revoke).
-    pub leak_action: crate::leaks::LeakAction,
+    pub leak_action: crate::key::leaks::LeakAction,
     /// GitHub's secret scanning signing keys (`GITHUB_SECRET_SCANNING_KEYS`).
-    pub github_keys: Vec<crate::leaks::GithubKey>,
+    pub github_keys: Vec<crate::key::leaks::GithubKey>,
     /// `EXPIRY_NOTICE_DAYS` and `QUOTA_ALERT_PERCENTS` (see `alerts`).
     pub alerts: AlertConfig,
     /// How long audit events are kept (`AUDIT_RETENTION_DAYS`, default 400; a
@@ -93,7 +49,7 @@ pub struct Config {
     /// `make scale` (one more SQLite write per call; off by default).
     pub object_stats: bool,
     /// What a client is charged for (`CHARGE_ON`, default `forwarded`).
-    pub charge_on: crate::reservation::ChargeOn,
+    pub charge_on: crate::limits::reservation::ChargeOn,
     /// How long an admitted request's credits stay reserved without a settlement
     /// before the key's alarm releases them (`RESERVATION_TIMEOUT_SECONDS`, 30).
     pub reservation_timeout_ms: i64,
@@ -137,16 +93,16 @@ impl std::fmt::Debug for Webhook {
 /// A path pattern as configured, in canonical form: `*` and a final `**` are the
 /// only wildcards.
 fn check_pattern(pattern: &str) -> Result<String, String> {
-    let canonical = crate::canonical_path::canonicalize(pattern)
+    let canonical = crate::request::canonical_path::canonicalize(pattern)
         .map_err(|e| format!("pattern '{pattern}' is not a valid path: {e}"))?;
     // Non-ASCII segments are matched only exactly, whatever the rule: a pattern
     // holding one could not match the spellings an origin folds into it.
-    if !crate::canonical_path::is_ascii(&canonical) {
+    if !crate::request::canonical_path::is_ascii(&canonical) {
         return Err(format!(
             "pattern '{pattern}' must be ASCII: keyward cannot match other spellings of non-ASCII segments"
         ));
     }
-    let segs: Vec<&str> = crate::canonical_path::segments(&canonical).collect();
+    let segs: Vec<&str> = crate::request::canonical_path::segments(&canonical).collect();
     if let Some(pos) = segs.iter().position(|s| *s == "**") {
         if pos + 1 != segs.len() {
             return Err(format!("pattern '{pattern}': '**' may only end a pattern"));
@@ -156,7 +112,7 @@ fn check_pattern(pattern: &str) -> Result<String, String> {
 }
 
 fn check_method_pattern(method: &str) -> Result<(), String> {
-    if method == "*" || crate::inbound::is_token(method) {
+    if method == "*" || crate::request::inbound::is_token(method) {
         Ok(())
     } else {
         Err(format!("'{method}' is not an HTTP method or '*'"))
@@ -165,7 +121,7 @@ fn check_method_pattern(method: &str) -> Result<(), String> {
 
 fn check_route_rule(rule: RouteRule) -> Result<RouteRule, String> {
     check_method_pattern(&rule.method)?;
-    if !crate::input::is_permission(&rule.permission) {
+    if !crate::key::names::is_permission(&rule.permission) {
         return Err(format!(
             "permission '{}' must be lowercase letters, digits, '.', '_', ':' or '-'",
             rule.permission
@@ -195,15 +151,6 @@ fn check_cost_rule(rule: CostRule, plans: &BTreeMap<String, Plan>) -> Result<Cos
     Ok(CostRule { path, ..rule })
 }
 
-/// Failed-attempt IP blocking: `threshold` invalid keys within `window_ms` block
-/// the address for `cooldown_ms`. A threshold of 0 turns it off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IpBlockConfig {
-    pub threshold: u32,
-    pub window_ms: i64,
-    pub cooldown_ms: i64,
-}
-
 /// When alerts are sent: expiry notices this long before a key expires (ms), and
 /// quota alerts at these percentages of a quota.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -231,49 +178,6 @@ fn list_of<T>(
 pub struct LogRetention {
     pub max_age_ms: i64,
     pub max_rows: u32,
-}
-
-impl Plan {
-    /// The smallest limit the plan sets, per key or account-wide.
-    pub fn tightest_limit(&self) -> Option<u64> {
-        let r = self.rate_limits;
-        let a = self.account_limits;
-        [
-            r.per_second,
-            r.per_minute,
-            r.per_day,
-            a.per_second,
-            a.per_minute,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-    }
-
-    fn zero_limit(&self) -> Option<()> {
-        (self.tightest_limit() == Some(0)).then_some(())
-    }
-}
-
-/// The plans shipped by default, as in the seed product's tiers.
-pub fn default_plans() -> BTreeMap<String, Plan> {
-    let plan = |api_access, per_minute, per_day| Plan {
-        api_access,
-        rate_limits: RateLimits {
-            per_second: None,
-            per_minute,
-            per_day,
-        },
-        account_limits: AccountLimits::default(),
-    };
-    BTreeMap::from([
-        ("free".to_string(), plan(false, None, None)),
-        ("pro".to_string(), plan(true, Some(500), Some(50_000))),
-        (
-            "business".to_string(),
-            plan(true, Some(2_000), Some(500_000)),
-        ),
-    ])
 }
 
 impl Config {
@@ -337,13 +241,14 @@ impl Config {
             .trim_end_matches('/')
             .to_string();
         if admin_prefix.len() < 2
-            || crate::canonical_path::canonicalize(&admin_prefix).as_deref() != Ok(&admin_prefix)
+            || crate::request::canonical_path::canonicalize(&admin_prefix).as_deref()
+                != Ok(&admin_prefix)
             || admin_prefix.contains('*')
         {
             return Err("ADMIN_PREFIX must be a canonical path like /admin/v1".into());
         }
         let project_segment = text("PROJECT_SEGMENT", "projects");
-        if !crate::input::is_project_id(&project_segment) {
+        if !crate::key::names::is_project_id(&project_segment) {
             return Err(
                 "PROJECT_SEGMENT must be a path segment of letters, digits, '.', '_', ':' or '-'"
                     .into(),
@@ -392,8 +297,9 @@ impl Config {
             max_age_ms: number("LOG_RETENTION_DAYS", 30, 1)? as i64 * 86_400_000,
             max_rows: number("LOG_MAX_ROWS", 10_000, 1)?.min(1_000_000) as u32,
         };
-        let charge_on = crate::reservation::ChargeOn::parse(text("CHARGE_ON", "forwarded").trim())
-            .ok_or("CHARGE_ON must be 'forwarded' or 'success'")?;
+        let charge_on =
+            crate::limits::reservation::ChargeOn::parse(text("CHARGE_ON", "forwarded").trim())
+                .ok_or("CHARGE_ON must be 'forwarded' or 'success'")?;
         let reservation_timeout_ms = seconds("RESERVATION_TIMEOUT_SECONDS", 30)?;
         if reservation_timeout_ms > 3_600_000 {
             return Err("RESERVATION_TIMEOUT_SECONDS must be at most 3600".into());
@@ -409,7 +315,7 @@ impl Config {
         let secret = |name: &str| -> Result<Option<Vec<u8>>, String> {
             match get(name).filter(|s| !s.is_empty()) {
                 None => Ok(None),
-                Some(s) => crate::webhook::parse_secret(&s)
+                Some(s) => crate::notify::webhook::parse_secret(&s)
                     .map(Some)
                     .map_err(|e| format!("{name} {e}")),
             }
@@ -428,12 +334,12 @@ impl Config {
             }
         };
 
-        let leak_action = crate::leaks::LeakAction::parse(&text("LEAK_ACTION", "revoke"))
+        let leak_action = crate::key::leaks::LeakAction::parse(&text("LEAK_ACTION", "revoke"))
             .ok_or("LEAK_ACTION must be revoke, deactivate or notify")?;
         let github_keys = match get("GITHUB_SECRET_SCANNING_KEYS").filter(|s| !s.trim().is_empty())
         {
             None => Vec::new(),
-            Some(json) => crate::leaks::parse_github_keys(&json)?,
+            Some(json) => crate::key::leaks::parse_github_keys(&json)?,
         };
         let audit_days = text("AUDIT_RETENTION_DAYS", "400")
             .trim()
@@ -582,11 +488,14 @@ mod tests {
     fn charging_and_reservation_timeout_are_checked() {
         let with = |k: &str, v: &str| config(&[("ORIGIN_URL", "http://x"), (k, v)]);
         let base = with("X", "").unwrap();
-        assert_eq!(base.charge_on, crate::reservation::ChargeOn::Forwarded);
+        assert_eq!(
+            base.charge_on,
+            crate::limits::reservation::ChargeOn::Forwarded
+        );
         assert_eq!(base.reservation_timeout_ms, 30_000);
         assert_eq!(
             with("CHARGE_ON", "success").unwrap().charge_on,
-            crate::reservation::ChargeOn::Success
+            crate::limits::reservation::ChargeOn::Success
         );
         assert_eq!(
             with("RESERVATION_TIMEOUT_SECONDS", "2")

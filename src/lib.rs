@@ -1,41 +1,31 @@
 //! keyward: an API-key authenticator for Cloudflare Workers.
 //!
-//! The modules at the top are the pure core (no `worker` types, time passed in);
-//! `edge` adapts them to the Workers runtime and exists only in the wasm build.
+//! The pure core (no `worker` types, time passed in), by floor, each folder using
+//! only those below it: `error`, `time_fmt`, `paging` (shared vocabulary);
+//! `request` (what a request is); `limits` (counting and admission arithmetic);
+//! `key` (a key, its secret, its checks and powers); `notify` (alerts, webhooks,
+//! logs, the audit trail); `config` (the deployment's variables); `admin` (the
+//! management API's input, listings and document); `objects` (what each Durable
+//! Object does with a command, as effects). `edge` adapts them to the Workers
+//! runtime and exists only in the wasm build.
 
-pub mod alerts;
-pub mod audit;
-pub mod batch;
-pub mod canonical_path;
-pub mod check;
-pub mod cidr;
-pub mod config;
-pub mod confinement;
 pub mod error;
-pub mod fanout;
-pub mod inbound;
-pub mod input;
-pub mod ip_guard;
-pub mod key_format;
-pub mod key_state;
-pub mod leaks;
-pub mod ledger;
-pub mod lifecycle;
-pub mod limits;
-pub mod lookup;
-pub mod model;
-pub mod openapi;
 pub mod paging;
-pub mod plan_change;
-pub mod policy;
-pub mod request_log;
-pub mod request_url;
-pub mod reservation;
 pub mod time_fmt;
-pub mod unicode_tables;
-pub mod usage;
-pub mod verify;
-pub mod webhook;
+
+pub mod request;
+
+pub mod limits;
+
+pub mod key;
+
+pub mod notify;
+
+pub mod config;
+
+pub mod admin;
+
+pub mod objects;
 
 #[cfg(target_arch = "wasm32")]
 mod edge;

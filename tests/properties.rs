@@ -7,14 +7,15 @@
 //! (`PROPTEST_CASES`). No nightly toolchain installs here, so cargo-fuzz cannot run:
 //! proptest is the generator.
 
-use keyward::canonical_path::{canonicalize, segments};
-use keyward::check::bearer_token;
-use keyward::cidr::Cidr;
-use keyward::inbound::request_line;
-use keyward::input::{parse_create, parse_list_query, parse_patch};
-use keyward::key_format::{build_key, parse_key};
-use keyward::model::Environment;
-use keyward::request_url::{query_pairs, split};
+use keyward::admin::input::{parse_create, parse_list_query, parse_patch};
+use keyward::request::inbound::bearer_token;
+
+use keyward::key::format::{build_key, parse_key};
+use keyward::key::record::Environment;
+use keyward::request::canonical_path::{canonicalize, segments};
+use keyward::request::cidr::Cidr;
+use keyward::request::inbound::request_line;
+use keyward::request::url::{query_pairs, split};
 use keyward::time_fmt::{from_rfc3339, to_rfc3339};
 use proptest::prelude::*;
 use serde_json::Value;

@@ -11,16 +11,16 @@ use super::ledger_store;
 use super::object_stats;
 use super::objects::{self, KEYS};
 use super::runtime::{self, now_ms};
-use crate::audit::{AuditEvent, EventQuery};
-use crate::batch::{self, Answer};
+use crate::admin::input::ListQuery;
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::input::ListQuery;
-use crate::key_state::KeyCommand;
-use crate::ledger::{Ledger, ACCOUNT_LEVELS};
-use crate::limits;
-use crate::model::IndexRow;
-use crate::plan_change::{PlanCopy, Propagation};
+use crate::key::record::IndexRow;
+use crate::limits::admission;
+use crate::limits::ledger::{Ledger, ACCOUNT_LEVELS};
+use crate::limits::plans::{PlanCopy, Propagation};
+use crate::notify::audit::{AuditEvent, EventQuery};
+use crate::objects::batch::{self, Answer};
+use crate::objects::key::KeyCommand;
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -231,7 +231,7 @@ fn admit(
         answers.push(match item {
             AccountCommand::Admit { cost } => {
                 let (mut one, touched) =
-                    limits::admit_accounts(&mut state.ledger, &account_limits, now, &[cost]);
+                    admission::admit_accounts(&mut state.ledger, &account_limits, now, &[cost]);
                 buckets.extend(touched);
                 one.pop()
                     .unwrap_or_else(|| Err(ApiError::internal("no answer")))
@@ -249,7 +249,7 @@ fn admit(
         ledger_store::write(
             sql,
             &state.ledger,
-            &limits::last_per_bucket(buckets),
+            &admission::last_per_bucket(buckets),
             &prune,
         )?;
     }
@@ -571,7 +571,7 @@ impl AccountObject {
             &self.sql(),
             now - cfg.audit_retention_ms,
             now - index_store::TOMBSTONE_MS,
-            now - crate::audit::REFUSAL_WINDOW_MS,
+            now - crate::notify::audit::REFUSAL_WINDOW_MS,
         )
     }
 

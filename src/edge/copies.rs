@@ -6,7 +6,7 @@ use super::account_object::AccountCommand;
 use super::kv_index;
 use super::objects::{self, ACCOUNTS};
 use crate::error::ApiError;
-use crate::key_state::Notice;
+use crate::objects::key::Notice;
 use worker::{console_error, Env};
 
 /// Writes one copy. Webhooks are not copies: only the key's outbox sends them.

@@ -305,7 +305,7 @@ pub async fn group(
     env: &Env,
     group: Option<String>,
 ) -> std::result::Result<(Vec<String>, Option<String>), ApiError> {
-    let size = crate::fanout::GROUP;
+    let size = crate::admin::fanout::GROUP;
     let mut names = accounts(env, group, size as u32 + 1).await?;
     let next = (names.len() > size).then(|| names.pop()).flatten();
     Ok((names, next))

@@ -7,8 +7,8 @@
 
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::inbound::{is_proxy_header, is_reserved_header, RequestLine};
-use crate::model::Identity;
+use crate::key::identity::Identity;
+use crate::request::inbound::{is_proxy_header, is_reserved_header, RequestLine};
 use worker::{web_sys, Fetch, Headers, Request, Response};
 
 pub const HEADER_KEY_ID: &str = "X-Keyward-Key-Id";

@@ -11,19 +11,22 @@ use super::ip_guard_object::IpGuardCommand;
 use super::objects::{self, ACCOUNTS, IP_GUARDS, KEYS};
 use super::runtime::{self, now_ms};
 use super::{forward, kv_index, task};
-use crate::check::{self, bearer_token, AccessRequest};
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::inbound::{self, RequestLine};
-use crate::ip_guard::{address_bucket, FailureOutcome};
-use crate::key_format::parse_key;
-use crate::key_state::{Admitted, CheckItem, KeyCommand};
-use crate::limits::{self, LimitState};
-use crate::model::{HashEntry, Identity};
-use crate::plan_change::PlanCopy;
-use crate::policy::{self, Needs};
-use crate::request_log::{RequestFacts, Via};
-use crate::reservation::Settlement;
+use crate::key::check::{self, AccessRequest};
+use crate::request::inbound::bearer_token;
+
+use crate::key::format::parse_key;
+use crate::key::identity::Identity;
+use crate::key::record::HashEntry;
+use crate::limits::admission::{self, LimitState};
+use crate::limits::ip_guard::{address_bucket, FailureOutcome};
+use crate::limits::plans::PlanCopy;
+use crate::limits::reservation::Settlement;
+use crate::notify::logs::{RequestFacts, Via};
+use crate::objects::key::{Admitted, CheckItem, KeyCommand};
+use crate::request::inbound::{self, RequestLine};
+use crate::request::policy::{self, Needs};
 use futures_util::future::join;
 use serde::Deserialize;
 use worker::worker_sys::web_sys;
@@ -317,7 +320,7 @@ async fn admit(
         reservation: key.reservation,
         account: entry.account,
         account_charge,
-        limit: limits::tighter(key.limit, account.limit),
+        limit: admission::tighter(key.limit, account.limit),
         started,
     })
 }
@@ -445,7 +448,7 @@ fn with_rate_limit_headers(
     let copy = web_sys::Headers::new_with_headers(&resp.headers().0)
         .map_err(|e| ApiError::internal(format!("{e:?}")))?;
     let headers = Headers(copy);
-    for (name, value) in limits::rate_limit_headers(limit) {
+    for (name, value) in admission::rate_limit_headers(limit) {
         headers.set(name, &value).map_err(ApiError::internal)?;
     }
     Ok(resp.with_headers(headers))

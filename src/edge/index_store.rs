@@ -3,11 +3,13 @@
 //! object stays the source of truth; the index holds a copy of the fields it
 //! filters on, re-written after every change (newer revisions win).
 
-use crate::audit::{AuditEvent, EventQuery};
+use crate::admin::fanout::{self, EventBound};
+use crate::notify::audit::EventPos;
+
+use crate::admin::input::ListQuery;
 use crate::error::ApiError;
-use crate::fanout::{self, EventBound, EventPos};
-use crate::input::ListQuery;
-use crate::model::IndexRow;
+use crate::key::record::IndexRow;
+use crate::notify::audit::{AuditEvent, EventQuery};
 use crate::time_fmt::to_rfc3339;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -207,7 +209,7 @@ pub fn record_refusal(
     bucket: &str,
     per_hour: u32,
 ) -> Result<bool, ApiError> {
-    let since = e.at - crate::audit::REFUSAL_WINDOW_MS;
+    let since = e.at - crate::notify::audit::REFUSAL_WINDOW_MS;
     exec(
         sql,
         "DELETE FROM refusals WHERE at <= ?",
@@ -219,7 +221,7 @@ pub fn record_refusal(
         vec![bucket.into()],
     )?
     .unwrap_or(0);
-    if !crate::audit::may_record_refusal(recent.max(0) as u64, per_hour) {
+    if !crate::notify::audit::may_record_refusal(recent.max(0) as u64, per_hour) {
         return Ok(false);
     }
     exec(

@@ -8,7 +8,7 @@ use super::object_stats;
 use super::objects;
 use super::runtime::{self, now_ms};
 use crate::error::ApiError;
-use crate::ip_guard::{FailureOutcome, FailureWindow};
+use crate::limits::ip_guard::{FailureOutcome, FailureWindow};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use wasm_bindgen::prelude::wasm_bindgen;

@@ -8,10 +8,10 @@ use super::objects::{self, unavailable, KEYS};
 use super::runtime::{self, now_ms};
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::key_format::ParsedKey;
-use crate::key_state::KeyCommand;
-use crate::lookup::{self, Lookup};
-use crate::model::HashEntry;
+use crate::key::format::ParsedKey;
+use crate::key::lookup::{self, Lookup};
+use crate::key::record::HashEntry;
+use crate::objects::key::KeyCommand;
 use worker::Env;
 
 const BINDING: &str = "KEYS";

@@ -2,7 +2,7 @@
 //! follow the in-memory ledger, so the two never disagree.
 
 use crate::error::ApiError;
-use crate::ledger::{Ledger, Level, StoredBucket};
+use crate::limits::ledger::{Ledger, Level, StoredBucket};
 use serde::Deserialize;
 use worker::{SqlStorage, SqlStorageValue};
 

@@ -26,7 +26,7 @@ mod task;
 mod webcrypto;
 
 use crate::error::ApiError;
-use crate::inbound::{self, RequestLine};
+use crate::request::inbound::{self, RequestLine};
 use wasm_bindgen::prelude::*;
 use worker::worker_sys::{web_sys, Context as JsContext};
 use worker::{Context, Env, Request, Response};

@@ -3,8 +3,8 @@
 //! `{"ok": ..}` or `{"err": ..}` per command, in order. No Request or Response is
 //! built per call.
 
-use crate::batch::Answer;
 use crate::error::ApiError;
+use crate::objects::batch::Answer;
 use js_sys::Promise;
 use serde::de::DeserializeOwned;
 use serde::Serialize;

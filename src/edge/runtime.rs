@@ -2,8 +2,8 @@
 
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::model::HashEntry;
-use crate::plan_change::PlanCopy;
+use crate::key::record::HashEntry;
+use crate::limits::plans::PlanCopy;
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;

@@ -2,12 +2,12 @@
 //! never changes a plan.
 
 use super::caller::Caller;
+use crate::admin::input;
 use crate::config::Config;
 use crate::edge::account_object::AccountCommand;
 use crate::edge::objects::{self, ACCOUNTS};
 use crate::edge::respond;
 use crate::error::ApiError;
-use crate::input;
 use serde_json::{json, Value};
 use worker::{Env, Response};
 
@@ -24,7 +24,7 @@ fn view(cfg: &Config, id: &str, state: &Value) -> Result<Response, ApiError> {
 }
 
 pub async fn get(caller: &Caller, env: &Env, cfg: &Config, id: &str) -> Result<Response, ApiError> {
-    let valid = input::identifier(&Value::String(id.to_string()), "account").is_ok();
+    let valid = crate::key::names::identifier(&Value::String(id.to_string()), "account").is_ok();
     if !valid || !caller.may_see_account(id) {
         return Err(ApiError::NotFound {
             what: "account".into(),

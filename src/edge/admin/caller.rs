@@ -3,15 +3,16 @@
 //! keys of its own account that are no freer than itself (others read as 404) and
 //! creates, changes or rotates keys only within its own powers (403).
 
-use crate::audit::AuditEvent;
 use crate::config::Config;
-use crate::confinement::{self, Powers};
 use crate::edge::gate::{self, Admission};
 use crate::edge::runtime::now_ms;
 use crate::error::ApiError;
-use crate::inbound::RequestLine;
-use crate::model::{HashEntry, Identity, KeyRecord};
-use crate::policy::Needs;
+use crate::key::identity::Identity;
+use crate::key::powers::{self, Powers};
+use crate::key::record::{HashEntry, KeyRecord};
+use crate::notify::audit::AuditEvent;
+use crate::request::inbound::RequestLine;
+use crate::request::policy::Needs;
 use serde_json::Value;
 use worker::{Context, Env, Request, Response};
 
@@ -48,9 +49,9 @@ pub async fn authenticate(
 ) -> Result<Caller, Refused> {
     gate::check_not_blocked(env, cfg, req.headers()).await?;
     let header = req.headers().get("Authorization").ok().flatten();
-    if let Some(token) = crate::check::bearer_token(header.as_deref()) {
+    if let Some(token) = crate::request::inbound::bearer_token(header.as_deref()) {
         if let Ok(secret) = env.secret("ADMIN_TOKEN").map(|s| s.to_string()) {
-            if !secret.is_empty() && crate::key_format::digest_eq(token, &secret) {
+            if !secret.is_empty() && crate::key::format::digest_eq(token, &secret) {
                 return Ok(Caller::Root);
             }
         }
@@ -103,7 +104,7 @@ impl Caller {
 
     fn excess(&self, cfg: &Config, rec: &KeyRecord) -> Option<String> {
         let mine = self.powers()?;
-        confinement::excess(mine, &powers_of(cfg, rec))
+        powers::excess(mine, &powers_of(cfg, rec))
     }
 
     /// The account an admin key is confined to, refusing any other one asked for.

@@ -4,12 +4,12 @@
 //! change into an error (a rotated key's new secret is always returned); it goes
 //! to the key's outbox, whose alarm retries it until it lands.
 
-use crate::audit::AuditEvent;
 use crate::config::Config;
 use crate::edge::objects::{self, KEYS};
 use crate::error::ApiError;
-use crate::key_state::{KeyCommand, Notice};
-use crate::model::{HashEntry, IndexRow, KeyRecord};
+use crate::key::record::{HashEntry, IndexRow, KeyRecord};
+use crate::notify::audit::AuditEvent;
+use crate::objects::key::{KeyCommand, Notice};
 use worker::{console_error, Env};
 
 /// Writes each copy now; whatever fails is handed to the key's outbox.

@@ -4,15 +4,16 @@
 //! at a time (`fanout`).
 
 use super::caller::Caller;
-use crate::audit::EventQuery;
+use crate::admin::fanout::{self, Cursor};
+use crate::notify::audit::EventPos;
+
 use crate::edge::account_object::AccountCommand;
 use crate::edge::directory;
 use crate::edge::index_store::Listed;
 use crate::edge::objects::{self, ACCOUNTS};
 use crate::edge::respond;
 use crate::error::ApiError;
-use crate::fanout::{self, Cursor, EventPos};
-use crate::input;
+use crate::notify::audit::EventQuery;
 use crate::paging;
 use futures_util::future::join_all;
 use serde_json::{json, Value};
@@ -31,7 +32,10 @@ pub async fn list(
     for (k, v) in pairs {
         match k.as_str() {
             "account" => {
-                query.account = Some(input::identifier(&Value::String(v.clone()), "account")?)
+                query.account = Some(crate::key::names::identifier(
+                    &Value::String(v.clone()),
+                    "account",
+                )?)
             }
             "key_id" => query.key_id = Some(v.clone()),
             "action" => query.action = Some(v.clone()),

@@ -5,8 +5,9 @@
 
 use super::caller::Caller;
 use super::copies;
+use crate::admin::fanout::{self, Cursor};
+use crate::admin::input::{self, ListQuery};
 use crate::config::Config;
-use crate::confinement::Powers;
 use crate::edge::account_object::AccountCommand;
 use crate::edge::directory;
 use crate::edge::kv_index;
@@ -14,16 +15,15 @@ use crate::edge::objects::{self, ACCOUNTS, KEYS};
 use crate::edge::respond;
 use crate::edge::runtime::{now_ms, random};
 use crate::error::ApiError;
-use crate::fanout::{self, Cursor};
-use crate::input::{self, ListQuery};
-use crate::key_format::{self, base62_fixed, build_key, RANDOM_BYTES};
-use crate::key_state::{KeyCommand, Notice};
-use crate::lifecycle::{self, Birth};
-use crate::limits::LimitState;
-use crate::model::{Environment, HashEntry, IndexRow, KeyRecord};
-use crate::request_log::parse_log_query;
+use crate::key::format::{self, base62_fixed, build_key, RANDOM_BYTES};
+use crate::key::lifecycle::{self, Birth};
+use crate::key::powers::Powers;
+use crate::key::record::{Environment, HashEntry, IndexRow, KeyRecord};
+use crate::limits::admission::LimitState;
+use crate::limits::usage::Resolution;
+use crate::notify::logs::parse_log_query;
+use crate::objects::key::{KeyCommand, Notice};
 use crate::time_fmt::to_rfc3339;
-use crate::usage::Resolution;
 use futures_util::future::join_all;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -66,8 +66,8 @@ fn new_secret(
     id: &str,
 ) -> Result<(String, String, String), ApiError> {
     let random = random::<RANDOM_BYTES>()?;
-    let (key, prefix) = build_key(&cfg.key_prefix, env, &random, key_format::locator_of(id));
-    let hash = key_format::sha256_hex(&key);
+    let (key, prefix) = build_key(&cfg.key_prefix, env, &random, format::locator_of(id));
+    let hash = format::sha256_hex(&key);
     Ok((key, prefix, hash))
 }
 

@@ -4,16 +4,16 @@
 
 use super::caller::Caller;
 use super::copies;
-use crate::audit::AuditEvent;
 use crate::config::Config;
 use crate::edge::objects::{self, KEYS};
 use crate::edge::runtime::now_ms;
 use crate::edge::{kv_index, respond, webcrypto};
 use crate::error::ApiError;
-use crate::key_format::parse_key;
-use crate::key_state::KeyCommand;
-use crate::leaks::{self, GithubToken};
-use crate::model::{HashEntry, KeyRecord};
+use crate::key::format::parse_key;
+use crate::key::leaks::{self, GithubToken};
+use crate::key::record::{HashEntry, KeyRecord};
+use crate::notify::audit::AuditEvent;
+use crate::objects::key::KeyCommand;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::{Env, Request, Response};

@@ -13,12 +13,12 @@ mod refusals;
 mod verify;
 
 use super::respond;
+use crate::admin::openapi::{self, Operation};
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::inbound::RequestLine;
-use crate::openapi::{self, Operation};
-use crate::policy;
-use crate::request_url;
+use crate::request::inbound::RequestLine;
+use crate::request::policy;
+use crate::request::url;
 use serde_json::Value;
 use worker::{Context, Env, Request, Response};
 
@@ -89,7 +89,7 @@ pub async fn handle(
         }
     }
     let id = param.unwrap_or_default();
-    let query = request_url::query_pairs(line.query.as_deref());
+    let query = url::query_pairs(line.query.as_deref());
     let outcome = match op {
         Operation::ListKeys => keys::list(&caller, env, cfg, &query).await,
         Operation::CreateKey => keys::create(&caller, env, cfg, &read_json(&mut req).await?).await,

@@ -7,17 +7,17 @@
 //! address's own guard object, so a flood cannot fill a trail. Written after the
 //! answer; never delays it.
 
-use crate::audit::{AuditEvent, DEPLOYMENT_TRAIL, REFUSED};
 use crate::config::Config;
-use crate::confinement::Powers;
 use crate::edge::account_object::AccountCommand;
 use crate::edge::gate::client_ip;
 use crate::edge::objects::{self, ACCOUNTS};
 use crate::edge::runtime::now_ms;
 use crate::edge::task;
 use crate::error::ApiError;
-use crate::inbound::RequestLine;
-use crate::ip_guard::address_bucket;
+use crate::key::powers::Powers;
+use crate::limits::ip_guard::address_bucket;
+use crate::notify::audit::{AuditEvent, DEPLOYMENT_TRAIL, REFUSED};
+use crate::request::inbound::RequestLine;
 use serde_json::json;
 use worker::{console_error, Context, Env, Headers};
 

@@ -4,13 +4,13 @@
 //! reaches only keys of its own account; others are unknown to it.
 
 use super::caller::Caller;
+use crate::admin::verify;
 use crate::config::Config;
 use crate::edge::gate::{self, Presented};
 use crate::edge::respond;
 use crate::edge::runtime::now_ms;
 use crate::error::ApiError;
-use crate::request_log::{RequestFacts, Via};
-use crate::verify;
+use crate::notify::logs::{RequestFacts, Via};
 use serde_json::Value;
 use worker::{Context, Env, Response};
 

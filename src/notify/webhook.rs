@@ -68,7 +68,7 @@ pub fn signature(secrets: &[Vec<u8>], id: &str, timestamp: i64, body: &str) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key_format::hex;
+    use crate::key::format::hex;
 
     #[test]
     fn rfc_4231_vectors() {

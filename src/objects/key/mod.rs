@@ -2,24 +2,29 @@
 //! state (record and ledger), the command, the configuration and the time. The
 //! object loads, calls `apply`, performs the returned effects and replies.
 
-use crate::alerts::{self, Alert};
-use crate::audit::AuditEvent;
-use crate::batch::Answer;
-use crate::check::{check_key, AccessRequest};
+use crate::key::lifecycle::KeyPatch;
+
 use crate::config::Config;
-use crate::confinement::Powers;
 use crate::error::ApiError;
-use crate::input::KeyPatch;
-use crate::leaks::LeakAction;
-use crate::ledger::{Ledger, StoredBucket, KEY_LEVELS};
-use crate::lifecycle;
-use crate::limits::{self, KeyAdmission, LimitState, Verdict};
-use crate::model::{AdminStatus, HashEntry, Identity, IndexRow, KeyRecord, Quotas, RateLimits};
-use crate::plan_change::PlanCopy;
-use crate::request_log::{LogEntry, LogQuery, LogState, LogUpdate, RequestFacts, Via};
-use crate::reservation::{Reservation, Reservations, Settlement};
+use crate::key::check::{check_key, AccessRequest};
+use crate::key::identity::Identity;
+use crate::key::leaks::LeakAction;
+use crate::key::lifecycle;
+use crate::key::powers::Powers;
+use crate::key::record::{AdminStatus, HashEntry, IndexRow, KeyRecord};
+use crate::limits::plans::Quotas;
+use crate::limits::plans::RateLimits;
+
+use crate::limits::admission::{self, KeyAdmission, LimitState, Verdict};
+use crate::limits::ledger::{Ledger, StoredBucket, KEY_LEVELS};
+use crate::limits::plans::PlanCopy;
+use crate::limits::reservation::{Reservation, Reservations, Settlement};
+use crate::limits::usage::{Resolution, Tally, Usage};
+use crate::notify::alerts::{self, Alert};
+use crate::notify::audit::AuditEvent;
+use crate::notify::logs::{LogEntry, LogQuery, LogState, LogUpdate, RequestFacts, Via};
+use crate::objects::batch::Answer;
 use crate::time_fmt::to_rfc3339;
-use crate::usage::{Resolution, Tally, Usage};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -238,9 +243,9 @@ impl Effects {
     /// One write per stored row: a bucket or an hour touched by several requests
     /// of a batch keeps its last value only.
     fn compact(mut self) -> Self {
-        self.buckets = limits::last_per_bucket(std::mem::take(&mut self.buckets));
-        self.usage = limits::last_per(std::mem::take(&mut self.usage), |u| u.0);
-        self.prune = limits::last_per(std::mem::take(&mut self.prune), |p| p.0);
+        self.buckets = admission::last_per_bucket(std::mem::take(&mut self.buckets));
+        self.usage = admission::last_per(std::mem::take(&mut self.usage), |u| u.0);
+        self.prune = admission::last_per(std::mem::take(&mut self.prune), |p| p.0);
         self
     }
 
@@ -349,8 +354,8 @@ pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
         ),
         KeyCommand::Get => {
             let plan = cfg.plan(rec.plan.as_deref()).1;
-            let rate = limits::effective_rate_limits(&rec.rate_limits, plan);
-            let states = limits::key_limit_states(ledger, &rate, &rec.quotas, now);
+            let rate = admission::effective_rate_limits(&rec.rate_limits, plan);
+            let states = admission::key_limit_states(ledger, &rate, &rec.quotas, now);
             let reply = to_value(&rec).map(|r| json!({ "record": r, "limits": states }));
             (Effects::none(), reply)
         }
@@ -612,18 +617,18 @@ fn check(
     };
     let admission = KeyAdmission {
         ledger,
-        rate: limits::effective_rate_limits(&rec.rate_limits, plan),
+        rate: admission::effective_rate_limits(&rec.rate_limits, plan),
         quotas: rec.quotas,
         breaker: cfg.breaker,
         suspended_until: rec.suspended_until,
         created_at: rec.created_at,
     };
-    match limits::decide(&admission, now, cost) {
+    match admission::decide(&admission, now, cost) {
         Verdict::Refuse(ApiError::RateLimited { retry_after }) => {
             let mut fx = Effects::none();
-            let rate = limits::effective_rate_limits(&rec.rate_limits, plan);
+            let rate = admission::effective_rate_limits(&rec.rate_limits, plan);
             let exceeded: Vec<LimitState> =
-                limits::key_limit_states(ledger, &rate, &Quotas::default(), now)
+                admission::key_limit_states(ledger, &rate, &Quotas::default(), now)
                     .into_iter()
                     .filter(|l| l.remaining < cost)
                     .collect();
@@ -682,7 +687,7 @@ fn check(
             fx.logs.push(facts.pending(now, cost, r.id));
             if rec.quotas != Quotas::default() && !cfg.alerts.quota_percents.is_empty() {
                 let quotas =
-                    limits::key_limit_states(ledger, &RateLimits::default(), &rec.quotas, now);
+                    admission::key_limit_states(ledger, &RateLimits::default(), &rec.quotas, now);
                 let before = rec.alerts.clone();
                 for alert in
                     alerts::quota_alerts(&mut rec.alerts, &quotas, &cfg.alerts.quota_percents)
@@ -814,7 +819,8 @@ fn to_value<T: Serialize>(v: &T) -> Result<Value, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{AdminStatus, Environment, Quotas, RateLimits};
+    use crate::key::record::{AdminStatus, Environment};
+    use crate::limits::plans::{Quotas, RateLimits};
     use std::collections::HashMap;
 
     const NOW: i64 = 1_800_000_000_000;
@@ -826,7 +832,7 @@ mod tests {
     }
 
     fn rec() -> KeyRecord {
-        crate::lifecycle::test_key(NOW - 1000)
+        crate::key::lifecycle::test_key(NOW - 1000)
     }
 
     fn state(r: KeyRecord) -> KeyState {
@@ -1158,7 +1164,7 @@ mod tests {
             third.limit.map(|l| (l.name, l.remaining)),
             Some(("per_second".into(), 0))
         );
-        let minute = limits::key_limit_states(
+        let minute = admission::key_limit_states(
             &s.ledger,
             &s.record.as_ref().unwrap().rate_limits,
             &Quotas::default(),

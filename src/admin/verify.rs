@@ -3,14 +3,17 @@
 //! request the key is presented for; the answer says whether the gate would admit
 //! it, in the gate's own words.
 
-use crate::canonical_path::canonicalize;
+use crate::admin::input::{whole_number, MAX_LIMIT};
+use crate::key::names::is_permission;
+use crate::key::names::is_project_id;
+
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::inbound::is_token;
-use crate::input::{is_permission, is_project_id, whole_number, MAX_LIMIT};
-use crate::limits::LimitState;
-use crate::model::Identity;
-use crate::policy::{self, Needs};
+use crate::key::identity::Identity;
+use crate::limits::admission::LimitState;
+use crate::request::canonical_path::canonicalize;
+use crate::request::inbound::is_token;
+use crate::request::policy::{self, Needs};
 use serde_json::{json, Value};
 use std::net::IpAddr;
 

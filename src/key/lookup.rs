@@ -8,7 +8,7 @@
 //! the moment its create or rotate call answers. Keys issued before the locator
 //! existed are found in KV only; KV has had them since long before this build.
 
-use crate::model::HashEntry;
+use crate::key::record::HashEntry;
 
 /// What the gate does with a presented key after reading KV.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 //! case and a trailing slash, so an origin that routes case-insensitively cannot be
 //! reached around a rule; matching that removes them (public paths) is exact.
 
-use crate::canonical_path::segments;
+use crate::request::canonical_path::segments;
 use serde::Deserialize;
 
 /// The built-in permissions, weakest first; each includes those before it.

@@ -8,11 +8,15 @@
 //! without a decision here does not compile, and `every_field_of_a_key_is_decided`
 //! fails when the record's wire form has a field `DECIDED` does not list.
 
-use crate::cidr::Cidr;
-use crate::config::Plan;
-use crate::limits::effective_rate_limits;
-use crate::model::{Environment, KeyRecord, Quotas, RateLimits};
-use crate::policy;
+use crate::limits::plans::Plan;
+
+use crate::key::record::{Environment, KeyRecord};
+use crate::limits::plans::Quotas;
+use crate::limits::plans::RateLimits;
+
+use crate::limits::admission::effective_rate_limits;
+use crate::request::cidr::Cidr;
+use crate::request::policy;
 use crate::time_fmt::to_rfc3339;
 use serde::{Deserialize, Serialize};
 
@@ -438,7 +442,7 @@ mod tests {
 
     #[test]
     fn every_field_of_a_key_is_decided() {
-        let rec = crate::lifecycle::test_key(T);
+        let rec = crate::key::lifecycle::test_key(T);
         let wire = serde_json::to_value(&rec).unwrap();
         let fields: Vec<&String> = wire.as_object().unwrap().keys().collect();
         for f in &fields {
@@ -456,12 +460,12 @@ mod tests {
 
     #[test]
     fn every_power_of_a_record_is_read_from_it() {
-        let mut rec = crate::lifecycle::test_key(T);
+        let mut rec = crate::key::lifecycle::test_key(T);
         rec.rate_limits.per_second = Some(3);
         rec.quotas.total = Some(9);
         rec.previous_hash = Some("h0".into());
         rec.previous_hash_until = Some(T + 5);
-        let plan = crate::config::default_plans().remove("pro").unwrap();
+        let plan = crate::limits::plans::default_plans().remove("pro").unwrap();
         let p = Powers::of(&rec, Some(&plan));
         assert_eq!(p.account.as_deref(), Some("acme"));
         assert_eq!(p.environment, Some(Environment::Production));

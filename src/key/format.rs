@@ -8,7 +8,7 @@
 //! when the KV index has no copy yet (`lookup`). Only the SHA-256 of the whole key
 //! is ever stored.
 
-use crate::model::Environment;
+use crate::key::record::Environment;
 use sha2::{Digest, Sha256};
 
 /// Random bytes per key: 160 bits.

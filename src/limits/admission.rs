@@ -1,10 +1,14 @@
 //! Admission: rows 12–15 of the check table as arithmetic over ledgers, with time
 //! passed in. Nothing is consumed unless every limit admits (all-or-nothing).
 
-use crate::config::{AccountLimits, BreakerConfig, Plan};
+use crate::limits::plans::AccountLimits;
+use crate::limits::plans::Plan;
+
 use crate::error::ApiError;
-use crate::ledger::{Ledger, StoredBucket};
-use crate::model::{Quotas, RateLimits};
+use crate::limits::plans::Quotas;
+use crate::limits::plans::RateLimits;
+
+use crate::limits::ledger::{Ledger, StoredBucket};
 use serde::{Deserialize, Serialize};
 
 const SECOND: i64 = 1_000;
@@ -336,10 +340,36 @@ pub fn rate_limit_headers(s: &LimitState) -> [(&'static str, String); 2] {
     ]
 }
 
+/// The circuit breaker's settings (SPEC: 3× in 5 minutes → 15 minutes suspended).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BreakerConfig {
+    pub enabled: bool,
+    pub factor: f64,
+    pub window_ms: i64,
+    pub cooldown_ms: i64,
+    /// Credits per window below which a key never trips, however quiet it was.
+    pub floor: u64,
+    /// How much history the baseline is learnt from.
+    pub history_ms: i64,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            enabled: true,
+            factor: 3.0,
+            window_ms: 300_000,
+            cooldown_ms: 900_000,
+            floor: 300,
+            history_ms: 86_400_000,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::{ACCOUNT_LEVELS, KEY_LEVELS};
+    use crate::limits::ledger::{ACCOUNT_LEVELS, KEY_LEVELS};
 
     const T0: i64 = 1_800_000_000_000;
     const MIN: i64 = 60 * SECOND;
@@ -368,7 +398,7 @@ mod tests {
 
     #[test]
     fn plan_limits_are_inherited_field_by_field() {
-        let plan = crate::config::default_plans().remove("pro");
+        let plan = crate::limits::plans::default_plans().remove("pro");
         let own = RateLimits {
             per_minute: Some(10),
             ..Default::default()
@@ -590,7 +620,7 @@ mod tests {
 
     #[test]
     fn account_limits_and_headers() {
-        let mut l = Ledger::new(&crate::ledger::ACCOUNT_LEVELS);
+        let mut l = Ledger::new(&crate::limits::ledger::ACCOUNT_LEVELS);
         let limits = AccountLimits {
             per_second: Some(100),
             per_minute: Some(2),

@@ -1,6 +1,6 @@
 //! The audit trail: who did what to which key, and when; suspensions and resumes.
 
-use crate::confinement::{self, Powers};
+use crate::key::powers::{self, Powers};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -50,7 +50,7 @@ impl AuditEvent {
         match (&self.key_id, &self.scope) {
             (None, _) => true,
             (Some(_), None) => false,
-            (Some(_), Some(s)) => confinement::excess(viewer, s).is_none(),
+            (Some(_), Some(s)) => powers::excess(viewer, s).is_none(),
         }
     }
 }
@@ -61,11 +61,20 @@ pub struct EventQuery {
     pub account: Option<String>,
     pub key_id: Option<String>,
     pub action: Option<String>,
-    pub cursor: Option<crate::fanout::EventPos>,
+    pub cursor: Option<crate::notify::audit::EventPos>,
     pub limit: u32,
     /// An admin key's powers: only events it may see are listed.
     #[serde(default)]
     pub viewer: Option<Powers>,
+}
+
+/// An event's place in the newest-first order of every account's events: time,
+/// then account, then the account's own sequence number.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct EventPos {
+    pub at: i64,
+    pub account: String,
+    pub id: i64,
 }
 
 #[cfg(test)]

@@ -2,8 +2,10 @@
 //! deactivate, activate, revoke, delete; and the public view of a key.
 
 use crate::error::ApiError;
-use crate::input::KeyPatch;
-use crate::model::{AdminStatus, Environment, KeyRecord, Quotas, RateLimits};
+use crate::key::record::{AdminStatus, Environment, KeyRecord};
+use crate::limits::plans::Quotas;
+use crate::limits::plans::RateLimits;
+
 use crate::time_fmt::to_rfc3339;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -204,6 +206,54 @@ pub fn view(rec: &KeyRecord, now: i64) -> Value {
 
 /// A plain production key `key_1` of account `acme` with secret hash `h1`, made at
 /// `now`: the fixture of the core's tests.
+/// Changes to a key's settings. Outer `None` = leave as is; for the nullable fields
+/// `Some(None)` clears.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KeyPatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "clearable")]
+    pub alias: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "clearable")]
+    pub category: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projects: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "clearable")]
+    pub expires_at: Option<Option<i64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<RateLimits>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quotas: Option<Quotas>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_allowlist: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+/// Keeps "clear" (`Some(None)`, sent as `null`) apart from "leave as is" (absent)
+/// when a patch travels to the key's object.
+mod clearable {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(
+        v: &Option<Option<T>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(inner) => inner.serialize(s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(d).map(Some)
+    }
+}
+
 #[cfg(test)]
 pub(crate) fn test_key(now: i64) -> KeyRecord {
     create(

@@ -8,7 +8,8 @@
 //! accounts. With `GROUP` accounts or fewer the order is exactly newest first.
 
 use crate::error::ApiError;
-use crate::input;
+use crate::key::names;
+use crate::notify::audit::EventPos;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -32,7 +33,7 @@ fn split(text: &str) -> Result<(&str, Option<String>), ApiError> {
         None => Ok((text, None)),
         Some((position, group)) => {
             let group =
-                input::identifier(&Value::String(group.into()), "cursor").map_err(|_| bad())?;
+                names::identifier(&Value::String(group.into()), "cursor").map_err(|_| bad())?;
             Ok((position, Some(group)))
         }
     }
@@ -69,15 +70,6 @@ pub fn key_cursor(c: &Cursor<String>) -> String {
     join(c.position.clone().unwrap_or_default(), &c.group)
 }
 
-/// An event's place in the newest-first order of every account's events: time,
-/// then account, then the account's own sequence number.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct EventPos {
-    pub at: i64,
-    pub account: String,
-    pub id: i64,
-}
-
 /// An event listing's cursor: `[<at>.<id>.<account>][~group]`.
 pub fn parse_event_cursor(text: &str) -> Result<Cursor<EventPos>, ApiError> {
     let bad = || ApiError::field("cursor", "is not a cursor from this listing");
@@ -101,7 +93,7 @@ pub fn parse_event_cursor(text: &str) -> Result<Cursor<EventPos>, ApiError> {
         .min(crate::paging::MAX_CURSOR);
     let account = parts
         .next()
-        .and_then(|a| input::identifier(&Value::String(a.into()), "cursor").ok())
+        .and_then(|a| names::identifier(&Value::String(a.into()), "cursor").ok())
         .ok_or_else(bad)?;
     Ok(Cursor {
         group,

@@ -1,9 +1,14 @@
 //! Validation of management input. Every rejection names the field; nothing is
 //! written unless the whole body is valid.
 
-use crate::cidr::Cidr;
 use crate::error::ApiError;
-use crate::model::{Environment, Quotas, RateLimits};
+use crate::key::lifecycle::KeyPatch;
+use crate::key::names::{identifier, is_permission, is_project_id};
+use crate::key::record::Environment;
+use crate::limits::plans::Quotas;
+use crate::limits::plans::RateLimits;
+
+use crate::request::cidr::Cidr;
 use crate::time_fmt::from_rfc3339;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -17,54 +22,6 @@ const MAX_METADATA_KEY_CHARS: usize = 40;
 const MAX_METADATA_VALUE_CHARS: usize = 500;
 /// The largest limit or quota accepted.
 pub const MAX_LIMIT: u64 = 1_000_000_000_000;
-
-/// Changes to a key's settings. Outer `None` = leave as is; for the nullable fields
-/// `Some(None)` clears.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct KeyPatch {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "clearable")]
-    pub alias: Option<Option<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "clearable")]
-    pub category: Option<Option<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub permissions: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub projects: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "clearable")]
-    pub expires_at: Option<Option<i64>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rate_limits: Option<RateLimits>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quotas: Option<Quotas>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ip_allowlist: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Map<String, Value>>,
-}
-
-/// Keeps "clear" (`Some(None)`, sent as `null`) apart from "leave as is" (absent)
-/// when a patch travels to the key's object.
-mod clearable {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub fn serialize<T: Serialize, S: Serializer>(
-        v: &Option<Option<T>>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(inner) => inner.serialize(s),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Option<T>>, D::Error> {
-        Option::<T>::deserialize(d).map(Some)
-    }
-}
 
 /// A validated `POST /keys` body.
 #[derive(Debug, Clone, PartialEq)]
@@ -256,21 +213,6 @@ fn parse_settings(obj: &Map<String, Value>, now: i64) -> Result<KeyPatch, ApiErr
     Ok(p)
 }
 
-/// A permission name. Permissions travel to the origin in a header, so the set is
-/// closed: nothing that could split or inject one.
-pub fn is_permission(s: &str) -> bool {
-    (1..=64).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._:-".contains(&b))
-}
-
-/// A project id (also a path segment and a header value): `[A-Za-z0-9._:-]`.
-pub fn is_project_id(s: &str) -> bool {
-    (1..=128).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
-}
-
 fn as_object(body: &Value) -> Result<&Map<String, Value>, ApiError> {
     body.as_object().ok_or_else(|| ApiError::InvalidBody {
         reason: "expected a JSON object".into(),
@@ -333,8 +275,9 @@ fn metadata(v: &Value) -> Result<Map<String, Value>, ApiError> {
 /// reordered: `unicode_tables::INVISIBLE`).
 fn shown_text(v: &Value, field: &str, max: usize) -> Result<String, ApiError> {
     let invisible = v.as_str().and_then(|s| {
-        s.chars()
-            .find(|c| crate::canonical_path::in_table(crate::unicode_tables::INVISIBLE, *c))
+        s.chars().find(|c| {
+            crate::request::canonical_path::in_table(crate::request::unicode_tables::INVISIBLE, *c)
+        })
     });
     if let Some(c) = invisible {
         return Err(ApiError::field(
@@ -368,29 +311,11 @@ fn text(v: &Value, field: &str, max: usize) -> Result<String, ApiError> {
     }
 }
 
-/// Account ids and aliases name Durable Objects and appear in paths: kept plain,
-/// exactly as sent, `[A-Za-z0-9._-]{1,64}`.
-pub fn identifier(v: &Value, field: &str) -> Result<String, ApiError> {
-    match v.as_str() {
-        Some(s)
-            if (1..=64).contains(&s.len())
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
-        {
-            Ok(s.to_string())
-        }
-        _ => Err(ApiError::field(
-            field,
-            "must be 1 to 64 letters, digits, '-', '_' or '.'",
-        )),
-    }
-}
-
 /// An account a key or a plan may be given: an identifier, but not the name of
 /// the deployment's own audit trail (`audit::DEPLOYMENT_TRAIL`).
 pub fn account_id(v: &Value, field: &str) -> Result<String, ApiError> {
     let id = identifier(v, field)?;
-    if id == crate::audit::DEPLOYMENT_TRAIL {
+    if id == crate::notify::audit::DEPLOYMENT_TRAIL {
         return Err(ApiError::field(
             field,
             format!("'{id}' is reserved for keyward's own audit trail"),
@@ -511,7 +436,7 @@ pub fn parse_list_query<'a>(
             "category" => q.category = Some(v.into()),
             "search" => q.search = Some(text(&Value::String(v.into()), "search", 100)?),
             "cursor" => {
-                crate::fanout::parse_key_cursor(v)?;
+                crate::admin::fanout::parse_key_cursor(v)?;
                 q.cursor = Some(v.into());
             }
             "limit" => q.limit = crate::paging::parse_limit(v)?,

@@ -2,7 +2,7 @@
 //! test holds the two equal; the router recognises routes from this list; an
 //! end-to-end test calls every documented operation.
 
-pub const DOCUMENT: &str = include_str!("../openapi.json");
+pub const DOCUMENT: &str = include_str!("../../openapi.json");
 
 use crate::error::ApiError;
 use serde_json::Value;
@@ -147,7 +147,7 @@ mod tests {
     #[test]
     fn display_text_patterns_exclude_exactly_the_invisible_table() {
         let mut class = String::from("\\x00-\\x1f\\x7f-\\x9f");
-        for &(lo, hi) in crate::unicode_tables::INVISIBLE {
+        for &(lo, hi) in crate::request::unicode_tables::INVISIBLE {
             let ch = |c| char::from_u32(c).expect("a scalar value");
             class.push(ch(lo));
             if hi > lo {

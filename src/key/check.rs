@@ -3,29 +3,14 @@
 //! authoritative record; the plan row runs against the account's. When both lookups
 //! fail, the lower row answers, so the result is the same as checking in table order.
 
-use crate::cidr;
-use crate::config::Plan;
+use crate::limits::plans::Plan;
+
 use crate::error::ApiError;
-use crate::model::{AdminStatus, Environment, Identity, KeyRecord};
-use crate::policy;
+use crate::key::identity::Identity;
+use crate::key::record::{AdminStatus, Environment, KeyRecord};
+use crate::request::cidr;
+use crate::request::policy;
 use serde::{Deserialize, Serialize};
-
-/// Row 1: plain HTTP passes only where configuration allows it.
-pub fn check_transport(scheme: &str, allow_http: bool) -> Result<(), ApiError> {
-    if scheme == "https" || allow_http {
-        Ok(())
-    } else {
-        Err(ApiError::HttpsRequired)
-    }
-}
-
-/// The credential of `Authorization: Bearer <key>` (scheme case-insensitive).
-pub fn bearer_token(authorization: Option<&str>) -> Option<&str> {
-    let value = authorization?.trim();
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
 
 /// What the key's object needs to know about a request to decide rows 3–11.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,7 +102,7 @@ pub fn combine<K, A>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Quotas, RateLimits};
+    use crate::limits::plans::{Quotas, RateLimits};
     use serde_json::Map;
 
     const NOW: i64 = 1_800_000_000_000;
@@ -166,24 +151,11 @@ mod tests {
     }
 
     fn pro() -> Plan {
-        crate::config::default_plans().remove("pro").unwrap()
+        crate::limits::plans::default_plans().remove("pro").unwrap()
     }
 
     fn code(r: Result<Identity, ApiError>) -> &'static str {
         r.err().map(|e| e.code()).unwrap_or("ok")
-    }
-
-    #[test]
-    fn transport_and_bearer() {
-        assert_eq!(check_transport("http", false), Err(ApiError::HttpsRequired));
-        assert!(check_transport("http", true).is_ok());
-        assert!(check_transport("https", false).is_ok());
-        assert_eq!(bearer_token(Some("Bearer abc")), Some("abc"));
-        assert_eq!(bearer_token(Some("bearer   abc ")), Some("abc"));
-        assert_eq!(bearer_token(Some("Basic abc")), None);
-        assert_eq!(bearer_token(Some("Bearer ")), None);
-        assert_eq!(bearer_token(Some("abc")), None);
-        assert_eq!(bearer_token(None), None);
     }
 
     #[test]
@@ -334,7 +306,9 @@ mod tests {
 
     #[test]
     fn plan_row_sits_between_environment_and_ip() {
-        let free = crate::config::default_plans().remove("free").unwrap();
+        let free = crate::limits::plans::default_plans()
+            .remove("free")
+            .unwrap();
         let mut rec = record();
         assert_eq!(
             code(check_key(&rec, &request(), Some(&free), NOW)),

@@ -1,7 +1,6 @@
 //! The key record and the vocabulary shared by the core and the edge.
 
-use crate::config::Plan;
-use crate::confinement::Powers;
+use crate::limits::plans::{Quotas, RateLimits};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -51,29 +50,6 @@ impl AdminStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RateLimits {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub per_second: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub per_minute: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub per_day: Option<u64>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Quotas {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub total: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub daily: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub weekly: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub monthly: Option<u64>,
-}
-
 /// Everything keyward knows about one key. Lives in the key's Durable Object; the
 /// secret itself is never part of it, only hashes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,7 +96,7 @@ pub struct KeyRecord {
     pub revision: u64,
     /// What the key's alerts already announced (`alerts`).
     #[serde(default)]
-    pub alerts: crate::alerts::AlertState,
+    pub alerts: crate::key::record::AlertState,
 }
 
 impl KeyRecord {
@@ -148,38 +124,6 @@ impl KeyRecord {
     pub fn in_grace(&self, hash: &str, now: i64) -> bool {
         self.previous_hash.as_deref() == Some(hash)
             && self.previous_hash_until.is_some_and(|until| now < until)
-    }
-}
-
-/// The identity the origin learns about an admitted request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Identity {
-    pub key_id: String,
-    pub account: String,
-    pub permissions: Vec<String>,
-    pub environment: Environment,
-    pub projects: Vec<String>,
-    /// Not forwarded: every power of the key, which an admin key's confinement
-    /// compares.
-    #[serde(default)]
-    pub powers: Powers,
-    /// The key's metadata, carried only to a verify call (never to the origin).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Map<String, Value>>,
-}
-
-impl Identity {
-    /// The identity of `rec` under its account's `plan`.
-    pub fn of(rec: &KeyRecord, plan: Option<&Plan>) -> Self {
-        Identity {
-            key_id: rec.id.clone(),
-            account: rec.account.clone(),
-            permissions: rec.permissions.clone(),
-            environment: rec.environment,
-            projects: rec.projects.clone(),
-            powers: Powers::of(rec, plan),
-            metadata: None,
-        }
     }
 }
 
@@ -230,4 +174,22 @@ impl IndexRow {
             prefix: rec.prefix.clone(),
         }
     }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertState {
+    /// The expiry the expiry notices were sent for: a new expiry re-arms them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry: Option<i64>,
+    /// Thresholds (ms before expiry) already announced.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expiring_sent: Vec<i64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub expired_sent: bool,
+    /// (quota, percent) crossings announced, until use falls back below.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quota_crossed: Vec<(String, u32)>,
+    /// The end of the window a rate-limit refusal was announced for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limited_until: Option<i64>,
 }

@@ -1,7 +1,6 @@
 //! Failed-attempt IP blocking: N invalid keys from one address within a window
 //! block it for a cooldown. Kept per address in its own Durable Object.
 
-use crate::config::IpBlockConfig;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
@@ -71,6 +70,15 @@ impl FailureWindow {
             blocked_until: self.blocked_at(now),
         }
     }
+}
+
+/// Failed-attempt IP blocking: `threshold` invalid keys within `window_ms` block
+/// the address for `cooldown_ms`. A threshold of 0 turns it off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpBlockConfig {
+    pub threshold: u32,
+    pub window_ms: i64,
+    pub cooldown_ms: i64,
 }
 
 #[cfg(test)]

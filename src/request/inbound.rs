@@ -1,10 +1,10 @@
 //! What keyward reads of an incoming request besides its path and key: the methods
 //! the origin may run, and which client headers must never reach it.
 
-use crate::canonical_path;
-use crate::check::check_transport;
 use crate::error::ApiError;
-use crate::request_url;
+
+use crate::request::canonical_path;
+use crate::request::url;
 
 /// What keyward decides on, read once at the start of the request: the method as
 /// the client sent it, the canonical path, and the query exactly as sent.
@@ -19,7 +19,7 @@ pub struct RequestLine {
 /// whoever serves it: the gate refuses what cannot be forwarded, the management
 /// router answers 405 with `Allow`.)
 pub fn request_line(method: &str, url: &str, allow_http: bool) -> Result<RequestLine, ApiError> {
-    let u = request_url::split(url);
+    let u = url::split(url);
     check_transport(u.scheme, allow_http)?;
     let path = canonical_path::canonicalize(u.path).map_err(|e| ApiError::InvalidPath {
         reason: e.to_string(),
@@ -42,7 +42,7 @@ impl RequestLine {
 
     /// `_method` query parameters: overrides some frameworks honour.
     pub fn override_params(&self) -> Vec<(String, String)> {
-        request_url::query_pairs(self.query.as_deref())
+        url::query_pairs(self.query.as_deref())
             .into_iter()
             .filter(|(k, _)| k == OVERRIDE_PARAM)
             .collect()
@@ -188,6 +188,23 @@ pub fn is_reserved_header(name: &str) -> bool {
         })
 }
 
+/// Row 1: plain HTTP passes only where configuration allows it.
+pub fn check_transport(scheme: &str, allow_http: bool) -> Result<(), ApiError> {
+    if scheme == "https" || allow_http {
+        Ok(())
+    } else {
+        Err(ApiError::HttpsRequired)
+    }
+}
+
+/// The credential of `Authorization: Bearer <key>` (scheme case-insensitive).
+pub fn bearer_token(authorization: Option<&str>) -> Option<&str> {
+    let value = authorization?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,5 +330,18 @@ mod tests {
         ] {
             assert!(!is_reserved_header(name), "{name}");
         }
+    }
+
+    #[test]
+    fn transport_and_bearer() {
+        assert_eq!(check_transport("http", false), Err(ApiError::HttpsRequired));
+        assert!(check_transport("http", true).is_ok());
+        assert!(check_transport("https", false).is_ok());
+        assert_eq!(bearer_token(Some("Bearer abc")), Some("abc"));
+        assert_eq!(bearer_token(Some("bearer   abc ")), Some("abc"));
+        assert_eq!(bearer_token(Some("Basic abc")), None);
+        assert_eq!(bearer_token(Some("Bearer ")), None);
+        assert_eq!(bearer_token(Some("abc")), None);
+        assert_eq!(bearer_token(None), None);
     }
 }

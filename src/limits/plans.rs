@@ -9,6 +9,7 @@
 //! is admitted (see `edge::gate`).
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The account's plan, as its keys copy it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +60,94 @@ impl Propagation {
             self.keys_updated = self.keys_total;
         }
     }
+}
+
+/// Limits that apply across all keys of an account.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountLimits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_second: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_minute: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    pub api_access: bool,
+    /// Per-key limits a key inherits where it sets none of its own.
+    #[serde(default)]
+    pub rate_limits: RateLimits,
+    /// Account-wide limits.
+    #[serde(default)]
+    pub account_limits: AccountLimits,
+}
+
+impl Plan {
+    /// The smallest limit the plan sets, per key or account-wide.
+    pub fn tightest_limit(&self) -> Option<u64> {
+        let r = self.rate_limits;
+        let a = self.account_limits;
+        [
+            r.per_second,
+            r.per_minute,
+            r.per_day,
+            a.per_second,
+            a.per_minute,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    pub fn zero_limit(&self) -> Option<()> {
+        (self.tightest_limit() == Some(0)).then_some(())
+    }
+}
+
+/// The plans shipped by default, as in the seed product's tiers.
+pub fn default_plans() -> BTreeMap<String, Plan> {
+    let plan = |api_access, per_minute, per_day| Plan {
+        api_access,
+        rate_limits: RateLimits {
+            per_second: None,
+            per_minute,
+            per_day,
+        },
+        account_limits: AccountLimits::default(),
+    };
+    BTreeMap::from([
+        ("free".to_string(), plan(false, None, None)),
+        ("pro".to_string(), plan(true, Some(500), Some(50_000))),
+        (
+            "business".to_string(),
+            plan(true, Some(2_000), Some(500_000)),
+        ),
+    ])
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_second: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_minute: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_day: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quotas {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weekly: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monthly: Option<u64>,
 }
 
 #[cfg(test)]

@@ -8,28 +8,11 @@
 //! What was announced is kept in the key's record (`AlertState`), so an alert is
 //! never sent twice for one crossing, whichever isolate or alarm run sees it.
 
-use crate::limits::LimitState;
+use crate::key::record::AlertState;
+use crate::limits::admission::LimitState;
 use crate::time_fmt::to_rfc3339;
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AlertState {
-    /// The expiry the expiry notices were sent for: a new expiry re-arms them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expiry: Option<i64>,
-    /// Thresholds (ms before expiry) already announced.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub expiring_sent: Vec<i64>,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub expired_sent: bool,
-    /// (quota, percent) crossings announced, until use falls back below.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub quota_crossed: Vec<(String, u32)>,
-    /// The end of the window a rate-limit refusal was announced for.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rate_limited_until: Option<i64>,
-}
+use serde_json::{json, Value};
 
 /// An alert: its event type and what it says (the key's id, account and prefix
 /// are added by the caller).

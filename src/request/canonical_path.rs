@@ -22,7 +22,7 @@
 //! of non-ASCII folds only to non-ASCII: rules, costs and the project segment are
 //! ASCII, so every spelling of such a path is judged alike.
 
-use crate::unicode_tables::{DOT_ABOVE_DROPPED_AFTER, PATH_REFUSED};
+use crate::request::unicode_tables::{DOT_ABOVE_DROPPED_AFTER, PATH_REFUSED};
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,4 @@
+pub mod fanout;
+pub mod input;
+pub mod openapi;
+pub mod verify;

@@ -1,0 +1,9 @@
+pub mod check;
+pub mod format;
+pub mod identity;
+pub mod leaks;
+pub mod lifecycle;
+pub mod lookup;
+pub mod names;
+pub mod powers;
+pub mod record;

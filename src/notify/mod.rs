@@ -1,0 +1,4 @@
+pub mod alerts;
+pub mod audit;
+pub mod logs;
+pub mod webhook;

@@ -1,0 +1,6 @@
+pub mod canonical_path;
+pub mod cidr;
+pub mod inbound;
+pub mod policy;
+pub mod unicode_tables;
+pub mod url;
