@@ -70,6 +70,16 @@ pub struct Config {
     /// Refused management attempts recorded in the audit trail per client address
     /// and hour (`AUDIT_REFUSALS_PER_HOUR`, default 10; 0: none).
     pub audit_refusals_per_hour: u32,
+    /// How long a Durable Object or KV call may take before the request is refused
+    /// (`STORAGE_TIMEOUT_SECONDS`, default 5): 503 with `Retry-After`.
+    pub storage_timeout_ms: i64,
+    /// How long the origin may take to answer (`ORIGIN_TIMEOUT_SECONDS`, default
+    /// 30): 504 with `Retry-After`, the request's reservation released.
+    pub origin_timeout_ms: i64,
+    /// Test-only (`TEST_FAULTS`, refused in production): a request's
+    /// `X-Keyward-Test-Fault` header makes chosen calls fail or stall
+    /// (`request::faults`).
+    pub test_faults: bool,
 }
 
 /// `WEBHOOK_URL` and its signing secrets — `WEBHOOK_SECRET`, then
@@ -375,12 +385,14 @@ impl Config {
         }
         let test_fail_inline_copies = flag("TEST_FAIL_INLINE_COPIES", false)?;
         let test_hold_plan_updates = flag("TEST_HOLD_PLAN_UPDATES", false)?;
+        let test_faults = flag("TEST_FAULTS", false)?;
         let test_kv_hide_writes_ms =
             number("TEST_KV_HIDE_WRITES_SECONDS", 0, 0)?.min(3600) as i64 * 1000;
         for (name, on) in [
             ("TEST_FAIL_INLINE_COPIES", test_fail_inline_copies),
             ("TEST_HOLD_PLAN_UPDATES", test_hold_plan_updates),
             ("TEST_KV_HIDE_WRITES_SECONDS", test_kv_hide_writes_ms > 0),
+            ("TEST_FAULTS", test_faults),
         ] {
             if on && environment == Environment::Production {
                 return Err(format!(
@@ -394,6 +406,14 @@ impl Config {
             return Err("MAX_KEYS_PER_ACCOUNT must be at most 10000000".into());
         }
         let audit_refusals_per_hour = number("AUDIT_REFUSALS_PER_HOUR", 10, 0)?.min(1_000) as u32;
+        let storage_timeout_ms = seconds("STORAGE_TIMEOUT_SECONDS", 5)?;
+        let origin_timeout_ms = seconds("ORIGIN_TIMEOUT_SECONDS", 30)?;
+        if storage_timeout_ms > 60_000 || origin_timeout_ms > 600_000 {
+            return Err(
+                "STORAGE_TIMEOUT_SECONDS must be at most 60 and ORIGIN_TIMEOUT_SECONDS at most 600"
+                    .into(),
+            );
+        }
 
         Ok(Config {
             key_prefix,
@@ -428,6 +448,9 @@ impl Config {
             test_fail_inline_copies,
             max_keys_per_account,
             audit_refusals_per_hour,
+            storage_timeout_ms,
+            origin_timeout_ms,
+            test_faults,
         })
     }
 
@@ -482,6 +505,8 @@ mod tests {
         assert!(!c.object_stats);
         assert_eq!(c.max_keys_per_account, 10_000);
         assert_eq!(c.audit_refusals_per_hour, 10);
+        assert_eq!((c.storage_timeout_ms, c.origin_timeout_ms), (5_000, 30_000));
+        assert!(!c.test_faults);
     }
 
     #[test]

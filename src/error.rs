@@ -82,6 +82,8 @@ pub enum ApiError {
     },
     /// 502: the origin could not be reached.
     OriginUnreachable,
+    /// 504: the origin did not answer within `ORIGIN_TIMEOUT_SECONDS`.
+    OriginTimeout,
     /// 503: KV or a Durable Object could not answer; the request is refused, never
     /// admitted (fail closed).
     Unavailable {
@@ -159,6 +161,7 @@ impl ApiError {
             Conflict { .. } => 409,
             PayloadTooLarge { .. } => 413,
             OriginUnreachable => 502,
+            OriginTimeout => 504,
             Unavailable { .. } => 503,
             Misconfigured { .. } => 500,
             Internal { .. } => 500,
@@ -194,6 +197,7 @@ impl ApiError {
             Conflict { .. } => "conflict",
             PayloadTooLarge { .. } => "payload_too_large",
             OriginUnreachable => "origin_unreachable",
+            OriginTimeout => "origin_timeout",
             Unavailable { .. } => "unavailable",
             Misconfigured { .. } => "configuration_error",
             Internal { .. } => "internal_error",
@@ -235,6 +239,7 @@ impl ApiError {
                 format!("Request body too large: at most {limit} bytes")
             }
             OriginUnreachable => "Origin unreachable".into(),
+            OriginTimeout => "Origin did not answer in time".into(),
             Unavailable { .. } => "Service temporarily unavailable".into(),
             Misconfigured { reason } => format!("keyward is misconfigured: {reason}"),
             Internal { .. } => "Internal error".into(),
@@ -256,6 +261,8 @@ impl ApiError {
                 retry_after: Some(retry_after),
                 ..
             } => vec![("Retry-After", retry_after.to_string())],
+            // keyward could not get an answer: worth retrying soon.
+            OriginUnreachable | OriginTimeout => vec![("Retry-After", "1".into())],
             _ => Vec::new(),
         }
     }
@@ -413,6 +420,9 @@ mod tests {
         assert_eq!(e.headers(), vec![("Allow", "GET, PATCH".into())]);
         let e = ApiError::Unavailable { retry_after: 1 };
         assert_eq!((e.status(), e.code()), (503, "unavailable"));
+        assert_eq!(e.headers(), vec![("Retry-After", "1".into())]);
+        let e = ApiError::OriginTimeout;
+        assert_eq!((e.status(), e.code()), (504, "origin_timeout"));
         assert_eq!(e.headers(), vec![("Retry-After", "1".into())]);
         let e = ApiError::PayloadTooLarge { limit: 65_536 };
         assert_eq!((e.status(), e.code()), (413, "payload_too_large"));

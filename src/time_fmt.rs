@@ -19,6 +19,16 @@ pub fn from_rfc3339(s: &str) -> Option<i64> {
         .map(|t| t.timestamp_millis())
 }
 
+/// Whole seconds in `ms`, rounded up (a wait is never announced shorter than it is).
+pub fn ceil_secs(ms: i64) -> u64 {
+    ((ms.max(0) + 999) / 1000) as u64
+}
+
+/// The `Retry-After` of a wait of `ms`: whole seconds rounded up, at least 1.
+pub fn retry_after(ms: i64) -> u64 {
+    ceil_secs(ms).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

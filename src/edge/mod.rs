@@ -1,32 +1,22 @@
-//! The Workers adapter: the fetch entry point and the thin layers around the core.
-//!
-//! Storage the request path reads: the KV index (hash → key id, edge-cached), then
-//! the key's Durable Object and its account's, concurrently. Nothing else; after
-//! the answer, the key's object is told the request's outcome (the log). The
-//! management routes read each account's index in its own object; only the
-//! bootstrap token's cross-account views read the directory of accounts.
+//! The Workers adapter, in three parts over the pure core:
+//! - `js`: the JavaScript boundary — the Worker's module and the Durable Object
+//!   classes (`entry.mjs`), object calls with deadlines and group commit
+//!   (`lanes.js`, `rpc`), each request's task (`task`), the runtime's clock,
+//!   configuration and caches (`runtime`), timers (`deadline`), WebCrypto;
+//! - `request`: the request path, as SPEC §3's table (`gate`), and the origin;
+//! - `objects`: the Durable Objects, each loading its state, calling its pure core
+//!   (`crate::objects`) and performing the effects;
+//! - `management`: the routes of SPEC §4.
 
-mod account_object;
-mod admin;
-mod copies;
-mod directory;
-mod forward;
-mod gate;
-mod index_store;
-mod ip_guard_object;
-mod key_object;
-mod kv_index;
-mod ledger_store;
-mod object_stats;
+mod js;
+mod management;
 mod objects;
-mod registry;
-mod respond;
-mod runtime;
-mod task;
-mod webcrypto;
+mod request;
 
 use crate::error::ApiError;
 use crate::request::inbound::{self, RequestLine};
+use js::{runtime, task};
+use request::respond;
 use wasm_bindgen::prelude::*;
 use worker::worker_sys::{web_sys, Context as JsContext};
 use worker::{Context, Env, Request, Response};
@@ -64,19 +54,19 @@ async fn route(
         .strip_prefix(cfg.admin_prefix.as_str())
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
     if !under_admin {
-        return gate::handle(req, env, cfg, ctx, &line).await;
+        return request::gate::handle(req, env, cfg, ctx, &line).await;
     }
     // HEAD on a GET route is that GET without its body (RFC 9110 §9.3.2); the
     // origin answers the gate's HEADs itself.
     let req = Request::from(req);
     if line.method != "HEAD" {
-        return admin::handle(req, env, cfg, ctx, &line).await;
+        return management::handle(req, env, cfg, ctx, &line).await;
     }
     let as_get = RequestLine {
         method: "GET".into(),
         ..line.clone()
     };
-    let answer = admin::handle(req, env, cfg, ctx, &as_get)
+    let answer = management::handle(req, env, cfg, ctx, &as_get)
         .await
         .or_else(|e| respond::error(&e).map_err(ApiError::internal))?;
     respond::empty(answer.status_code(), answer.headers().clone())

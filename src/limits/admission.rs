@@ -3,6 +3,7 @@
 
 use crate::limits::plans::AccountLimits;
 use crate::limits::plans::Plan;
+use crate::time_fmt::{ceil_secs as secs_ceil, retry_after};
 
 use crate::error::ApiError;
 use crate::limits::plans::Quotas;
@@ -74,10 +75,6 @@ fn key_limits(rate: &RateLimits, quotas: &Quotas) -> Vec<Limit> {
 
 fn used(ledger: &Ledger, now: i64, window: Option<i64>) -> u64 {
     window.map_or(ledger.total, |w| ledger.count(now, w))
-}
-
-fn secs_ceil(ms: i64) -> u64 {
-    ((ms.max(0) + SECOND - 1) / SECOND) as u64
 }
 
 /// The limit with the least room left after admitting `cost` now.
@@ -167,7 +164,7 @@ pub struct KeyAdmission<'a> {
 pub fn decide(a: &KeyAdmission, now: i64, cost: u64) -> Verdict {
     if let Some(until) = a.suspended_until.filter(|u| *u > now) {
         return Verdict::Refuse(ApiError::KeySuspended {
-            retry_after: secs_ceil(until - now),
+            retry_after: retry_after(until - now),
         });
     }
     let limits = key_limits(&a.rate, &a.quotas);
@@ -182,7 +179,7 @@ pub fn decide(a: &KeyAdmission, now: i64, cost: u64) -> Verdict {
     }
     if let Some(wait) = rate_wait {
         return Verdict::Refuse(ApiError::RateLimited {
-            retry_after: secs_ceil(wait).max(1),
+            retry_after: retry_after(wait),
         });
     }
     // Row 14: the first exhausted quota, in table order.
@@ -199,7 +196,7 @@ pub fn decide(a: &KeyAdmission, now: i64, cost: u64) -> Verdict {
                 if wait != Some(0) {
                     return Verdict::Refuse(ApiError::QuotaExceeded {
                         window: l.name.into(),
-                        retry_after: Some(secs_ceil(wait.unwrap_or(w)).max(1)),
+                        retry_after: Some(retry_after(wait.unwrap_or(w))),
                     });
                 }
             }
@@ -244,7 +241,7 @@ pub fn decide_account(
         if wait > 0 {
             return Err(ApiError::PlanRateLimited {
                 window: window_name.into(),
-                retry_after: secs_ceil(wait).max(1),
+                retry_after: retry_after(wait),
             });
         }
         states.push(Limit {

@@ -77,6 +77,13 @@ pub struct EventPos {
     pub id: i64,
 }
 
+/// An event with its place in the merged order of every account's events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Listed {
+    pub pos: EventPos,
+    pub item: Value,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,16 @@ pub const HEADER_ID: &str = "webhook-id";
 pub const HEADER_TIMESTAMP: &str = "webhook-timestamp";
 pub const HEADER_SIGNATURE: &str = "webhook-signature";
 
+/// The `data` of a notice about a key: who it is (`key_id`, `account`, `prefix`)
+/// and the event's own `details`. Every key notice is built here.
+pub fn key_data(key_id: &str, account: &str, prefix: &str, details: &Value) -> Value {
+    let mut data = json!({ "key_id": key_id, "account": account, "prefix": prefix });
+    if let (Some(d), Some(more)) = (data.as_object_mut(), details.as_object()) {
+        d.extend(more.clone());
+    }
+    data
+}
+
 /// Shortest secret accepted, in decoded bytes (the spec asks for 24 to 64).
 const MIN_SECRET_BYTES: usize = 24;
 

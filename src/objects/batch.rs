@@ -11,11 +11,12 @@ use serde_json::Value;
 /// Most requests one call carries (the rest wait for the next call).
 pub const MAX_BATCH: usize = 64;
 
-/// One object's answer to one command (or to one request of a batch).
+/// One object's answer to one command (or to one request of a batch): what the
+/// command answers with (`T`; JSON inside the object), or its refusal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Answer {
-    Ok(Value),
+pub enum Answer<T = Value> {
+    Ok(T),
     Err(ApiError),
 }
 

@@ -1,5 +1,6 @@
 pub mod canonical_path;
 pub mod cidr;
+pub mod faults;
 pub mod inbound;
 pub mod policy;
 pub mod unicode_tables;

@@ -167,14 +167,14 @@ function dechunk(text) {
  */
 export function frozenBuild() {
   const frozen = tempDir("frozen-build");
-  for (const part of ["build", "dashboard/dist", "src/edge/entry.mjs"]) {
+  for (const part of ["build", "dashboard/dist", "src/edge/js/entry.mjs"]) {
     fs.cpSync(path.join(ROOT, part), path.join(frozen, part), { recursive: true });
   }
   const toml = fs
     .readFileSync(path.join(ROOT, "wrangler.toml"), "utf8")
     .split(/^\[env\.production\]/m)[0]
     .replace(/\[build\]\ncommand = .*\n/, "")
-    .replace(/^main = .*$/m, `main = "${path.join(frozen, "src/edge/entry.mjs")}"`);
+    .replace(/^main = .*$/m, `main = "${path.join(frozen, "src/edge/js/entry.mjs")}"`);
   fs.writeFileSync(path.join(frozen, "wrangler.toml"), toml);
   return path.join(frozen, "wrangler.toml");
 }

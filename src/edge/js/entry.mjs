@@ -1,0 +1,63 @@
+// The Worker's module (wrangler's `main`): the dashboard's pages, the Rust fetch
+// handler as worker-build generates it, and the Durable Object classes.
+//
+// The dashboard (built by dashboard/build.mjs) is served from this module for GET
+// and HEAD on its exact paths; everything else goes to Rust. (Workers Static
+// Assets would put its router in front of every request: 0.3–0.6 ms of CPU each
+// under `wrangler dev`, measured in bench/NOTES.md.)
+//
+// Each object class derives from `DurableObject`, which is what makes the runtime
+// serve Workers RPC to it, and hands every call to the Rust object of the same
+// name: `batch` (commands from `lanes.js`) and `alarm`. Both answer through the
+// Rust side's one executor (`task.rs`).
+import { DurableObject } from "cloudflare:workers";
+import Rust, * as rust from "../../../build/index.js";
+import { headers, pages } from "../../../dashboard/dist/pages.mjs";
+
+const REDIRECTS = new Set(["/admin", "/admin/index.html"]);
+
+/** The dashboard's answer to `request`, or undefined when it is not one of its pages. */
+function dashboard(request) {
+  const url = request.url;
+  if (!url.includes("/admin")) return undefined;
+  const { pathname, search } = new URL(url);
+  if (request.method !== "GET" && request.method !== "HEAD") return undefined;
+  if (REDIRECTS.has(pathname)) {
+    return new Response(null, { status: 307, headers: { Location: `/admin/${search}`, ...headers } });
+  }
+  const page = pages[pathname];
+  if (page === undefined) return undefined;
+  const head = { ...headers, "Content-Type": page.type, ETag: page.etag };
+  if (request.headers.get("If-None-Match") === page.etag) {
+    return new Response(null, { status: 304, headers: head });
+  }
+  return new Response(request.method === "HEAD" ? null : page.body, { headers: head });
+}
+
+export default class Keyward extends Rust {
+  fetch(request) {
+    return dashboard(request) ?? super.fetch(request);
+  }
+}
+
+function rpcClass(RustObject) {
+  return class extends DurableObject {
+    constructor(ctx, env) {
+      super(ctx, env);
+      this.rust = new RustObject(ctx, env);
+    }
+    // Answered at once when no command needs I/O (the request path's never do),
+    // else by the object's asynchronous path.
+    batch(items) {
+      return this.rust.batch_now?.(items) ?? this.rust.batch_later(items);
+    }
+    alarm() {
+      return this.rust.alarm();
+    }
+  };
+}
+
+export const KeyObject = rpcClass(rust.KeyObject);
+export const AccountObject = rpcClass(rust.AccountObject);
+export const IpGuard = rpcClass(rust.IpGuard);
+export const Directory = rpcClass(rust.Directory);

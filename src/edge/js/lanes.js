@@ -1,0 +1,144 @@
+// Durable Object calls over Workers RPC, every one with a deadline, and group
+// commit of the request path's calls per isolate (README: "How a request is
+// checked").
+//
+// Every object class has an RPC method `batch(items)`: a list of JSON commands,
+// decided in order in one synchronous step, answered with one JSON `Answer` each.
+//
+// `submit` coalesces: while a call to an object is in flight, later commands for
+// it wait in the object's lane; when the call returns, the next call carries every
+// waiting command (up to MAX_BATCH). A command for an idle object goes out at once
+// (with whatever else waits).
+//
+// Requests never wake each other. The request whose call returned only writes
+// plain data — each waiter's answer, and to the next batch's first request the
+// batch it is to send — into the waiters' mailboxes; each waiting request reads
+// its own mailbox from a timer of its own, so all it does next, sending included,
+// runs in its own request. (Resolving another request's promise instead fails
+// under load with "Cannot perform I/O on behalf of a different request": its
+// continuation, and the Rust task it wakes, can run in the resolving request.
+// Measured in bench/NOTES.md.)
+//
+// Deadlines: a call that has not answered within `deadline` ms fails for every
+// command it carries, and the lane goes on at once with the next batch; a command
+// still waiting in a lane when its own deadline passes leaves it and fails. So no
+// request waits on an object longer than its deadline, and a lost call never
+// holds a lane.
+//
+// Faults (tests only; the worker passes them only when TEST_FAULTS=true): "fail"
+// fails the command before it is sent; "stall" sends it, then withholds the whole
+// call's answer until the deadline, as a hung object would.
+
+const MAX_BATCH = 64;
+// How often a waiting request reads its mailbox: well under one object call.
+const POLL_MS = 1;
+
+const lanes = new Map();
+
+function stub(env, binding, name) {
+  const ns = env[binding];
+  return ns.get(ns.idFromName(name));
+}
+
+function checked(answers, n) {
+  if (!Array.isArray(answers) || answers.length !== n) {
+    throw new Error(`object answered ${Array.isArray(answers) ? answers.length : typeof answers} answers to ${n} commands`);
+  }
+  return answers;
+}
+
+/** `promise`, or a failure once `ms` have passed. */
+function within(promise, ms, what) {
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+/** The object's answers to `items`, subject to the deadline and the members' faults. */
+async function batch(env, binding, name, members, deadline) {
+  const what = `${binding}/${name}`;
+  const items = members.map((m) => m.item);
+  const call = stub(env, binding, name).batch(items);
+  const stalled = members.some((m) => m.fault === "stall") ? call.then(() => new Promise(() => {})) : call;
+  return checked(await within(stalled, deadline, what), members.length);
+}
+
+/** One command to one object, now. Resolves to its answer (JSON text). */
+export async function call(env, binding, name, item, deadline, fault) {
+  if (fault === "fail") throw new Error(`${binding}/${name}: failed (TEST_FAULTS)`);
+  return (await batch(env, binding, name, [{ item, fault }], deadline))[0];
+}
+
+/** One command through the object's lane. Resolves to its answer (JSON text). */
+export function submit(env, ctx, binding, name, item, deadline, fault) {
+  if (fault === "fail") return Promise.reject(new Error(`${binding}/${name}: failed (TEST_FAULTS)`));
+  const id = `${binding}\u0000${name}`;
+  let lane = lanes.get(id);
+  if (lane === undefined) {
+    lane = { id, binding, name, busy: false, queue: [] };
+    lanes.set(id, lane);
+  }
+  const me = { item, fault, deadline, since: Date.now(), word: undefined };
+  if (!lane.busy) {
+    lane.busy = true;
+    return send(lane, env, ctx, [me, ...lane.queue.splice(0, MAX_BATCH - 1)]);
+  }
+  lane.queue.push(me);
+  return new Promise((resolve, reject) => {
+    const read = () => {
+      let word = me.word;
+      if (word === undefined && lane.queue.includes(me)) {
+        if (!lane.busy) {
+          // The lane was left idle: this request takes it.
+          lane.queue.splice(lane.queue.indexOf(me), 1);
+          lane.busy = true;
+          word = { lead: [me, ...lane.queue.splice(0, MAX_BATCH - 1)] };
+        } else if (Date.now() - me.since > me.deadline) {
+          lane.queue.splice(lane.queue.indexOf(me), 1);
+          word = { error: new Error(`${lane.binding}/${lane.name}: waited ${me.deadline} ms in its lane`) };
+        }
+      }
+      if (word === undefined) setTimeout(read, POLL_MS);
+      else if ("answer" in word) resolve(word.answer);
+      else if ("error" in word) reject(word.error);
+      else resolve(send(lane, env, ctx, word.lead));
+    };
+    setTimeout(read, POLL_MS);
+  });
+}
+
+/**
+ * Sends the batch this request heads; once answered (or past its deadline),
+ * leaves each other member its answer and hands the lane to the next batch.
+ * Resolves to this request's own answer.
+ */
+function send(lane, env, ctx, members) {
+  const done = (async () => {
+    let answers;
+    let error;
+    try {
+      answers = await batch(env, lane.binding, lane.name, members, members[0].deadline);
+    } catch (e) {
+      error = e;
+    }
+    const next = lane.queue.splice(0, MAX_BATCH);
+    if (next.length > 0) {
+      next[0].word = { lead: next };
+    } else {
+      lane.busy = false;
+      if (lanes.get(lane.id) === lane) lanes.delete(lane.id);
+    }
+    for (let i = 1; i < members.length; i++) {
+      members[i].word = error === undefined ? { answer: answers[i] } : { error };
+    }
+    if (error !== undefined) throw error;
+    return answers[0];
+  })();
+  // Others wait on this call: it completes even if this request is cancelled.
+  try {
+    ctx.waitUntil(done.catch(() => {}));
+  } catch {}
+  return done;
+}

@@ -1,0 +1,220 @@
+//! The one object protocol. Every Durable Object class (`entry.mjs`) has the Workers
+//! RPC method `batch(items)`: JSON commands, answered with one JSON `Answer` each,
+//! in order (`lanes.js`). A caller names the object (`Object`), sends a command and
+//! reads the answer as the type that command answers with — one decode, no field
+//! reads of untyped JSON. Every call has a deadline (`STORAGE_TIMEOUT_SECONDS`):
+//! an object that fails or does not answer in time refuses the request, 503 with
+//! `Retry-After` — never an admission (fail closed). The cause is logged, not
+//! shown. The object side of the protocol is here too: a command from its text,
+//! an answer as text.
+
+use super::runtime;
+use crate::error::ApiError;
+use crate::objects::batch::Answer;
+use crate::request::faults::Mode;
+use js_sys::Promise;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use std::future::Future;
+use wasm_bindgen::prelude::*;
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::{console_error, Context, Env};
+
+/// The objects keyward keeps, by what they are named after.
+#[derive(Debug, Clone, Copy)]
+pub enum Object<'a> {
+    /// One per key, named by its id.
+    Key(&'a str),
+    /// One per account.
+    Account(&'a str),
+    /// One per client address bucket (an IPv4 address or an IPv6 /64).
+    IpGuard(&'a str),
+    /// The deployment's one directory of accounts.
+    Directory,
+}
+
+impl Object<'_> {
+    fn binding(&self) -> &'static str {
+        match self {
+            Object::Key(_) => "KEY_OBJECTS",
+            Object::Account(_) => "ACCOUNT_OBJECTS",
+            Object::IpGuard(_) => "IP_GUARDS",
+            Object::Directory => "DIRECTORY",
+        }
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            Object::Key(n) | Object::Account(n) | Object::IpGuard(n) => n,
+            Object::Directory => "directory",
+        }
+    }
+}
+
+#[wasm_bindgen(module = "/src/edge/js/lanes.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = call)]
+    fn js_call(
+        env: &JsValue,
+        binding: &str,
+        name: &str,
+        item: String,
+        deadline: f64,
+        fault: &str,
+    ) -> Promise;
+    #[wasm_bindgen(js_name = submit)]
+    fn js_submit(
+        env: &JsValue,
+        ctx: &JsValue,
+        binding: &str,
+        name: &str,
+        item: String,
+        deadline: f64,
+        fault: &str,
+    ) -> Promise;
+}
+
+/// Storage that cannot answer refuses the request: 503 with `Retry-After`, never an
+/// admission (fail closed). The cause is logged, not shown.
+pub fn unavailable(what: &str, e: impl std::fmt::Display) -> ApiError {
+    console_error!("{what} cannot answer: {e}");
+    ApiError::Unavailable { retry_after: 1 }
+}
+
+fn fault_word(fault: Option<Mode>) -> &'static str {
+    match fault {
+        None => "",
+        Some(Mode::Fail) => "fail",
+        Some(Mode::Stall) => "stall",
+    }
+}
+
+fn deadline_ms(env: &Env) -> f64 {
+    runtime::config(env).map_or(5_000.0, |c| c.storage_timeout_ms as f64)
+}
+
+/// Sends `cmd` to `to` now and reads its answer as `A`.
+pub async fn ask<A: DeserializeOwned>(
+    env: &Env,
+    to: Object<'_>,
+    cmd: &impl Serialize,
+) -> Result<A, ApiError> {
+    ask_with(env, to, cmd, None).await
+}
+
+/// `ask`, with a test fault for this call (`TEST_FAULTS`).
+pub async fn ask_with<A: DeserializeOwned>(
+    env: &Env,
+    to: Object<'_>,
+    cmd: &impl Serialize,
+    fault: Option<Mode>,
+) -> Result<A, ApiError> {
+    let body = serde_json::to_string(cmd).map_err(ApiError::internal)?;
+    let promise = js_call(
+        env,
+        to.binding(),
+        to.name(),
+        body,
+        deadline_ms(env),
+        fault_word(fault),
+    );
+    answer(to, promise).await
+}
+
+/// `ask` for the request path: the command waits in the object's lane while a call
+/// to it is in flight and travels with the others in the next one (group commit,
+/// `objects::batch`). The object decides each command as if it came alone.
+pub async fn submit<A: DeserializeOwned>(
+    env: &Env,
+    ctx: &Context,
+    to: Object<'_>,
+    cmd: &impl Serialize,
+    fault: Option<Mode>,
+) -> Result<A, ApiError> {
+    let body = serde_json::to_string(cmd).map_err(ApiError::internal)?;
+    let js_ctx: &JsValue = ctx.as_ref();
+    let promise = js_submit(
+        env,
+        js_ctx,
+        to.binding(),
+        to.name(),
+        body,
+        deadline_ms(env),
+        fault_word(fault),
+    );
+    answer(to, promise).await
+}
+
+/// The object's answer, decoded once as `A`; its refusals come back as they are.
+async fn answer<A: DeserializeOwned>(to: Object<'_>, promise: Promise) -> Result<A, ApiError> {
+    let fail =
+        |e: &dyn std::fmt::Display| unavailable(&format!("{}/{}", to.binding(), to.name()), e);
+    let text = JsFuture::from(promise)
+        .await
+        .map_err(|e| fail(&format!("{e:?}")))?
+        .as_string()
+        .ok_or_else(|| fail(&"an answer that is not text"))?;
+    match serde_json::from_str::<Answer<A>>(&text).map_err(|e| fail(&e))? {
+        Answer::Ok(v) => Ok(v),
+        Answer::Err(ApiError::Internal { detail }) => Err(fail(&detail)),
+        Answer::Err(e) => Err(e),
+    }
+}
+
+/// Inside an object: a command from its text.
+pub fn parse<C: DeserializeOwned>(text: &str) -> Result<C, ApiError> {
+    serde_json::from_str(text).map_err(|e| ApiError::internal(format!("bad object command: {e}")))
+}
+
+/// Inside an object: one answer as text.
+pub fn encode(result: Result<Value, ApiError>) -> String {
+    serde_json::to_string(&Answer::from(result))
+        .unwrap_or_else(|_| r#"{"err":{"internal":{"detail":"unencodable answer"}}}"#.into())
+}
+
+/// Inside an object: `handle` for each command of a batch that needs no I/O, one
+/// after the other, without waiting on anything.
+pub fn each_now<C, F>(items: &[String], handle: F) -> Vec<String>
+where
+    C: DeserializeOwned,
+    F: Fn(C) -> Result<Value, ApiError>,
+{
+    items
+        .iter()
+        .map(|item| encode(parse(item).and_then(&handle)))
+        .collect()
+}
+
+/// Inside an object: `handle` for each command of a batch, one after the other.
+pub async fn each<C, F, Fut>(items: Vec<String>, handle: F) -> Vec<String>
+where
+    C: DeserializeOwned,
+    F: Fn(C) -> Fut,
+    Fut: Future<Output = Result<Value, ApiError>>,
+{
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let result = match parse(&item) {
+            Ok(cmd) => handle(cmd).await,
+            Err(e) => Err(e),
+        };
+        out.push(encode(result));
+    }
+    out
+}
+
+/// Inside an object: sets its alarm `at` (Unix ms) at once. A command's answer
+/// need not wait for the write (the runtime holds it until its storage writes
+/// are done); an alarm handler must, or the write may land after the handler's
+/// end deletes the alarm.
+pub fn set_alarm_now(state: &worker::State, at: i64) -> Result<Promise, ApiError> {
+    let storage = state
+        .as_raw()
+        .storage()
+        .map_err(|e| ApiError::internal(format!("{e:?}")))?;
+    let when = js_sys::Date::new(&JsValue::from_f64(at as f64));
+    storage
+        .set_alarm(when, js_sys::Object::new())
+        .map_err(|e| ApiError::internal(format!("{e:?}")))
+}

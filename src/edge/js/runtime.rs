@@ -1,0 +1,121 @@
+//! What the core takes from the runtime: configuration, the clock, randomness.
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::key::record::HashEntry;
+use crate::limits::plans::PlanCopy;
+use std::cell::{OnceCell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use worker::Env;
+
+thread_local! {
+    // Vars are fixed for the life of an isolate: parse them once.
+    static CONFIG: OnceCell<Rc<Config>> = const { OnceCell::new() };
+    // Addresses this isolate has seen blocked (row 2), with the block's end: valid
+    // requests are checked against this without any I/O.
+    static BLOCKED: RefCell<HashMap<String, i64>> = RefCell::new(HashMap::new());
+    // Hash → key location (or `None`: no such key), with an expiry. Only locates the
+    // key's object, which decides everything, so a stale entry is harmless; and a
+    // hash unknown now cannot become a key later (secrets are 160 random bits).
+    static HASHES: RefCell<HashMap<String, (Option<HashEntry>, i64)>> = RefCell::new(HashMap::new());
+    // Account → its plan and version, as its object last answered: sent with each
+    // key check so a key whose copy is older takes it before deciding.
+    static PLANS: RefCell<HashMap<String, PlanCopy>> = RefCell::new(HashMap::new());
+}
+
+/// Bound on each isolate cache; past it the cache starts afresh.
+const MAX_CACHED: usize = 20_000;
+
+fn bounded_insert<V>(map: &mut HashMap<String, V>, key: &str, value: V) {
+    if map.len() >= MAX_CACHED {
+        map.clear();
+    }
+    map.insert(key.to_string(), value);
+}
+
+/// `Some(lookup)` when this isolate knows where `hash` leads (or that it leads nowhere).
+pub fn cached_hash(hash: &str, now: i64) -> Option<Option<HashEntry>> {
+    HASHES.with(|h| {
+        let map = h.try_borrow().ok()?;
+        let (entry, expires) = map.get(hash)?;
+        (*expires > now).then(|| entry.clone())
+    })
+}
+
+pub fn cache_hash(hash: &str, entry: Option<HashEntry>, expires: i64) {
+    HASHES.with(|h| {
+        if let Ok(mut map) = h.try_borrow_mut() {
+            bounded_insert(&mut map, hash, (entry, expires));
+        }
+    });
+}
+
+pub fn known_plan(account: &str) -> Option<PlanCopy> {
+    PLANS.with(|p| p.try_borrow().ok()?.get(account).cloned())
+}
+
+/// Keeps the newest version seen (answers can arrive out of order).
+pub fn remember_plan(account: &str, copy: &PlanCopy) {
+    PLANS.with(|p| {
+        if let Ok(mut map) = p.try_borrow_mut() {
+            if map
+                .get(account)
+                .is_none_or(|known| known.version < copy.version)
+            {
+                bounded_insert(&mut map, account, copy.clone());
+            }
+        }
+    });
+}
+
+/// Bound on remembered blocks; past it, expired entries are dropped first.
+const MAX_BLOCKED: usize = 10_000;
+
+pub fn blocked_until(ip: &str, now: i64) -> Option<i64> {
+    BLOCKED.with(|b| b.try_borrow().ok()?.get(ip).copied().filter(|u| *u > now))
+}
+
+pub fn remember_block(ip: &str, until: i64, now: i64) {
+    BLOCKED.with(|b| {
+        if let Ok(mut map) = b.try_borrow_mut() {
+            if map.len() >= MAX_BLOCKED {
+                map.retain(|_, u| *u > now);
+                if map.len() >= MAX_BLOCKED {
+                    map.clear();
+                }
+            }
+            map.insert(ip.to_string(), until);
+        }
+    });
+}
+
+pub fn config(env: &Env) -> Result<Rc<Config>, ApiError> {
+    if let Some(cfg) = CONFIG.with(|c| c.get().cloned()) {
+        return Ok(cfg);
+    }
+    // Vars and secrets alike (`WEBHOOK_SECRET` is a secret).
+    let lookup = |name: &str| {
+        env.var(name)
+            .or_else(|_| env.secret(name))
+            .ok()
+            .map(|v| v.to_string())
+    };
+    let cfg =
+        Rc::new(Config::from_lookup(lookup).map_err(|reason| ApiError::Misconfigured { reason })?);
+    CONFIG.with(|c| {
+        let _ = c.set(cfg.clone());
+    });
+    Ok(cfg)
+}
+
+/// Unix milliseconds.
+pub fn now_ms() -> i64 {
+    js_sys::Date::now() as i64
+}
+
+pub fn random<const N: usize>() -> Result<[u8; N], ApiError> {
+    let mut buf = [0u8; N];
+    getrandom::fill(&mut buf).map_err(ApiError::internal)?;
+    Ok(buf)
+}

@@ -1,0 +1,64 @@
+//! `/accounts/{id}`: an account's plan. An admin key reads its own account only and
+//! never changes a plan.
+
+use super::caller::Caller;
+use crate::admin::input;
+use crate::config::Config;
+use crate::edge::js::rpc::{self, Object};
+use crate::edge::request::respond;
+use crate::error::ApiError;
+use crate::objects::account::{AccountCommand, AccountView};
+use serde_json::{json, Value};
+use worker::{Env, Response};
+
+fn view(cfg: &Config, id: &str, state: &AccountView) -> Result<Response, ApiError> {
+    let (plan, details) = cfg.plan(state.plan.as_deref());
+    respond::json(
+        200,
+        &json!({
+            "id": id, "plan": plan, "plan_details": details,
+            "plan_version": state.plan_version,
+            "keys_total": state.keys_total, "keys_updated": state.keys_updated,
+        }),
+    )
+}
+
+pub async fn get(caller: &Caller, env: &Env, cfg: &Config, id: &str) -> Result<Response, ApiError> {
+    let valid = crate::key::names::identifier(&Value::String(id.to_string()), "account").is_ok();
+    if !valid || !caller.may_see_account(id) {
+        return Err(ApiError::NotFound {
+            what: "account".into(),
+        });
+    }
+    let state: AccountView = rpc::ask(env, Object::Account(id), &AccountCommand::Get).await?;
+    view(cfg, id, &state)
+}
+
+/// Records the new plan in the account's object and answers; the object's alarm
+/// then brings every key of the account to it in batches (`plan_change`), and
+/// `GET` shows how far it got.
+pub async fn put(
+    caller: &Caller,
+    env: &Env,
+    cfg: &Config,
+    id: &str,
+    body: &Value,
+) -> Result<Response, ApiError> {
+    if caller.key().is_some() {
+        return Err(ApiError::Forbidden {
+            reason: "only the bootstrap admin token may change plans".into(),
+        });
+    }
+    let id = input::account_id(&Value::String(id.to_string()), "account")?;
+    let plan = input::parse_plan(body, cfg.plans.keys())?;
+    let event = caller.event(
+        cfg,
+        "account.plan_changed",
+        None,
+        &id,
+        json!({ "to": plan }),
+    );
+    let set = AccountCommand::SetPlan { plan, event };
+    let state: AccountView = rpc::ask(env, Object::Account(&id), &set).await?;
+    view(cfg, &id, &state)
+}

@@ -1,0 +1,259 @@
+//! The key's Durable Object: the authoritative record of one key, its ledger of
+//! consumed credits, its request log and its outbox (`key_store`, `outbox`). Every
+//! command is decided by the pure core (`crate::objects::key::apply`) against
+//! memory and persisted synchronously (no `.await` between read and write), so
+//! concurrent requests to one key never interleave: limits are exact. Its alarm
+//! releases overdue reservations, ends suspensions, sends alerts and delivers the
+//! outbox.
+
+use super::{key_store, object_stats, outbox};
+use crate::edge::js::rpc;
+use crate::edge::js::runtime::{self, now_ms};
+use crate::edge::js::task;
+use crate::error::ApiError;
+use crate::objects::batch;
+use crate::objects::key::{apply, next_alert_at, KeyCommand, KeyState};
+use serde_json::Value;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use worker::worker_sys::DurableObjectState;
+use worker::{console_error, Env, SqlStorage, State};
+
+/// The class `entry.mjs` wraps (Workers RPC: `batch`, and the alarm).
+#[wasm_bindgen]
+pub struct KeyObject {
+    inner: Rc<Key>,
+}
+
+struct Key {
+    state: State,
+    env: Env,
+    /// Loaded on first use; every write goes through this object, so it stays true.
+    memory: RefCell<Option<KeyState>>,
+    /// Whether this instance has set the alarm since it started: a key whose expiry
+    /// was set before alerts existed gets its alarm on its first request.
+    alarm_scheduled: Cell<bool>,
+    /// When the alarm this instance last set is due (`None`: none set, or it ran).
+    alarm_at: Cell<Option<i64>>,
+    /// Whether this object has its tables. An object that never held a key (one a
+    /// made-up key names: `key::lookup`) creates none until a key is created in it,
+    /// so such keys leave nothing behind.
+    stored: Cell<bool>,
+}
+
+#[wasm_bindgen]
+impl KeyObject {
+    #[wasm_bindgen(constructor)]
+    pub fn new(state: DurableObjectState, env: Env) -> KeyObject {
+        let state = State::from(state);
+        let stored = key_store::stored(&state.storage().sql());
+        if stored {
+            key_store::create_tables(&state.storage().sql());
+        }
+        KeyObject {
+            inner: Rc::new(Key {
+                state,
+                env,
+                memory: RefCell::new(None),
+                alarm_scheduled: Cell::new(false),
+                alarm_at: Cell::new(None),
+                stored: Cell::new(stored),
+            }),
+        }
+    }
+
+    /// Answers at once: nothing a key's object does for a command waits on I/O.
+    /// Several commands (the checks and settlements of one lane's call) are decided
+    /// together: in order, in one synchronous step, persisted once.
+    pub fn batch_now(&self, items: Vec<String>) -> Option<Vec<String>> {
+        Some(self.inner.decide(items))
+    }
+
+    pub fn alarm(&self) -> js_sys::Promise {
+        let me = self.inner.clone();
+        task::promise(async move {
+            me.alarm().await;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+}
+
+impl Key {
+    fn sql(&self) -> SqlStorage {
+        self.state.storage().sql()
+    }
+
+    fn decide(&self, items: Vec<String>) -> Vec<String> {
+        if let Ok(cfg) = runtime::config(&self.env) {
+            let checks = items
+                .iter()
+                .filter(|i| i.starts_with(r#"{"check""#))
+                .count();
+            object_stats::count_batch(&self.sql(), cfg.object_stats, checks);
+        }
+        if items.len() < 2 {
+            return rpc::each_now(&items, |cmd| self.handle(cmd));
+        }
+        let mut answers: Vec<Option<String>> = vec![None; items.len()];
+        let mut cmds = Vec::with_capacity(items.len());
+        for (slot, item) in answers.iter_mut().zip(&items) {
+            match rpc::parse::<KeyCommand>(item) {
+                Ok(cmd) => cmds.push(cmd),
+                Err(e) => *slot = Some(rpc::encode(Err(e))),
+            }
+        }
+        let n = cmds.len();
+        let decided = batch::answers(self.handle(KeyCommand::Batch { items: cmds }), n);
+        let mut decided = decided.into_iter();
+        answers
+            .into_iter()
+            .map(|slot| {
+                slot.or_else(|| decided.next().map(rpc::encode))
+                    .unwrap_or_else(|| rpc::encode(Err(ApiError::internal("no answer"))))
+            })
+            .collect()
+    }
+
+    fn handle(&self, cmd: KeyCommand) -> Result<Value, ApiError> {
+        if let Ok(cfg) = runtime::config(&self.env) {
+            object_stats::count(&self.sql(), cfg.object_stats, now_ms());
+        }
+        if let KeyCommand::Logs { query } = cmd {
+            if !self.stored.get() {
+                return Ok(serde_json::json!({ "items": [], "cursor": null }));
+            }
+            return key_store::logs(&self.sql(), &query);
+        }
+        // A management change may set or move the expiry its alerts follow.
+        let management = !matches!(
+            cmd,
+            KeyCommand::Check(_)
+                | KeyCommand::Batch { .. }
+                | KeyCommand::Settle { .. }
+                | KeyCommand::Get
+                | KeyCommand::Usage { .. }
+        );
+        let (result, wake) = self.run(cmd);
+        // An open reservation needs the alarm by its due time.
+        let release_due = self
+            .reservations_due()
+            .is_some_and(|due| self.alarm_at.get().is_none_or(|at| at > due));
+        if wake || management || release_due || !self.alarm_scheduled.get() {
+            // Not waited for: the answer is held until the write is done.
+            let _ = self.schedule_alarm();
+        }
+        result
+    }
+
+    /// When the earliest open reservation is released if not settled.
+    fn reservations_due(&self) -> Option<i64> {
+        self.memory
+            .try_borrow()
+            .ok()?
+            .as_ref()?
+            .reservations
+            .next_due()
+    }
+
+    /// Loads, applies, persists: synchronous from start to end. Also says whether
+    /// the alarm must be (re)scheduled.
+    fn run(&self, cmd: KeyCommand) -> (Result<Value, ApiError>, bool) {
+        match self.run_inner(cmd) {
+            Ok((reply, wake)) => (reply, wake),
+            Err(e) => (Err(e), false),
+        }
+    }
+
+    fn run_inner(&self, cmd: KeyCommand) -> Result<(Result<Value, ApiError>, bool), ApiError> {
+        let cfg = runtime::config(&self.env)?;
+        let sql = self.sql();
+        let mut memory = self.memory.try_borrow_mut().map_err(ApiError::internal)?;
+        if memory.is_none() {
+            *memory = Some(if self.stored.get() {
+                key_store::load(&sql)?
+            } else {
+                KeyState::empty()
+            });
+        }
+        let Some(state) = memory.as_mut() else {
+            return Err(ApiError::internal("key state missing"));
+        };
+        let now = now_ms();
+        let (fx, reply) = apply(state, cmd, &cfg, now);
+        if fx.is_empty() && fx.alarm_at.is_none() {
+            return Ok((reply, false));
+        }
+        if !self.stored.get() {
+            key_store::create_tables(&sql);
+            self.stored.set(true);
+        }
+        let persisted = key_store::persist(
+            &sql,
+            state,
+            &fx,
+            now,
+            cfg.logs.max_age_ms,
+            cfg.logs.max_rows,
+        );
+        if let Err(e) = persisted {
+            // Memory may now be ahead of storage: reload on next use.
+            *memory = None;
+            return Err(e);
+        }
+        Ok((reply, !fx.notices.is_empty() || fx.alarm_at.is_some()))
+    }
+
+    /// Sets the alarm for the next of: the earliest due notice, the end of a
+    /// suspension, the next expiry alert, the release of an open reservation.
+    /// Answers the write in flight, if one was needed.
+    fn schedule_alarm(&self) -> Option<js_sys::Promise> {
+        self.alarm_scheduled.set(true);
+        if !self.stored.get() {
+            return None;
+        }
+        let due = outbox::next_due(&self.sql());
+        let cfg = runtime::config(&self.env).ok();
+        let (wake, alert) = self
+            .memory
+            .try_borrow()
+            .ok()
+            .and_then(|m| {
+                let rec = m.as_ref()?.record.as_ref()?;
+                let alert = cfg.as_ref().and_then(|c| next_alert_at(rec, c));
+                Some((rec.suspended_until, alert))
+            })
+            .unwrap_or((None, None));
+        let release = self.reservations_due();
+        let at = [due, wake, alert, release].into_iter().flatten().min()?;
+        // At least 1 ms ahead: re-arming an alarm handler for the time it runs at
+        // would have the alarm deleted when the handler returns.
+        let at = at.max(now_ms() + 1);
+        match rpc::set_alarm_now(&self.state, at) {
+            Ok(set) => {
+                self.alarm_at.set(Some(at));
+                Some(set)
+            }
+            Err(e) => {
+                console_error!("key object: cannot set alarm: {e:?}");
+                None
+            }
+        }
+    }
+
+    async fn alarm(&self) {
+        self.alarm_at.set(None);
+        if let (Err(e), _) = self.run(KeyCommand::Wake) {
+            console_error!("key object wake failed: {e:?}");
+        }
+        if let Ok(cfg) = runtime::config(&self.env) {
+            let object = self.state.id().to_string();
+            outbox::deliver_due(&self.env, &cfg, &self.sql(), &object).await;
+        }
+        if let Some(set) = self.schedule_alarm() {
+            if let Err(e) = worker::wasm_bindgen_futures::JsFuture::from(set).await {
+                console_error!("key object: cannot set alarm: {e:?}");
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Rows 4–15 in one concurrent round trip: the key's object decides rows 3–14
+//! against its authoritative record (and a copy of the account's plan), the
+//! account's object row 15 (account-wide limits) and answers with the plan
+//! version every admission is decided under. Both go through their object's lane
+//! (group commit). When one side refuses, what the other reserved is given back
+//! after the answer (`settle`); the key's log row records the refusal.
+
+use super::context::{Presented, RequestContext};
+use super::settle::{self, Admission};
+use crate::edge::js::rpc::{self, Object};
+use crate::edge::js::runtime;
+use crate::error::ApiError;
+use crate::key::check::{self, AccessRequest};
+use crate::key::record::HashEntry;
+use crate::limits::admission;
+use crate::limits::plans::PlanCopy;
+use crate::limits::reservation::Settlement;
+use crate::objects::account::{AccountAdmitted, AccountCommand};
+use crate::objects::key::{Admitted, CheckItem, KeyCommand};
+use crate::request::faults::Target;
+use crate::request::policy::Needs;
+use futures_util::future::join;
+
+pub async fn admit(
+    rc: &RequestContext<'_>,
+    needs: &Needs,
+    presented: Presented<'_>,
+    entry: HashEntry,
+    hash: String,
+) -> Result<Admission, ApiError> {
+    let Presented { facts, grace, .. } = presented;
+    let cost = needs.cost;
+    let item = |plan: Option<PlanCopy>, undo: Option<u64>| CheckItem {
+        request: AccessRequest {
+            hash: hash.clone(),
+            deployment_env: rc.cfg.environment,
+            client_ip: facts.ip.clone(),
+            permissions: needs.permissions.clone(),
+            projects: needs.projects.clone(),
+            grace,
+        },
+        facts: facts.clone(),
+        cost,
+        plan,
+        undo,
+    };
+    // One round trip: the key's object and the account's, concurrently. The key's
+    // check carries the account's plan as this isolate last saw it.
+    let first = KeyCommand::Check(item(runtime::known_plan(&entry.account), None));
+    let (mut key, account) = join(
+        check_key(rc, &entry.id, first),
+        rpc::submit::<AccountAdmitted>(
+            rc.env,
+            rc.ctx,
+            Object::Account(&entry.account),
+            &AccountCommand::Admit { cost },
+            rc.fault(Target::AccountObject),
+        ),
+    )
+    .await;
+    // The plan rule (`limits::plans`): a request the key admitted under an older
+    // plan than the account's is undone and checked again under the current one,
+    // in the key's object, before anything is admitted. A refusal under the older
+    // plan stands; the next request carries the new plan.
+    if let Ok(a) = &account {
+        runtime::remember_plan(&entry.account, &a.plan);
+        if let Some(undo) = key
+            .as_ref()
+            .ok()
+            .filter(|k| k.plan_version < a.plan.version)
+            .map(|k| k.reservation)
+        {
+            let again = KeyCommand::Check(item(Some(a.plan.clone()), Some(undo)));
+            key = check_key(rc, &entry.id, again).await;
+        }
+    }
+    let reservation = key.as_ref().ok().map(|k| k.reservation);
+    let account_charge = account
+        .as_ref()
+        .ok()
+        .filter(|a| a.charged > 0)
+        .map(|a| (a.at, a.charged));
+    match check::combine(key, account) {
+        Ok((key, account)) => Ok(Admission {
+            identity: key.identity,
+            key_id: entry.id,
+            reservation: key.reservation,
+            account: entry.account,
+            account_charge,
+            limit: admission::tighter(key.limit, account.limit),
+            started: rc.started,
+        }),
+        Err(e) => {
+            if let Some(id) = reservation {
+                let refused = Settlement {
+                    id,
+                    origin_status: None,
+                    status: e.status(),
+                    code: Some(e.code().to_string()),
+                    duration_ms: rc.elapsed(),
+                };
+                settle::queue(rc.ctx, rc.env, &entry.id, refused);
+            }
+            if let Some((at, cost)) = account_charge {
+                settle::refund(rc.ctx, rc.env, &entry.account, at, cost);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// A check through the key's lane.
+async fn check_key(
+    rc: &RequestContext<'_>,
+    id: &str,
+    cmd: KeyCommand,
+) -> Result<Admitted, ApiError> {
+    let fault = rc.fault(Target::KeyObject);
+    rpc::submit(rc.env, rc.ctx, Object::Key(id), &cmd, fault).await
+}

@@ -1,0 +1,96 @@
+//! Compensating, after the answer: the settlement that commits or releases an
+//! admitted request's reserved credits and completes its log row; the account's
+//! credits given back when the request is not charged or one side refused it.
+//! Each rides its object's lane (at once when no call is in flight, else with the
+//! next one); none delays the answer.
+
+use crate::config::Config;
+use crate::edge::js::rpc::{self, Object};
+use crate::edge::js::task;
+use crate::key::identity::Identity;
+use crate::limits::admission::LimitState;
+use crate::limits::reservation::Settlement;
+use crate::objects::account::AccountCommand;
+use crate::objects::key::KeyCommand;
+use serde::Serialize;
+use serde_json::Value;
+use worker::{console_error, Context, Env};
+
+/// A request the key's and the account's objects both admitted: its credits are
+/// reserved in both until `settle` reports what the client got.
+pub struct Admission {
+    pub identity: Identity,
+    pub key_id: String,
+    pub reservation: u64,
+    pub account: String,
+    /// When and what the account's object took (given back if not charged).
+    pub account_charge: Option<(i64, u64)>,
+    pub limit: Option<LimitState>,
+    pub started: i64,
+}
+
+/// Which object a background command goes to (owned: it outlives the request's
+/// borrows).
+enum To {
+    Key(String),
+    Account(String),
+}
+
+/// Sends `cmd` after the answer through the object's lane, logging a failure.
+fn background(ctx: &Context, env: &Env, to: To, cmd: impl Serialize + 'static) {
+    // The same request's context, owned by the task that outlives this call.
+    let inner: &worker::worker_sys::Context = ctx.as_ref();
+    let js: &wasm_bindgen::JsValue = inner.as_ref();
+    let lane_ctx = Context::new(wasm_bindgen::JsCast::unchecked_into(js.clone()));
+    let env = env.clone();
+    task::wait_until(ctx, async move {
+        let object = match &to {
+            To::Key(id) => Object::Key(id),
+            To::Account(a) => Object::Account(a),
+        };
+        let sent = rpc::submit::<Value>(&env, &lane_ctx, object, &cmd, None).await;
+        if let Err(e) = sent {
+            console_error!("{object:?}: background command failed: {e:?}");
+        }
+    });
+}
+
+/// Gives back what the account's object took for a request that is not charged.
+pub fn refund(ctx: &Context, env: &Env, account: &str, at: i64, cost: u64) {
+    let cmd = AccountCommand::Refund { at, cost };
+    background(ctx, env, To::Account(account.to_string()), cmd);
+}
+
+/// The settlement rides the key's lane. A settlement lost with the isolate leaves
+/// its reservation to the key's alarm (released, its row `abandoned`).
+pub fn queue(ctx: &Context, env: &Env, key_id: &str, s: Settlement) {
+    let cmd = KeyCommand::Settle { items: vec![s] };
+    background(ctx, env, To::Key(key_id.to_string()), cmd);
+}
+
+/// After the answer: commits the request's reservation (charged per `CHARGE_ON`)
+/// or releases it, and completes its log row. `origin_status` is `None` when the
+/// origin never answered. A request not charged gives the account's credits back.
+pub fn settle(
+    ctx: &Context,
+    env: &Env,
+    cfg: &Config,
+    a: &Admission,
+    origin_status: Option<u16>,
+    status: u16,
+    duration_ms: u32,
+) {
+    if !cfg.charge_on.charges(origin_status) {
+        if let Some((at, cost)) = a.account_charge {
+            refund(ctx, env, &a.account, at, cost);
+        }
+    }
+    let s = Settlement {
+        id: a.reservation,
+        origin_status,
+        status,
+        code: None,
+        duration_ms,
+    };
+    queue(ctx, env, &a.key_id, s);
+}

@@ -1,0 +1,105 @@
+//! The account object's vocabulary: the commands it takes and the answers it gives.
+
+use crate::admin::input::ListQuery;
+use crate::key::record::IndexRow;
+use crate::limits::admission::LimitState;
+use crate::limits::plans::PlanCopy;
+use crate::notify::audit::{AuditEvent, EventPos, EventQuery, Listed};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountCommand {
+    /// The plan, its version and the progress of its latest change.
+    Get,
+    /// Records a new plan (a new version) and starts carrying it to the keys.
+    SetPlan {
+        plan: String,
+        event: AuditEvent,
+    },
+    /// Row 15: admits `cost` credits against the plan's account-wide limits; the
+    /// answer carries the plan version every admission is checked against.
+    Admit {
+        cost: u64,
+    },
+    /// Group commit: the `Admit`s and `Refund`s of one call, in order, stored in
+    /// one step; a list of answers.
+    Batch {
+        items: Vec<AccountCommand>,
+    },
+    /// Gives back an admission that a key's limit refused, or that was not charged.
+    Refund {
+        at: i64,
+        cost: u64,
+    },
+    /// Claims a key's alias in the index before its object changes (409 when
+    /// another key holds it); for a new key also its place among at most `cap`.
+    Claim {
+        row: IndexRow,
+        #[serde(default)]
+        cap: Option<u64>,
+    },
+    /// The key as its object now holds it, and the event of the change.
+    Sync {
+        row: IndexRow,
+        event: Option<AuditEvent>,
+    },
+    Remove {
+        id: String,
+        event: Option<AuditEvent>,
+    },
+    Record {
+        event: AuditEvent,
+    },
+    /// A refused management attempt from the client address `bucket`, recorded
+    /// unless the trail holds `AUDIT_REFUSALS_PER_HOUR` of that address's already;
+    /// answers whether it was.
+    Refused {
+        event: AuditEvent,
+        bucket: String,
+    },
+    /// Key ids newest first after `after`, up to `query.limit + 1`.
+    List {
+        query: ListQuery,
+        after: Option<String>,
+        now: i64,
+    },
+    Events {
+        query: EventQuery,
+    },
+}
+
+/// `Get`'s and `SetPlan`'s answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountView {
+    /// The plan set for the account (none: the default plan).
+    pub plan: Option<String>,
+    pub plan_version: u64,
+    pub keys_total: u64,
+    pub keys_updated: u64,
+}
+
+/// `Admit`'s answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountAdmitted {
+    /// When the credits were taken (given back in this bucket if not charged).
+    pub at: i64,
+    pub limit: Option<LimitState>,
+    pub charged: u64,
+    /// The plan every admission is decided under.
+    pub plan: PlanCopy,
+}
+
+/// `List`'s answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyIds {
+    pub ids: Vec<String>,
+}
+
+/// `Events`' answer: up to `limit + 1` events, and where a bounded scan for an
+/// admin key stopped short.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventsPage {
+    pub events: Vec<Listed>,
+    pub resume: Option<EventPos>,
+}

@@ -1,0 +1,142 @@
+//! The key object's vocabulary: the commands it takes and the answers it gives.
+
+use super::*;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyCommand {
+    Create {
+        record: Box<KeyRecord>,
+    },
+    /// The record and the live state of every limit.
+    Get,
+    /// The hot path: rows 3–14; counts the use and consumes `cost` when all pass.
+    Check(CheckItem),
+    /// Where `hash` leads when the KV index has no copy of it yet (`lookup`): the
+    /// key's id and account if it is one of the key's live secrets. Reads only.
+    Locate {
+        hash: String,
+    },
+    /// Group commit (`batch`): the `Check`s and `Settle`s of one call, each decided
+    /// in order as if it came alone, against the state the ones before it left;
+    /// persisted once; answered as a list of `Answer`s.
+    Batch {
+        items: Vec<KeyCommand>,
+    },
+    /// After the answer (`reservation`): commits or releases each admitted
+    /// request's reservation and completes its log row.
+    Settle {
+        items: Vec<Settlement>,
+    },
+    Patch {
+        patch: Box<KeyPatch>,
+    },
+    Rotate {
+        hash: String,
+        prefix: String,
+        grace_ms: i64,
+    },
+    Deactivate,
+    Activate,
+    Revoke,
+    Delete,
+    /// The account's plan at `version`; an older version than the key's is ignored.
+    SetPlan {
+        #[serde(flatten)]
+        plan: PlanCopy,
+    },
+    /// Served from storage by the object itself.
+    Logs {
+        query: LogQuery,
+    },
+    /// Requests and credits per hour (24 h) or per day (30 d).
+    Usage {
+        resolution: Resolution,
+    },
+    /// The object's alarm: ends a suspension that is over.
+    Wake,
+    /// A report that the secret of `hash` leaked: `action` is applied when it is a
+    /// live secret of this key, and `key.leaked` is announced.
+    Leak {
+        hash: String,
+        action: LeakAction,
+        source: Option<String>,
+        url: Option<String>,
+    },
+    /// Copies a management route could not write after this object changed: kept
+    /// in the outbox and retried by the alarm until they land. Taken with or without
+    /// a record (a deleted key's index entries still need removing).
+    Enqueue {
+        notices: Vec<Notice>,
+    },
+}
+
+/// One request's rows 3–14.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckItem {
+    pub request: AccessRequest,
+    pub facts: RequestFacts,
+    pub cost: u64,
+    /// The account's plan as the worker last learned it: taken first when newer
+    /// than the key's copy.
+    #[serde(default)]
+    pub plan: Option<PlanCopy>,
+    /// The reservation of this request's admission under a superseded plan,
+    /// released (and its row dropped) before the check runs again.
+    #[serde(default)]
+    pub undo: Option<u64>,
+}
+
+/// What `Check` answers when the request is admitted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Admitted {
+    pub identity: Identity,
+    /// When the credits were reserved.
+    pub at: i64,
+    /// The reservation its settlement names.
+    pub reservation: u64,
+    pub limit: Option<LimitState>,
+    /// The version of the plan copy the request was decided under.
+    #[serde(default)]
+    pub plan_version: u64,
+}
+
+/// `Get`'s answer: the record and the live state of every limit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyRead {
+    pub record: KeyRecord,
+    pub limits: Vec<LimitState>,
+}
+
+/// `Rotate`'s answer: the hash that stopped being current, and the record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rotated {
+    pub old_hash: String,
+    pub record: KeyRecord,
+}
+
+/// `Leak`'s answer: whether the secret was a live one of this key, what was done
+/// (`revoked`, `deactivated`, `notified` or `none`) and the record after it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Leaked {
+    pub found: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<KeyRecord>,
+}
+
+/// `Usage`'s answer: requests and credits per hour or day, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageSeries {
+    pub resolution: Resolution,
+    pub items: Vec<UsagePoint>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsagePoint {
+    /// RFC 3339.
+    pub start: String,
+    pub requests: u64,
+    pub credits: u64,
+}
