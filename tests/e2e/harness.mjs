@@ -8,6 +8,7 @@ import https from "node:https";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { after, before } from "node:test";
 import { fileURLToPath } from "node:url";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -200,6 +201,27 @@ export async function startKeyward(opts) {
   const base = `${scheme}://127.0.0.1:${port}`;
   await waitReady(`${base}/health`, proc, opts.https);
   return { ...proc, base, persistDir };
+}
+
+/**
+ * The one e2e setup: the example origin and keyward (with `vars`; `opts` as for
+ * `startKeyward`) started before the file's tests and stopped after them. The
+ * returned object is filled in by then: `origin`, `server` (the keyward process:
+ * `base`, `persistDir`, `log()`, `stop()`, `kill()`), `base` and `api`.
+ */
+export function useKeyward(vars = {}, opts = {}) {
+  const kw = {};
+  before(async () => {
+    kw.origin = await startOrigin();
+    kw.server = await startKeyward({ originUrl: kw.origin.url, vars, ...opts });
+    kw.base = kw.server.base;
+    kw.api = client(kw.server.base);
+  });
+  after(async () => {
+    await kw.server?.stop();
+    await kw.origin?.stop();
+  });
+  return kw;
 }
 
 /** A GET that accepts wrangler's self-signed certificate. */
