@@ -1,7 +1,7 @@
 # keyward: the two commands a newcomer needs are `make dev` and `make test`.
 # Every target installs what it needs first (scripts/setup.sh is idempotent).
 
-.PHONY: setup build dev test unit lint e2e dashboard-test api-test fuzz bench scale unicode-tables
+.PHONY: setup build dev test unit lint e2e dashboard-test screenshots api-test fuzz bench scale unicode-tables deploy deploy-check
 
 setup:
 	@bash scripts/setup.sh
@@ -17,7 +17,7 @@ dev: build
 # Every test: formatting and lints, host unit and property tests, end-to-end tests
 # that start `wrangler dev` and speak HTTP to it, the dashboard in a browser, then
 # schemathesis against the served OpenAPI document.
-test: setup lint unit build e2e dashboard-test api-test
+test: setup lint unit build deploy-check e2e dashboard-test api-test
 
 lint:
 	cargo fmt --check
@@ -36,10 +36,15 @@ e2e:
 	WRANGLER_SEND_METRICS=false node --test --test-concurrency=1 tests/e2e/
 
 # The dashboard in Chromium (Debian's, installed by setup.sh --browser) driven by
-# playwright-core, against wrangler dev; writes the screenshots in docs/.
+# playwright-core, against wrangler dev (its screenshots go to a temporary folder).
 dashboard-test: build
 	@bash scripts/setup.sh --browser
 	WRANGLER_SEND_METRICS=false node --test --test-concurrency=1 dashboard/tests/
+
+# The dashboard tests, writing the README's screenshots into docs/.
+screenshots: build
+	@bash scripts/setup.sh --browser
+	SCREENSHOTS_DIR=docs WRANGLER_SEND_METRICS=false node --test --test-concurrency=1 dashboard/tests/
 
 # schemathesis (PyPI, pinned, in .venv) against the served OpenAPI document under
 # `wrangler dev`: every check, a fixed seed, 100 examples per operation (over 2,000
@@ -68,3 +73,11 @@ unicode-tables:
 	@[ -f /usr/share/unicode/UnicodeData.txt ] || { sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; $$sudo apt-get update -qq && $$sudo apt-get install -y -qq unicode-data; }
 	python3 scripts/unicode-tables.py src/request/unicode_tables.rs
 	cargo fmt
+
+# Deploys the production environment of wrangler.toml (README, "Deploying").
+deploy: build
+	@bash scripts/deploy.sh
+
+# The production deployment bundled and checked without uploading (part of make test).
+deploy-check: build
+	@bash scripts/deploy.sh --dry-run

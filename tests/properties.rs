@@ -7,7 +7,8 @@
 //! (`PROPTEST_CASES`). No nightly toolchain installs here, so cargo-fuzz cannot run:
 //! proptest is the generator.
 
-use keyward::admin::input::{parse_create, parse_list_query, parse_patch};
+use keyward::admin::input::{parse_create, parse_patch};
+use keyward::admin::listing::parse_list_query;
 use keyward::request::inbound::bearer_token;
 
 use keyward::key::format::{build_key, parse_key};

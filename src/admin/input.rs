@@ -10,7 +10,6 @@ use crate::limits::plans::RateLimits;
 
 use crate::request::cidr::Cidr;
 use crate::time_fmt::from_rfc3339;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 const DAY_MS: i64 = 86_400_000;
@@ -293,7 +292,7 @@ fn shown_text(v: &Value, field: &str, max: usize) -> Result<String, ApiError> {
 
 /// A text: 1 to `max` characters, not blank, no control characters; kept without
 /// surrounding whitespace.
-fn text(v: &Value, field: &str, max: usize) -> Result<String, ApiError> {
+pub fn text(v: &Value, field: &str, max: usize) -> Result<String, ApiError> {
     match v.as_str() {
         Some(s)
             if s.chars().count() <= max
@@ -393,57 +392,6 @@ fn limits_object<const N: usize>(
         };
     }
     Ok(out)
-}
-
-/// `GET /keys` filters and paging.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ListQuery {
-    pub account: Option<String>,
-    pub status: Option<String>,
-    pub environment: Option<Environment>,
-    pub category: Option<String>,
-    /// Part of the name, alias or prefix, in any case.
-    #[serde(default)]
-    pub search: Option<String>,
-    pub cursor: Option<String>,
-    pub limit: u32,
-}
-
-pub fn parse_list_query<'a>(
-    pairs: impl Iterator<Item = (&'a str, &'a str)>,
-) -> Result<ListQuery, ApiError> {
-    let mut q = ListQuery {
-        limit: crate::paging::DEFAULT_LIMIT,
-        ..Default::default()
-    };
-    for (k, v) in pairs {
-        match k {
-            "account" => q.account = Some(identifier(&Value::String(v.into()), "account")?),
-            "status" => {
-                if !["active", "inactive", "revoked", "expired"].contains(&v) {
-                    return Err(ApiError::field(
-                        "status",
-                        "must be active, inactive, revoked or expired",
-                    ));
-                }
-                q.status = Some(v.into());
-            }
-            "environment" => {
-                q.environment = Some(Environment::parse(v).ok_or_else(|| {
-                    ApiError::field("environment", "must be production, staging or development")
-                })?)
-            }
-            "category" => q.category = Some(v.into()),
-            "search" => q.search = Some(text(&Value::String(v.into()), "search", 100)?),
-            "cursor" => {
-                crate::admin::fanout::parse_key_cursor(v)?;
-                q.cursor = Some(v.into());
-            }
-            "limit" => q.limit = crate::paging::parse_limit(v)?,
-            other => return Err(ApiError::field(other, "is not a known filter")),
-        }
-    }
-    Ok(q)
 }
 
 #[cfg(test)]
@@ -671,40 +619,5 @@ mod tests {
             "plan"
         );
         assert_eq!(field_of(parse_plan(&json!({}), plans.iter())), "plan");
-    }
-
-    #[test]
-    fn list_query() {
-        let q = parse_list_query(
-            [("account", "acme"), ("status", "expired"), ("limit", "5")].into_iter(),
-        )
-        .unwrap();
-        assert_eq!(q.account.as_deref(), Some("acme"));
-        assert_eq!(q.limit, 5);
-        assert_eq!(
-            field_of(parse_list_query([("limit", "0")].into_iter())),
-            "limit"
-        );
-        assert_eq!(
-            field_of(parse_list_query([("status", "gone")].into_iter())),
-            "status"
-        );
-        assert_eq!(
-            field_of(parse_list_query([("sort", "x")].into_iter())),
-            "sort"
-        );
-        assert_eq!(
-            parse_list_query([("search", " CI ")].into_iter())
-                .unwrap()
-                .search
-                .as_deref(),
-            Some("CI")
-        );
-        for bad in ["", "  ", "a\u{0}b"] {
-            assert_eq!(
-                field_of(parse_list_query([("search", bad)].into_iter())),
-                "search"
-            );
-        }
     }
 }

@@ -1,4 +1,5 @@
 pub mod fanout;
 pub mod input;
+pub mod listing;
 pub mod openapi;
 pub mod verify;

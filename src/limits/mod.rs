@@ -1,5 +1,5 @@
 pub mod admission;
-pub mod ip_guard;
+pub mod failed_attempts;
 pub mod ledger;
 pub mod plans;
 pub mod reservation;

@@ -2,7 +2,7 @@
 //! (and blocks the address past the threshold), or says whether it is blocked;
 //! and when its storage can go. Its state is the address's `FailureWindow`.
 
-use crate::limits::ip_guard::{FailureOutcome, FailureWindow, IpBlockConfig};
+use crate::limits::failed_attempts::{FailureOutcome, FailureWindow, IpBlockConfig};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

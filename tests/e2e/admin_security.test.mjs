@@ -3,21 +3,14 @@
 // without losing anything.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { ADMIN_TOKEN, client, eventually, expectError, rawRequest, startKeyward, startOrigin } from "./harness.mjs";
+import { ADMIN_TOKEN, client, eventually, expectError, rawRequest, startKeyward, useKeyward } from "./harness.mjs";
 
 let origin, kw, api;
 let seq = 0;
 const unique = (label) => `${label}-${Date.now().toString(36)}-${seq++}`;
 
-before(async () => {
-  origin = await startOrigin();
-  kw = await startKeyward({ originUrl: origin.url });
-  api = client(kw.base);
-});
-after(async () => {
-  await kw?.stop();
-  await origin?.stop();
-});
+const setup = useKeyward({});
+before(async () => ({ origin, server: kw, api } = await setup.ready));
 
 /** What must not change about a key when a request was refused. */
 const stable = (k) => ({

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { Webhook } from "standardwebhooks";
-import { client, eventually, expectError, startKeyward, startOrigin, startReceiver } from "./harness.mjs";
+import { client, eventually, expectError, startKeyward, startOrigin, startReceiver, stays } from "./harness.mjs";
 
 const SECRET = "whsec_" + Buffer.alloc(32, 9).toString("base64");
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -53,7 +53,7 @@ test("key.expiring once per threshold, then key.expired, from the key's alarm", 
   const late = await api.createKey({ account: "alerts", name: "late", expires_at: new Date(Date.now() + 6_000).toISOString() });
   const kinds = async (id) => (await events(id)).filter((e) => e.action !== "key.created");
   await eventually(async () => assert.equal((await kinds(k.id)).length, 3), 35_000);
-  await sleep(2_000); // nothing more comes
+  await stays(async () => assert.equal((await kinds(k.id)).length, 3, "nothing more comes"), 2_000);
   const seen = await kinds(k.id);
   assert.deepEqual(seen.map((e) => e.action), ["key.expiring", "key.expiring", "key.expired"]);
   assert.deepEqual(seen.slice(0, 2).map((e) => e.details.notice_days), [0.0002, 0.0001]);
@@ -112,7 +112,7 @@ test("key.rate_limited at most once per key per window", async () => {
   const second = await burst();
   assert.ok(second.filter((s) => s === 429).length >= 3, String(second));
   await eventually(async () => assert.equal((await events(k.id, "key.rate_limited")).length, 2));
-  await sleep(500);
+  await stays(async () => assert.equal((await events(k.id, "key.rate_limited")).length, 2), 500);
   const seen = await events(k.id, "key.rate_limited");
   assert.equal(seen.length, 2, "one per window, not one per refusal");
   assert.equal(seen[0].details.limits[0].name, "per_second");

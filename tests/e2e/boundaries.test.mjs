@@ -4,8 +4,8 @@
 // and direction-changing names refused; the project collection closed to scoped
 // keys; refused management attempts audited, bounded per address; a cap on keys.
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
-import { ADMIN_TOKEN, client, eventually, expectError, rawRequest, startKeyward, startOrigin } from "./harness.mjs";
+import { before, describe, test } from "node:test";
+import { ADMIN_TOKEN, eventually, expectError, rawRequest, useKeyward } from "./harness.mjs";
 
 let origin, kw, api;
 let seq = 0;
@@ -13,22 +13,12 @@ const unique = (label) => `${label}-${Date.now().toString(36)}-${seq++}`;
 const REFUSALS_PER_HOUR = 3;
 const MAX_KEYS = 3;
 
-before(async () => {
-  origin = await startOrigin();
-  kw = await startKeyward({
-    originUrl: origin.url,
-    vars: {
-      AUDIT_REFUSALS_PER_HOUR: String(REFUSALS_PER_HOUR),
-      MAX_KEYS_PER_ACCOUNT: String(MAX_KEYS),
-      PUBLIC_PATHS: "/health",
-    },
-  });
-  api = client(kw.base);
+const setup = useKeyward({
+  AUDIT_REFUSALS_PER_HOUR: String(REFUSALS_PER_HOUR),
+  MAX_KEYS_PER_ACCOUNT: String(MAX_KEYS),
+  PUBLIC_PATHS: "/health",
 });
-after(async () => {
-  await kw?.stop();
-  await origin?.stop();
-});
+before(async () => ({ origin, server: kw, api } = await setup.ready));
 
 const PROXY_HEADERS = ["X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded", "X-Real-IP", "True-Client-IP"];
 

@@ -1,29 +1,19 @@
 // SPEC §3 over HTTP: every row of the check table this build enforces (1, 3–11),
 // public paths, forwarding, and the order in which rows are checked.
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
-import { client, expectError, startKeyward, startOrigin, eventually } from "./harness.mjs";
+import { before, describe, test } from "node:test";
+import { eventually, expectError, settledUsage, useKeyward } from "./harness.mjs";
 
 let origin, kw, api;
 
-before(async () => {
-  origin = await startOrigin();
-  kw = await startKeyward({
-    originUrl: origin.url,
-    vars: {
-      ROUTE_PERMISSIONS: JSON.stringify([
-        { method: "POST", path: "/licenses/**", permission: "license:manage" },
-        { path: "/customers/**", permission: "customer:read" },
-      ]),
-      PUBLIC_PATHS: "/health,/docs/**",
-    },
-  });
-  api = client(kw.base);
+const setup = useKeyward({
+  ROUTE_PERMISSIONS: JSON.stringify([
+    { method: "POST", path: "/licenses/**", permission: "license:manage" },
+    { path: "/customers/**", permission: "customer:read" },
+  ]),
+  PUBLIC_PATHS: "/health,/docs/**",
 });
-after(async () => {
-  await kw?.stop();
-  await origin?.stop();
-});
+before(async () => ({ origin, server: kw, api } = await setup.ready));
 
 const get = (path, key, headers) => api.call("GET", path, { key, headers });
 
@@ -83,11 +73,9 @@ describe("a valid key is forwarded", () => {
     for (let i = 0; i < 3; i++) assert.equal((await get("/things", k.key)).status, 200);
     await get("/things", k.key + "x"); // invalid: not counted
     // Uses are counted when each request settles, just after its answer.
-    await eventually(async () => {
-      const view = (await api.admin("GET", `/keys/${k.id}`)).json;
-      assert.equal(view.usage_count, 3);
-      assert.ok(Date.parse(view.last_used_at) >= Date.parse(k.created_at));
-    });
+    assert.equal(await settledUsage(api, k.id), 3);
+    const view = (await api.admin("GET", `/keys/${k.id}`)).json;
+    assert.ok(Date.parse(view.last_used_at) >= Date.parse(k.created_at));
   });
 });
 

@@ -3,8 +3,8 @@
 // each of them in arrival order. Limits stay exact and a revocation bites on the
 // very next request; the objects' own counters prove that batching happened.
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-import { client, eventually, expectError, objectStats, startKeyward, startOrigin } from "./harness.mjs";
+import { before, test } from "node:test";
+import { eventually, expectError, objectStats, useKeyward } from "./harness.mjs";
 
 let origin, kw, api;
 const PLANS = {
@@ -12,18 +12,8 @@ const PLANS = {
   metered: { api_access: true, account_limits: { per_minute: 30 } },
 };
 
-before(async () => {
-  origin = await startOrigin();
-  kw = await startKeyward({
-    originUrl: origin.url,
-    vars: { PLANS: JSON.stringify(PLANS), DEFAULT_PLAN: "open", BREAKER_ENABLED: "false", OBJECT_STATS: "true" },
-  });
-  api = client(kw.base);
-});
-after(async () => {
-  await kw?.stop();
-  await origin?.stop();
-});
+const setup = useKeyward({ PLANS: JSON.stringify(PLANS), DEFAULT_PLAN: "open", BREAKER_ENABLED: "false", OBJECT_STATS: "true" });
+before(async () => ({ origin, server: kw, api } = await setup.ready));
 
 let seq = 0;
 const fresh = (label) => `${label}-${Date.now().toString(36)}-${seq++}`;

@@ -3,30 +3,20 @@
 // origin folds differently are refused; every power of a key — limits, quotas,
 // environment, a rotation's grace — is confined like permissions and expiry.
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
-import { ADMIN_TOKEN, client, eventually, expectError, startKeyward, startOrigin } from "./harness.mjs";
+import { before, describe, test } from "node:test";
+import { ADMIN_TOKEN, eventually, expectError, useKeyward } from "./harness.mjs";
 
 let origin, kw, api;
 let seq = 0;
 const unique = (label) => `${label}-${Date.now().toString(36)}-${seq++}`;
 
-before(async () => {
-  origin = await startOrigin();
-  kw = await startKeyward({
-    originUrl: origin.url,
-    vars: {
-      IP_BLOCK_THRESHOLD: "10",
-      IP_BLOCK_WINDOW_SECONDS: "60",
-      IP_BLOCK_COOLDOWN_SECONDS: "600",
-      ROUTE_PERMISSIONS: JSON.stringify([{ method: "POST", path: "/licenses/**", permission: "license:manage" }]),
-    },
-  });
-  api = client(kw.base);
+const setup = useKeyward({
+  IP_BLOCK_THRESHOLD: "10",
+  IP_BLOCK_WINDOW_SECONDS: "60",
+  IP_BLOCK_COOLDOWN_SECONDS: "600",
+  ROUTE_PERMISSIONS: JSON.stringify([{ method: "POST", path: "/licenses/**", permission: "license:manage" }]),
 });
-after(async () => {
-  await kw?.stop();
-  await origin?.stop();
-});
+before(async () => ({ origin, server: kw, api } = await setup.ready));
 
 const me = (secret) => api.admin("GET", "/me", undefined, secret);
 const inAnHour = () => new Date(Date.now() + 3_600_000).toISOString();

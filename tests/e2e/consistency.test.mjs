@@ -4,29 +4,19 @@
 // still admit a key on its first request, by asking the object its key names.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { after, before, test } from "node:test";
-import { client, eventually, expectError, startKeyward, startOrigin } from "./harness.mjs";
+import { before, test } from "node:test";
+import { client, eventually, expectError, startKeyward, useKeyward } from "./harness.mjs";
 
 const HIDE_S = 3;
 let origin, kw, api;
 
-before(async () => {
-  origin = await startOrigin();
-  kw = await startKeyward({
-    originUrl: origin.url,
-    vars: {
-      TEST_KV_HIDE_WRITES_SECONDS: String(HIDE_S),
-      OBJECT_STATS: "true",
-      IP_BLOCK_THRESHOLD: "3",
-      IP_BLOCK_WINDOW_SECONDS: "60",
-    },
-  });
-  api = client(kw.base);
+const setup = useKeyward({
+  TEST_KV_HIDE_WRITES_SECONDS: String(HIDE_S),
+  OBJECT_STATS: "true",
+  IP_BLOCK_THRESHOLD: "3",
+  IP_BLOCK_WINDOW_SECONDS: "60",
 });
-after(async () => {
-  await kw?.stop();
-  await origin?.stop();
-});
+before(async () => ({ origin, server: kw, api } = await setup.ready));
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const from = (ip, key) => api.call("GET", "/things", { key, headers: { "cf-connecting-ip": ip } });

@@ -1,6 +1,7 @@
 // Starts real processes for the end-to-end tests: the example origin and
 // `wrangler dev` (workerd, local KV and Durable Objects persisted to a temp dir),
 // each on a free loopback port, and speaks HTTP to them.
+import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
@@ -211,11 +212,22 @@ export async function startKeyward(opts) {
  */
 export function useKeyward(vars = {}, opts = {}) {
   const kw = {};
+  let started, failed;
+  // node:test does not run a file's top-level `before` hooks one after another:
+  // a file's own hook awaits `kw.ready` instead of reading `kw` at once.
+  kw.ready = new Promise((resolve, reject) => ((started = resolve), (failed = reject)));
+  kw.ready.catch(() => {});
   before(async () => {
-    kw.origin = await startOrigin();
-    kw.server = await startKeyward({ originUrl: kw.origin.url, vars, ...opts });
-    kw.base = kw.server.base;
-    kw.api = client(kw.server.base);
+    try {
+      kw.origin = await startOrigin();
+      kw.server = await startKeyward({ originUrl: kw.origin.url, vars, ...opts });
+      kw.base = kw.server.base;
+      kw.api = client(kw.server.base);
+      started(kw);
+    } catch (e) {
+      failed(e);
+      throw e;
+    }
   });
   after(async () => {
     await kw.server?.stop();
@@ -288,6 +300,31 @@ export async function eventually(check, ms = 5000) {
       if (Date.now() > deadline) throw e;
       await sleep(100);
     }
+  }
+}
+
+/**
+ * A key's `usage_count` once none of its requests is pending settlement (its log
+ * holds no `pending` row): the count a "not counted" check may rely on.
+ */
+export async function settledUsage(api, id) {
+  return eventually(async () => {
+    const logs = (await api.admin("GET", `/keys/${id}/logs?limit=100`)).json.items;
+    assert.ok(logs.every((l) => l.state !== "pending"), "a request is still pending");
+    return (await api.admin("GET", `/keys/${id}`)).json.usage_count;
+  }, 10_000);
+}
+
+/**
+ * Polls `check` for `ms`, failing as soon as it fails: for what must *not*
+ * happen (no second notice, no retry) over a time the behaviour defines.
+ */
+export async function stays(check, ms) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    await check();
+    if (Date.now() > deadline) return;
+    await sleep(100);
   }
 }
 

@@ -1,22 +1,14 @@
 // SPEC §4 over HTTP: the key lifecycle, its immediacy on the request path, input
 // validation, listing and paging, accounts, and who may manage what.
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
-import { client, expectError, startKeyward, startOrigin, eventually } from "./harness.mjs";
+import { before, describe, test } from "node:test";
+import { eventually, expectError, useKeyward } from "./harness.mjs";
 
 let origin, kw, api;
 
-before(async () => {
-  origin = await startOrigin();
-  kw = await startKeyward({ originUrl: origin.url });
-  api = client(kw.base);
-});
-after(async () => {
-  await kw?.stop();
-  await origin?.stop();
-});
+const setup = useKeyward({});
+before(async () => ({ origin, server: kw, api } = await setup.ready));
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const use = (key, method = "GET", path = "/things") => api.call(method, path, { key });
 let seq = 0;
 const uniqueAccount = (label) => `${label}-${Date.now().toString(36)}-${seq++}`;
@@ -131,7 +123,7 @@ describe("list", () => {
     const d = await api.createKey({ account });
     await api.admin("POST", `/keys/${b.id}/deactivate`);
     await api.admin("POST", `/keys/${d.id}/revoke`);
-    await sleep(1100);
+    await eventually(async () => assert.equal((await api.admin("GET", `/keys/${c.id}`)).json.status, "expired"));
     const ids = async (q) => (await listAll({ account, ...q })).map((k) => k.id).sort();
     assert.deepEqual(await ids({}), [a.id, b.id, c.id, d.id].sort());
     assert.deepEqual(await ids({ status: "active" }), [a.id]);
@@ -218,8 +210,7 @@ describe("lifecycle changes bite on the very next request", () => {
     assert.ok(r.json.previous_secret_valid_until);
     assert.equal((await use(k.key)).status, 200);
     assert.equal((await use(r.json.key)).status, 200);
-    await sleep(2100);
-    expectError(assert, await use(k.key), 401, "invalid_key");
+    await eventually(async () => expectError(assert, await use(k.key), 401, "invalid_key"), 5000);
     assert.equal((await use(r.json.key)).status, 200);
     const bad = await api.admin("POST", `/keys/${k.id}/rotate`, { grace_period_seconds: "soon" });
     expectError(assert, bad, 400, "invalid_request");

@@ -2,25 +2,15 @@
 // key's ledger, search over name/alias/prefix, and the caller (`GET /me`). Each
 // with its admin-confinement and hostile-input cases.
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
-import { client, expectError, startKeyward, startOrigin } from "./harness.mjs";
+import { before, describe, test } from "node:test";
+import { expectError, useKeyward } from "./harness.mjs";
 
 let origin, kw, api;
 let seq = 0;
 const unique = (label) => `${label}-${Date.now().toString(36)}-${seq++}`;
 
-before(async () => {
-  origin = await startOrigin();
-  kw = await startKeyward({
-    originUrl: origin.url,
-    vars: { ROUTE_COSTS: JSON.stringify([{ method: "POST", path: "/reports/**", cost: 5 }]) },
-  });
-  api = client(kw.base);
-});
-after(async () => {
-  await kw?.stop();
-  await origin?.stop();
-});
+const setup = useKeyward({ ROUTE_COSTS: JSON.stringify([{ method: "POST", path: "/reports/**", cost: 5 }]) });
+before(async () => ({ origin, server: kw, api } = await setup.ready));
 
 describe("GET /keys/{id}/usage", () => {
   test("counts admitted requests and their credits per hour and per day; refusals do not count", async () => {

@@ -3,8 +3,8 @@
 // row marked `verify`, failed attempts counted for `ip`, verifiers confined to their
 // own account.
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
-import { client, eventually, expectError, startKeyward, startOrigin } from "./harness.mjs";
+import { before, describe, test } from "node:test";
+import { eventually, expectError, settledUsage, useKeyward } from "./harness.mjs";
 
 let origin, kw, api;
 let seq = 0;
@@ -16,29 +16,19 @@ const PLANS = {
   free: { api_access: false },
 };
 
-before(async () => {
-  origin = await startOrigin();
-  kw = await startKeyward({
-    originUrl: origin.url,
-    vars: {
-      PLANS: JSON.stringify(PLANS),
-      IP_BLOCK_THRESHOLD: "3",
-      IP_BLOCK_WINDOW_SECONDS: "30",
-      IP_BLOCK_COOLDOWN_SECONDS: "30",
-      BREAKER_WINDOW_SECONDS: "10",
-      BREAKER_HISTORY_SECONDS: "60",
-      BREAKER_FLOOR: "6",
-      BREAKER_COOLDOWN_SECONDS: "30",
-      ROUTE_PERMISSIONS: JSON.stringify([{ method: "POST", path: "/licenses/**", permission: "license:manage" }]),
-      ROUTE_COSTS: JSON.stringify([{ path: "/reports/**", cost: 2 }]),
-    },
-  });
-  api = client(kw.base);
+const setup = useKeyward({
+  PLANS: JSON.stringify(PLANS),
+  IP_BLOCK_THRESHOLD: "3",
+  IP_BLOCK_WINDOW_SECONDS: "30",
+  IP_BLOCK_COOLDOWN_SECONDS: "30",
+  BREAKER_WINDOW_SECONDS: "10",
+  BREAKER_HISTORY_SECONDS: "60",
+  BREAKER_FLOOR: "6",
+  BREAKER_COOLDOWN_SECONDS: "30",
+  ROUTE_PERMISSIONS: JSON.stringify([{ method: "POST", path: "/licenses/**", permission: "license:manage" }]),
+  ROUTE_COSTS: JSON.stringify([{ path: "/reports/**", cost: 2 }]),
 });
-after(async () => {
-  await kw?.stop();
-  await origin?.stop();
-});
+before(async () => ({ origin, server: kw, api } = await setup.ready));
 
 const verify = (body, token) => api.admin("POST", "/verify", body, token);
 
@@ -170,7 +160,7 @@ describe("who may verify", () => {
     assert.equal((await verify({ key: own.key }, verifier.key)).json.valid, true);
     // Another account's key is unknown to it, and nothing of that key is spent.
     await refused({ key: foreign.key }, "invalid_key", "Invalid API Key", verifier.key);
-    assert.equal((await api.admin("GET", `/keys/${foreign.id}`)).json.usage_count, 0);
+    assert.equal(await settledUsage(api, foreign.id), 0);
     expectError(assert, await api.admin("GET", "/keys", undefined, verifier.key), 403, "insufficient_permissions", "Forbidden: missing permission 'admin'");
     // admin includes verify; write:all does not.
     const admin = await api.createKey({ account: mine, permissions: ["admin"] });
@@ -198,6 +188,6 @@ describe("who may verify", () => {
       assert.equal(res.json.field, field, JSON.stringify(body));
     }
     expectError(assert, await verify("[1]"), 400, "invalid_request");
-    assert.equal((await api.admin("GET", `/keys/${k.id}`)).json.usage_count, 0, "nothing was counted");
+    assert.equal(await settledUsage(api, k.id), 0, "nothing was counted");
   });
 });

@@ -5,7 +5,8 @@
 
 use super::caller::Caller;
 use crate::admin::fanout::{self, Cursor};
-use crate::admin::input::{self, ListQuery};
+use crate::admin::input;
+use crate::admin::listing::{self, ListQuery};
 use crate::config::Config;
 use crate::edge::js::rpc::{self, Object};
 use crate::edge::js::runtime::{now_ms, random};
@@ -204,7 +205,7 @@ pub async fn list(
     pairs: &[(String, String)],
 ) -> Result<Response, ApiError> {
     let now = now_ms();
-    let mut query = input::parse_list_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    let mut query = listing::parse_list_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
     query.account = caller.confine(query.account)?;
     let cursor = match query.cursor.as_deref() {
         Some(text) => fanout::parse_key_cursor(text)?,

@@ -14,7 +14,7 @@ use crate::edge::js::task;
 use crate::edge::request::guard::client_ip;
 use crate::error::ApiError;
 use crate::key::powers::Powers;
-use crate::limits::ip_guard::address_bucket;
+use crate::limits::failed_attempts::address_bucket;
 use crate::notify::audit::{AuditEvent, DEPLOYMENT_TRAIL, REFUSED};
 use crate::objects::account::AccountCommand;
 use crate::request::inbound::RequestLine;

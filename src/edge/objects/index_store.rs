@@ -7,7 +7,7 @@ use crate::admin::fanout::{self, EventBound};
 use crate::notify::audit::{EventPos, Listed};
 use crate::objects::account::{self, EventsPage, IndexWrite, KeyCount, Oldest};
 
-use crate::admin::input::ListQuery;
+use crate::admin::listing::ListQuery;
 use crate::error::ApiError;
 use crate::key::record::IndexRow;
 use crate::notify::audit::{AuditEvent, EventQuery};

@@ -10,7 +10,7 @@ use crate::edge::js::rpc;
 use crate::edge::js::runtime::{self, now_ms};
 use crate::edge::js::task;
 use crate::error::ApiError;
-use crate::limits::ip_guard::FailureWindow;
+use crate::limits::failed_attempts::FailureWindow;
 use crate::objects::ip_guard::{self as core, Effects, IpGuardCommand};
 use serde_json::Value;
 use std::rc::Rc;

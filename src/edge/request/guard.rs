@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::edge::js::rpc::{self, Object};
 use crate::edge::js::runtime::{self, now_ms};
 use crate::error::ApiError;
-use crate::limits::ip_guard::{address_bucket, FailureOutcome};
+use crate::limits::failed_attempts::{address_bucket, FailureOutcome};
 use crate::objects::ip_guard::IpGuardCommand;
 use crate::request::faults::Target;
 use crate::time_fmt::retry_after;

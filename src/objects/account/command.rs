@@ -1,6 +1,6 @@
 //! The account object's vocabulary: the commands it takes and the answers it gives.
 
-use crate::admin::input::ListQuery;
+use crate::admin::listing::ListQuery;
 use crate::key::record::IndexRow;
 use crate::limits::admission::LimitState;
 use crate::limits::plans::PlanCopy;

@@ -12,7 +12,7 @@ mod tests;
 
 pub use command::{AccountAdmitted, AccountCommand, AccountView, EventsPage, KeyIds};
 
-use crate::admin::input::ListQuery;
+use crate::admin::listing::ListQuery;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::key::record::IndexRow;

@@ -1,8 +1,8 @@
 //! The key object's core, command by command.
 
 mod batches;
-mod lifecycle;
 mod reservations;
+mod transitions;
 
 use super::*;
 use crate::key::record::{AdminStatus, Environment};
