@@ -1,7 +1,7 @@
 # keyward: the two commands a newcomer needs are `make dev` and `make test`.
 # Every target installs what it needs first (scripts/setup.sh is idempotent).
 
-.PHONY: setup build dev test unit lint e2e dashboard-test screenshots api-test fuzz bench scale unicode-tables deploy deploy-check
+.PHONY: setup build dev test unit lint e2e dashboard-test screenshots api-test fuzz bench scale geo unicode-tables deploy deploy-check
 
 setup:
 	@bash scripts/setup.sh
@@ -65,6 +65,13 @@ bench: build
 # writes bench/SCALE.md and its section of BENCHMARKS.md. Not part of `make test`.
 scale: build
 	WRANGLER_SEND_METRICS=false node bench/scale.mjs
+
+# Geography, simulated (TEST_GEO): per client region, the latency keyward adds over
+# the bare forwarder for a key created far from its clients, a key and an account
+# used from three regions, a revocation's effect everywhere, and object calls per
+# request. About 2 minutes; writes bench/GEO.md and its section of BENCHMARKS.md.
+geo: build
+	WRANGLER_SEND_METRICS=false node bench/geo.mjs
 
 # Regenerates src/unicode_tables.rs (the path and name tables of the Security model)
 # from the Unicode Character Database: Debian's unicode-data package, installed

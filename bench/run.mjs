@@ -317,7 +317,7 @@ Ceiling for any design that consults the key's Durable Object on every request, 
 from this run (floor + the revoked key's one almost-free hop + the origin):
 1 / (1/${revokedRow.rps.toFixed(0)} + 1/${publicRow.rps.toFixed(0)} − 1/${bad.rps.toFixed(0)}) = ${ceiling.toFixed(0)} req/s, ${pct(ceiling / publicRow.rps)} of the public path.
 `;
-  const extra = ["bench/SCALE.md", "bench/NOTES.md"]
+  const extra = ["bench/SCALE.md", "bench/GEO.md", "bench/NOTES.md"]
     .filter((f) => fs.existsSync(path.join(ROOT, f)))
     .map((f) => "\n" + fs.readFileSync(path.join(ROOT, f), "utf8"))
     .join("");

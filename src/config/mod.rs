@@ -6,6 +6,7 @@ use crate::key::record::Environment;
 use crate::limits::admission::BreakerConfig;
 use crate::limits::failed_attempts::IpBlockConfig;
 use crate::limits::plans::{default_plans, Plan};
+use crate::request::regions::{self, Region};
 
 use crate::request::policy::{CostRule, RouteRule};
 mod rules;
@@ -83,6 +84,11 @@ pub struct Config {
     /// `X-Keyward-Test-Fault` header makes chosen calls fail or stall
     /// (`request::faults`).
     pub test_faults: bool,
+    /// Test-only (`TEST_GEO`, a region name; refused in production): geography
+    /// simulated. A request's `X-Keyward-Test-Region` (else this region) is where
+    /// its client is; every object call waits the round trip to the object's
+    /// region, the region of its first call (`request::regions`).
+    pub test_geo: Option<Region>,
 }
 
 /// `WEBHOOK_URL` and its signing secrets — `WEBHOOK_SECRET`, then
@@ -314,6 +320,15 @@ impl Config {
         let test_fail_inline_copies = flag("TEST_FAIL_INLINE_COPIES", false)?;
         let test_hold_plan_updates = flag("TEST_HOLD_PLAN_UPDATES", false)?;
         let test_faults = flag("TEST_FAULTS", false)?;
+        let test_geo = match text("TEST_GEO", "").trim() {
+            "" => None,
+            name => Some(Region::parse(name).ok_or_else(|| {
+                format!(
+                    "TEST_GEO must be a region ({}), not '{name}'",
+                    regions::names()
+                )
+            })?),
+        };
         let test_kv_hide_writes_ms =
             number("TEST_KV_HIDE_WRITES_SECONDS", 0, 0)?.min(3600) as i64 * 1000;
         for (name, on) in [
@@ -321,6 +336,7 @@ impl Config {
             ("TEST_HOLD_PLAN_UPDATES", test_hold_plan_updates),
             ("TEST_KV_HIDE_WRITES_SECONDS", test_kv_hide_writes_ms > 0),
             ("TEST_FAULTS", test_faults),
+            ("TEST_GEO", test_geo.is_some()),
         ] {
             if on && environment == Environment::Production {
                 return Err(format!(
@@ -379,6 +395,7 @@ impl Config {
             storage_timeout_ms,
             origin_timeout_ms,
             test_faults,
+            test_geo,
         })
     }
 
@@ -531,6 +548,24 @@ mod tests {
                 .unwrap_err()
                 .contains("PLAN_UPDATE_BATCH"));
         }
+    }
+
+    #[test]
+    fn geography_is_a_region_and_a_test_switch() {
+        let dev = |v: &str| {
+            config(&[
+                ("ORIGIN_URL", "http://o"),
+                ("ENVIRONMENT", "development"),
+                ("TEST_GEO", v),
+            ])
+        };
+        assert_eq!(dev("").unwrap().test_geo, None);
+        assert_eq!(dev("weur").unwrap().test_geo, Some(Region::Weur));
+        assert!(dev("europe")
+            .unwrap_err()
+            .contains("TEST_GEO must be a region"));
+        let prod = config(&[("ORIGIN_URL", "http://o"), ("TEST_GEO", "oc")]).unwrap_err();
+        assert!(prod.contains("TEST_GEO is a test switch"), "{prod}");
     }
 
     #[test]

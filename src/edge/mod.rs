@@ -15,6 +15,7 @@ mod request;
 
 use crate::error::ApiError;
 use crate::request::inbound::{self, RequestLine};
+use crate::request::regions;
 use js::{runtime, task};
 use request::respond;
 use wasm_bindgen::prelude::*;
@@ -48,6 +49,10 @@ async fn route(
     cfg: &crate::config::Config,
     ctx: &Context,
 ) -> std::result::Result<Response, ApiError> {
+    if let Some(default) = cfg.test_geo {
+        let header = req.headers().get(regions::HEADER).ok().flatten();
+        task::set_region(Some(regions::of_request(header.as_deref(), default)?));
+    }
     let line = inbound::request_line(&req.method(), &req.url(), cfg.allow_http)?;
     let under_admin = line
         .path

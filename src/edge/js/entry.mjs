@@ -9,7 +9,8 @@
 // Each object class derives from `DurableObject`, which is what makes the runtime
 // serve Workers RPC to it, and hands every call to the Rust object of the same
 // name: `batch` (commands from `lanes.js`) and `alarm`. Both answer through the
-// Rust side's one executor (`task.rs`).
+// Rust side's one executor (`task.rs`). With TEST_GEO, `batch` first waits the
+// simulated round trip (`far`).
 import { DurableObject } from "cloudflare:workers";
 import Rust, * as rust from "../../../build/index.js";
 import { headers, pages } from "../../../dashboard/dist/pages.mjs";
@@ -40,6 +41,8 @@ export default class Keyward extends Rust {
   }
 }
 
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
 function rpcClass(RustObject) {
   return class extends DurableObject {
     constructor(ctx, env) {
@@ -47,12 +50,33 @@ function rpcClass(RustObject) {
       this.rust = new RustObject(ctx, env);
     }
     // Answered at once when no command needs I/O (the request path's never do),
-    // else by the object's asynchronous path.
-    batch(items) {
+    // else by the object's asynchronous path. `from` is given only when geography
+    // is simulated (TEST_GEO).
+    batch(items, from) {
+      if (from !== undefined) return this.far(items, from);
       return this.rust.batch_now?.(items) ?? this.rust.batch_later(items);
     }
     alarm() {
       return this.rust.alarm();
+    }
+    // Simulated geography: the object is where its first call came from (in
+    // production an object is created where it is first asked for, and stays).
+    // A call waits half the round trip from its caller's region before it is
+    // decided, and half after.
+    async far(items, from) {
+      const half = rust.Geography.round_trip_ms(from, this.home(from)) / 2;
+      await sleep(half);
+      const answers = await (this.rust.batch_now?.(items) ?? this.rust.batch_later(items));
+      await sleep(half);
+      return answers;
+    }
+    home(from) {
+      const sql = this.ctx.storage.sql;
+      sql.exec("CREATE TABLE IF NOT EXISTS geo_home (region TEXT NOT NULL)");
+      const row = sql.exec("SELECT region FROM geo_home").toArray()[0];
+      if (row !== undefined) return row.region;
+      sql.exec("INSERT INTO geo_home (region) VALUES (?)", from);
+      return from;
     }
   };
 }

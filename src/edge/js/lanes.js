@@ -28,6 +28,11 @@
 // Faults (tests only; the worker passes them only when TEST_FAULTS=true): "fail"
 // fails the command before it is sent; "stall" sends it, then withholds the whole
 // call's answer until the deadline, as a hung object would.
+//
+// Geography (tests and `make geo` only; the worker passes it only when TEST_GEO
+// is set): `from` names the caller's region; the object waits the round trip from
+// there (entry.mjs). An isolate is in one place, so a lane is per object and
+// region: requests from different simulated regions never share a call.
 
 const MAX_BATCH = 64;
 // How often a waiting request reads its mailbox: well under one object call.
@@ -57,27 +62,27 @@ function within(promise, ms, what) {
 }
 
 /** The object's answers to `items`, subject to the deadline and the members' faults. */
-async function batch(env, binding, name, members, deadline) {
+async function batch(env, binding, name, members, deadline, from) {
   const what = `${binding}/${name}`;
   const items = members.map((m) => m.item);
-  const call = stub(env, binding, name).batch(items);
+  const call = from ? stub(env, binding, name).batch(items, from) : stub(env, binding, name).batch(items);
   const stalled = members.some((m) => m.fault === "stall") ? call.then(() => new Promise(() => {})) : call;
   return checked(await within(stalled, deadline, what), members.length);
 }
 
 /** One command to one object, now. Resolves to its answer (JSON text). */
-export async function call(env, binding, name, item, deadline, fault) {
+export async function call(env, binding, name, item, deadline, fault, from) {
   if (fault === "fail") throw new Error(`${binding}/${name}: failed (TEST_FAULTS)`);
-  return (await batch(env, binding, name, [{ item, fault }], deadline))[0];
+  return (await batch(env, binding, name, [{ item, fault }], deadline, from))[0];
 }
 
 /** One command through the object's lane. Resolves to its answer (JSON text). */
-export function submit(env, ctx, binding, name, item, deadline, fault) {
+export function submit(env, ctx, binding, name, item, deadline, fault, from) {
   if (fault === "fail") return Promise.reject(new Error(`${binding}/${name}: failed (TEST_FAULTS)`));
-  const id = `${binding}\u0000${name}`;
+  const id = `${binding}\u0000${name}\u0000${from}`;
   let lane = lanes.get(id);
   if (lane === undefined) {
-    lane = { id, binding, name, busy: false, queue: [] };
+    lane = { id, binding, name, from, busy: false, queue: [] };
     lanes.set(id, lane);
   }
   const me = { item, fault, deadline, since: Date.now(), word: undefined };
@@ -119,7 +124,7 @@ function send(lane, env, ctx, members) {
     let answers;
     let error;
     try {
-      answers = await batch(env, lane.binding, lane.name, members, members[0].deadline);
+      answers = await batch(env, lane.binding, lane.name, members, members[0].deadline, lane.from);
     } catch (e) {
       error = e;
     }

@@ -2,9 +2,11 @@
 //! JavaScript — the Worker's module and Durable Object classes (`entry.mjs`),
 //! object calls and their lanes (`lanes.js`, `rpc`), each request's task
 //! (`task`), the clock, configuration and isolate caches (`runtime`), timers
-//! (`deadline`) and WebCrypto (`webcrypto`).
+//! (`deadline`), WebCrypto (`webcrypto`) and the simulated geography's round
+//! trips (`geography`).
 
 pub mod deadline;
+pub mod geography;
 pub mod rpc;
 pub mod runtime;
 pub mod task;

@@ -8,10 +8,11 @@
 //! shown. The object side of the protocol is here too: a command from its text,
 //! an answer as text.
 
-use super::runtime;
+use super::{runtime, task};
 use crate::error::ApiError;
 use crate::objects::batch::Answer;
 use crate::request::faults::Mode;
+use crate::request::regions::Region;
 use js_sys::Promise;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -62,6 +63,7 @@ extern "C" {
         item: String,
         deadline: f64,
         fault: &str,
+        from: &str,
     ) -> Promise;
     #[wasm_bindgen(js_name = submit)]
     fn js_submit(
@@ -72,6 +74,7 @@ extern "C" {
         item: String,
         deadline: f64,
         fault: &str,
+        from: &str,
     ) -> Promise;
 }
 
@@ -88,6 +91,12 @@ fn fault_word(fault: Option<Mode>) -> &'static str {
         Some(Mode::Fail) => "fail",
         Some(Mode::Stall) => "stall",
     }
+}
+
+/// Where the calling task is, when geography is simulated (`TEST_GEO`): the
+/// object waits the round trip from there (`entry.mjs`).
+fn from() -> &'static str {
+    task::region().map_or("", Region::name)
 }
 
 fn deadline_ms(env: &Env) -> f64 {
@@ -118,6 +127,7 @@ pub async fn ask_with<A: DeserializeOwned>(
         body,
         deadline_ms(env),
         fault_word(fault),
+        from(),
     );
     answer(to, promise).await
 }
@@ -142,6 +152,7 @@ pub async fn submit<A: DeserializeOwned>(
         body,
         deadline_ms(env),
         fault_word(fault),
+        from(),
     );
     answer(to, promise).await
 }

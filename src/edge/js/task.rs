@@ -10,7 +10,12 @@
 //! it is woken: first when it is made (in the request's own call), then in the
 //! promise callback that wakes it, which the runtime runs in the request that made
 //! the promise — the task's own, since a task only awaits promises it made.
+//!
+//! A task also knows where it runs (`region`, for the simulated geography of
+//! `TEST_GEO` only): a task spawned by another inherits its region, so a request's
+//! background work is where the request was.
 
+use crate::request::regions::Region;
 use js_sys::Promise;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -27,6 +32,23 @@ struct Task {
     polling: Cell<bool>,
     /// Woken while being polled.
     again: Cell<bool>,
+    /// Where this task's request is, when geography is simulated.
+    region: Cell<Option<Region>>,
+}
+
+thread_local! {
+    /// The region of the task being polled now.
+    static CURRENT: Cell<Option<Region>> = const { Cell::new(None) };
+}
+
+/// The region of the running task (None unless geography is simulated).
+pub fn region() -> Option<Region> {
+    CURRENT.with(Cell::get)
+}
+
+/// Places the running task (and the tasks it spawns from now on) in `region`.
+pub fn set_region(region: Option<Region>) {
+    CURRENT.with(|c| c.set(region));
 }
 
 // Wasm32 without threads: there is one thread, so nothing is shared across
@@ -50,6 +72,7 @@ fn run(task: &Arc<Task>) {
         return;
     }
     task.polling.set(true);
+    let outer = CURRENT.with(|c| c.replace(task.region.get()));
     loop {
         task.again.set(false);
         let waker = Waker::from(task.clone());
@@ -71,6 +94,7 @@ fn run(task: &Arc<Task>) {
             break;
         }
     }
+    task.region.set(CURRENT.with(|c| c.replace(outer)));
     task.polling.set(false);
 }
 
@@ -80,6 +104,7 @@ pub fn spawn(future: impl Future<Output = ()> + 'static) {
         future: RefCell::new(Some(Box::pin(future))),
         polling: Cell::new(false),
         again: Cell::new(false),
+        region: Cell::new(region()),
     });
     run(&task);
 }

@@ -1,0 +1,183 @@
+// `make geo`: geography, simulated (issue 21 §1). Starts keyward under `wrangler
+// dev` with TEST_GEO=weur (the admin is in Western Europe; every object call waits
+// the round trip between its caller's region and the object's, src/request/regions.rs)
+// and OBJECT_STATS=true, beside the bare forwarder of bench/bare, and prints per
+// client region the latency keyward adds over the forwarder (p50/p99) for:
+//   1. a key created from Europe, used from Oceania (quiet: one request at a time;
+//      sustained: GEO_CONCURRENCY at once);
+//   2. one key used from three regions at once;
+//   3. an account with account-wide limits whose keys are used from three regions;
+//   4. a revocation: the first request from every region sent after its call answered;
+// and the object calls per gated request of each, from the objects' own counters.
+// Writes bench/GEO.md and its section of BENCHMARKS.md.
+// Env: GEO_REQUESTS (per region and scenario, default 200), GEO_CONCURRENCY (8).
+import fs from "node:fs";
+import path from "node:path";
+import { ROOT, client, frozenBuild, objectStats, startKeyward, startOrigin, tempDir } from "../tests/e2e/harness.mjs";
+
+const REQUESTS = Number(process.env.GEO_REQUESTS ?? 200);
+const CONCURRENCY = Number(process.env.GEO_CONCURRENCY ?? 8);
+const THREE = ["oc", "enam", "weur"];
+
+const pctl = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+};
+
+const origin = await startOrigin();
+const persistDir = tempDir("geo");
+const kw = await startKeyward({
+  originUrl: origin.url,
+  persistDir,
+  config: frozenBuild(),
+  vars: {
+    TEST_GEO: "weur",
+    OBJECT_STATS: "true",
+    BREAKER_ENABLED: "false",
+    IP_BLOCK_THRESHOLD: "0",
+    PLANS: JSON.stringify({
+      open: { api_access: true },
+      shared: { api_access: true, account_limits: { per_minute: 1_000_000 } },
+    }),
+    DEFAULT_PLAN: "open",
+  },
+});
+const forwarder = await startKeyward({ originUrl: origin.url, config: path.join(ROOT, "bench/bare/forwarder.toml") });
+const api = client(kw.base);
+const bare = client(forwarder.base);
+
+/** Latencies (ms) of `n` requests with `key` from `region`, `concurrency` at once. */
+async function load(c, key, region, n, concurrency) {
+  const ms = [];
+  let sent = 0;
+  let failed = 0;
+  const headers = region ? { "x-keyward-test-region": region } : {};
+  const one = async () => {
+    while (sent < n) {
+      sent++;
+      const t = performance.now();
+      const res = await c.call("GET", "/things", { key, headers });
+      ms.push(performance.now() - t);
+      if (res.status !== 200) failed++;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, one));
+  if (failed) throw new Error(`${failed} of ${n} requests from ${region} were refused`);
+  return ms;
+}
+
+/** The calls every object has served so far, by object. */
+function calls() {
+  return objectStats(persistDir).reduce((sum, o) => sum + (o.calls ?? 0), 0);
+}
+
+// The forwarder's own latency at each concurrency: what keyward adds is measured
+// over it, so the origin and the local machine cancel out.
+const base = {};
+for (const c of [1, CONCURRENCY]) {
+  await load(bare, undefined, undefined, 50, c); // warm
+  const ms = await load(bare, undefined, undefined, REQUESTS, c);
+  base[c] = { p50: pctl(ms, 50), p99: pctl(ms, 99) };
+}
+
+const rows = [];
+/** Runs `fn` (which sends `requests` gated requests) and records its rows and calls per request. */
+async function scenario(name, requests, fn) {
+  const before = calls();
+  const measured = await fn();
+  const perRequest = (calls() - before) / requests;
+  for (const m of measured) rows.push({ scenario: name, ...m, calls: perRequest });
+}
+const added = (ms, c) => ({ p50: pctl(ms, 50) - base[c].p50, p99: pctl(ms, 99) - base[c].p99 });
+
+let seq = 0;
+const account = (label) => `geo-${label}-${Date.now().toString(36)}-${seq++}`;
+// Keys are created by the admin, in weur (TEST_GEO's region): where production
+// creates their objects today.
+const create = async (body) => api.createKey({ name: "geo", ...body });
+
+// 1. Created from Europe, used from Oceania.
+{
+  const k = await create({ account: account("far") });
+  await load(api, k.key, "oc", 5, 1); // its objects exist and the isolate knows the key
+  await scenario("created in weur, used from oc, quiet", REQUESTS, async () => [
+    { region: "oc", concurrency: 1, ...added(await load(api, k.key, "oc", REQUESTS, 1), 1) },
+  ]);
+  await scenario(`created in weur, used from oc, ${CONCURRENCY} at once`, REQUESTS, async () => [
+    { region: "oc", concurrency: CONCURRENCY, ...added(await load(api, k.key, "oc", REQUESTS, CONCURRENCY), CONCURRENCY) },
+  ]);
+}
+
+// 2. One key, three regions at once.
+{
+  const k = await create({ account: account("three") });
+  await scenario("one key from three regions at once", REQUESTS * THREE.length, async () => {
+    const all = await Promise.all(THREE.map((r) => load(api, k.key, r, REQUESTS, CONCURRENCY)));
+    return THREE.map((r, i) => ({ region: r, concurrency: CONCURRENCY, ...added(all[i], CONCURRENCY) }));
+  });
+}
+
+// 3. An account with account-wide limits, one key per region.
+{
+  const a = account("shared");
+  const put = await api.admin("PUT", `/accounts/${a}`, { plan: "shared" });
+  if (put.status !== 200) throw new Error(`plan: ${put.status} ${put.text}`);
+  const keys = await Promise.all(THREE.map(() => create({ account: a })));
+  await scenario("account-wide limits, its keys from three regions", REQUESTS * THREE.length, async () => {
+    const all = await Promise.all(THREE.map((r, i) => load(api, keys[i].key, r, REQUESTS, CONCURRENCY)));
+    return THREE.map((r, i) => ({ region: r, concurrency: CONCURRENCY, ...added(all[i], CONCURRENCY) }));
+  });
+}
+
+// 4. A revocation from weur: the first request from each region sent after it answered.
+const revocation = [];
+{
+  const k = await create({ account: account("revoke") });
+  for (const r of THREE) await load(api, k.key, r, 3, 1);
+  const t = performance.now();
+  const revoked = await api.admin("POST", `/keys/${k.id}/revoke`, {});
+  const revokeMs = performance.now() - t;
+  if (revoked.status !== 200) throw new Error(`revoke: ${revoked.status} ${revoked.text}`);
+  for (const r of ["oc", "enam", "weur", "apac", "sam"]) {
+    const s = performance.now();
+    const res = await api.call("GET", "/things", { key: k.key, headers: { "x-keyward-test-region": r } });
+    revocation.push({ region: r, status: res.status, code: res.json?.code, ms: performance.now() - s, revokeMs });
+  }
+}
+
+await kw.stop();
+await forwarder.stop();
+await origin.stop();
+
+const f = (x) => x.toFixed(1);
+const lines = [
+  "## Geography, simulated (`make geo`)",
+  "",
+  `Round trips of \`src/request/regions.rs\` (public figures; 5 ms within a region); the admin, and so every object, in weur; ${REQUESTS} requests per region and scenario; added latency = keyward's percentile − the bare forwarder's at the same concurrency (forwarder p50/p99: ${f(base[1].p50)}/${f(base[1].p99)} ms one at a time, ${f(base[CONCURRENCY].p50)}/${f(base[CONCURRENCY].p99)} ms ${CONCURRENCY} at once). Object calls per request from the objects' own counters (settlements included).`,
+  "",
+  "| scenario | client region | at once | added p50 ms | added p99 ms | object calls / request |",
+  "|---|---|---|---|---|---|",
+  ...rows.map((r) => `| ${r.scenario} | ${r.region} | ${r.concurrency} | ${f(r.p50)} | ${f(r.p99)} | ${r.calls.toFixed(2)} |`),
+  "",
+  `Revocation (called from weur, answered in ${f(revocation[0].revokeMs)} ms): the first request sent after it answered, per region:`,
+  "",
+  "| region | answer | its latency ms |",
+  "|---|---|---|",
+  ...revocation.map((r) => `| ${r.region} | ${r.status} \`${r.code ?? ""}\` | ${f(r.ms)} |`),
+  "",
+];
+const md = lines.join("\n") + "\n";
+fs.writeFileSync(path.join(ROOT, "bench/GEO.md"), md);
+const benchPath = path.join(ROOT, "BENCHMARKS.md");
+if (fs.existsSync(benchPath)) {
+  const current = fs.readFileSync(benchPath, "utf8");
+  const start = current.indexOf("## Geography, simulated");
+  const before = start < 0 ? current.trimEnd() + "\n\n" : current.slice(0, start);
+  const rest = start < 0 ? "" : current.slice(start).replace(/^## Geography, simulated[\s\S]*?(?=\n## |$)/, "");
+  fs.writeFileSync(benchPath, before + md + rest);
+}
+console.log(md);
+if (revocation.some((r) => r.status !== 401)) {
+  console.log("a revoked key was admitted after its revoke answered");
+  process.exitCode = 1;
+}

@@ -1,0 +1,63 @@
+// Geography, simulated (issue 21 §1): with TEST_GEO=<region> every object call
+// waits the round trip between the caller's region (X-Keyward-Test-Region, else
+// TEST_GEO's) and the object's, which is where its first call came from — as in
+// production, where an object is created where it is first asked for and stays.
+import assert from "node:assert/strict";
+import { before, test } from "node:test";
+import { ADMIN_TOKEN, expectError, useKeyward } from "./harness.mjs";
+
+// Round trips of src/request/regions.rs.
+const RTT = { weur_oc: 280, oc_oc: 5 };
+
+let origin, api;
+const setup = useKeyward({ TEST_GEO: "weur" });
+before(async () => ({ origin, api } = await setup.ready));
+
+let seq = 0;
+const unique = (label) => `${label}-${Date.now().toString(36)}-${seq++}`;
+
+async function timed(key, region) {
+  const started = performance.now();
+  const res = await api.call("GET", "/things", { key, headers: region ? { "x-keyward-test-region": region } : {} });
+  return { res, ms: performance.now() - started };
+}
+
+test("a key created from Europe costs a client in Oceania the round trip to Europe", async () => {
+  const k = await api.createKey({ account: unique("geo") }); // the admin is in TEST_GEO's region, weur
+  const near = await timed(k.key);
+  assert.equal(near.res.status, 200, near.res.text);
+  for (let i = 0; i < 3; i++) {
+    const far = await timed(k.key, "oc");
+    assert.equal(far.res.status, 200, far.res.text);
+    // The key's and the account's objects are asked concurrently: one round trip.
+    assert.ok(far.ms >= RTT.weur_oc, `a request from oc took ${far.ms.toFixed(0)} ms`);
+  }
+  // The header is the simulation's, never the origin's.
+  const seen = origin.received().at(-1);
+  assert.equal(seen.headers["x-keyward-test-region"], undefined, JSON.stringify(seen.headers));
+});
+
+test("an object stays where its first call came from: created from Oceania, Europe pays", async () => {
+  const account = unique("geo-oc");
+  const created = await api.call("POST", "/admin/v1/keys", {
+    key: ADMIN_TOKEN,
+    body: { account, name: "from oc" },
+    headers: { "x-keyward-test-region": "oc" },
+  });
+  assert.equal(created.status, 201, created.text);
+  const k = created.json;
+  const far = await timed(k.key, "weur");
+  assert.equal(far.res.status, 200, far.res.text);
+  assert.ok(far.ms >= RTT.weur_oc, `a request from weur took ${far.ms.toFixed(0)} ms`);
+  const near = await timed(k.key, "oc");
+  assert.equal(near.res.status, 200, near.res.text);
+  assert.ok(near.ms >= RTT.oc_oc, `${near.ms}`);
+});
+
+test("an unknown region is 400 naming the header", async () => {
+  const k = await api.createKey({ account: unique("geo") });
+  const res = await api.call("GET", "/things", { key: k.key, headers: { "x-keyward-test-region": "mars" } });
+  expectError(assert, res, 400, "invalid_request");
+  assert.match(res.json.error, /x-keyward-test-region/i);
+  assert.match(res.json.error, /'mars' is not a region \(wnam, enam, sam, weur, eeur, apac, oc, afr, me\)/);
+});
