@@ -108,6 +108,22 @@ const create = async (body) => api.createKey({ name: "geo", ...body });
   ]);
 }
 
+// 1b. The same, for an account that declared its region (oc): the key is still
+// created by the admin in weur, its objects are made in oc.
+{
+  const a = account("declared");
+  const put = await api.admin("PUT", `/accounts/${a}`, { plan: "open", region: "oc" });
+  if (put.status !== 200) throw new Error(`region: ${put.status} ${put.text}`);
+  const k = await create({ account: a });
+  await load(api, k.key, "oc", 5, 1);
+  await scenario("account declared oc, created in weur, used from oc, quiet", REQUESTS, async () => [
+    { region: "oc", concurrency: 1, ...added(await load(api, k.key, "oc", REQUESTS, 1), 1) },
+  ]);
+  await scenario(`account declared oc, created in weur, used from oc, ${CONCURRENCY} at once`, REQUESTS, async () => [
+    { region: "oc", concurrency: CONCURRENCY, ...added(await load(api, k.key, "oc", REQUESTS, CONCURRENCY), CONCURRENCY) },
+  ]);
+}
+
 // 2. One key, three regions at once.
 {
   const k = await create({ account: account("three") });

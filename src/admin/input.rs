@@ -7,6 +7,7 @@ use crate::key::names::{identifier, is_permission, is_project_id};
 use crate::key::record::Environment;
 use crate::limits::plans::Quotas;
 use crate::limits::plans::RateLimits;
+use crate::request::regions::{self, Region};
 
 use crate::request::cidr::Cidr;
 use crate::time_fmt::from_rfc3339;
@@ -105,12 +106,33 @@ pub fn parse_grace_seconds(body: Option<&Value>) -> Result<u64, ApiError> {
 }
 
 /// `PUT /accounts/{id}`: `{"plan": "<name>"}`, the name one of `plans`.
-pub fn parse_plan<'a>(
+/// `PUT /accounts/{id}`'s body: the plan, and what it says of the region (absent:
+/// unchanged; null: none; else one of the regions' names).
+pub fn parse_account<'a>(
+    body: &Value,
+    plans: impl Iterator<Item = &'a String>,
+) -> Result<(String, Option<Option<Region>>), ApiError> {
+    let region = match as_object(body)?.get("region") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(v) => Some(Some(v.as_str().and_then(Region::parse).ok_or_else(
+            || {
+                ApiError::field(
+                    "region",
+                    format!("must be one of {} or null", regions::names()),
+                )
+            },
+        )?)),
+    };
+    Ok((parse_plan(body, plans)?, region))
+}
+
+fn parse_plan<'a>(
     body: &Value,
     plans: impl Iterator<Item = &'a String>,
 ) -> Result<String, ApiError> {
     let obj = as_object(body)?;
-    reject_unknown(obj, &["plan"])?;
+    reject_unknown(obj, &["plan", "region"])?;
     let plan = obj
         .get("plan")
         .and_then(Value::as_str)
@@ -619,5 +641,30 @@ mod tests {
             "plan"
         );
         assert_eq!(field_of(parse_plan(&json!({}), plans.iter())), "plan");
+        let (plan, region) =
+            parse_account(&json!({"plan": "pro", "region": "oc"}), plans.iter()).unwrap();
+        assert_eq!(
+            (plan.as_str(), region),
+            ("pro", Some(Some(crate::request::regions::Region::Oc)))
+        );
+        let (_, region) =
+            parse_account(&json!({"plan": "pro", "region": null}), plans.iter()).unwrap();
+        assert_eq!(region, Some(None));
+        let (_, region) = parse_account(&json!({"plan": "pro"}), plans.iter()).unwrap();
+        assert_eq!(region, None);
+        for bad in [
+            json!("OC"),
+            json!("mars"),
+            json!(""),
+            json!(5),
+            json!(["oc"]),
+        ] {
+            let body = json!({"plan": "pro", "region": bad});
+            assert_eq!(
+                field_of(parse_account(&body, plans.iter())),
+                "region",
+                "{body}"
+            );
+        }
     }
 }

@@ -13,14 +13,19 @@
 //!   Virginia, sam São Paulo, weur Frankfurt, eeur Warsaw, apac Singapore, oc
 //!   Sydney, afr Johannesburg, me Dubai;
 //! - within one region, 5 ms (a neighbouring data centre of the same region).
+//!
+//! The names are real beyond the simulation: an account may declare its region,
+//! and its keys' objects are then created there (a location hint).
 
 use crate::error::ApiError;
+use serde::{Deserialize, Serialize};
 
 /// The header that names a request's client region (read only with `TEST_GEO`;
 /// like every `X-Keyward-*` header it never reaches the origin).
 pub const HEADER: &str = "x-keyward-test-region";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Region {
     Wnam,
     Enam,

@@ -61,3 +61,43 @@ test("an unknown region is 400 naming the header", async () => {
   assert.match(res.json.error, /x-keyward-test-region/i);
   assert.match(res.json.error, /'mars' is not a region \(wnam, enam, sam, weur, eeur, apac, oc, afr, me\)/);
 });
+
+test("an account that declares its region has its keys' objects made there, wherever the admin is", async () => {
+  const account = unique("geo-declared");
+  // The admin is in weur; the account's clients are in oc.
+  const put = await api.admin("PUT", `/accounts/${account}`, { plan: "pro", region: "oc" });
+  assert.equal(put.status, 200, put.text);
+  assert.equal(put.json.region, "oc");
+  assert.equal((await api.admin("GET", `/accounts/${account}`)).json.region, "oc");
+  const k = await api.createKey({ account });
+  await timed(k.key, "oc"); // the isolate knows the key
+  const near = await timed(k.key, "oc");
+  assert.equal(near.res.status, 200, near.res.text);
+  assert.ok(near.ms < RTT.weur_oc, `a request from oc took ${near.ms.toFixed(0)} ms: its objects are not in oc`);
+  const far = await timed(k.key, "weur");
+  assert.ok(far.ms >= RTT.weur_oc, `a request from weur took ${far.ms.toFixed(0)} ms`);
+  // A plan change alone keeps the region; null withdraws it (keys made since stay).
+  assert.equal((await api.admin("PUT", `/accounts/${account}`, { plan: "business" })).json.region, "oc");
+  const cleared = await api.admin("PUT", `/accounts/${account}`, { plan: "business", region: null });
+  assert.equal(cleared.json.region, null);
+  // The declaration is audited with the plan change.
+  const events = (await api.admin("GET", `/events?account=${account}&action=account.plan_changed`)).json.items;
+  assert.ok(events.some((e) => e.details.region === "oc"), JSON.stringify(events));
+});
+
+test("a region is declared only by the bootstrap token, and only as a region's name", async () => {
+  const account = unique("geo-powers");
+  const admin = await api.createKey({ account, permissions: ["admin"] });
+  const other = await api.createKey({ account: unique("geo-other"), permissions: ["admin"] });
+  for (const token of [admin.key, other.key]) {
+    const res = await api.admin("PUT", `/accounts/${account}`, { plan: "pro", region: "oc" }, token);
+    expectError(assert, res, 403, "forbidden");
+  }
+  assert.equal((await api.admin("GET", `/accounts/${account}`)).json.region, null);
+  for (const bad of ["OC", "mars", "", 5, ["oc"], { oc: true }, "oc\u0000", "weur,oc"]) {
+    const res = await api.admin("PUT", `/accounts/${account}`, { plan: "pro", region: bad });
+    expectError(assert, res, 400, "invalid_request");
+    assert.match(res.json.error, /region/, JSON.stringify(bad));
+  }
+  assert.equal((await api.admin("GET", `/accounts/${account}`)).json.region, null, "nothing was written");
+});

@@ -52,31 +52,31 @@ function rpcClass(RustObject) {
     // Answered at once when no command needs I/O (the request path's never do),
     // else by the object's asynchronous path. `from` is given only when geography
     // is simulated (TEST_GEO).
-    batch(items, from) {
-      if (from !== undefined) return this.far(items, from);
+    batch(items, from, hint) {
+      if (from !== undefined) return this.far(items, from, hint);
       return this.rust.batch_now?.(items) ?? this.rust.batch_later(items);
     }
     alarm() {
       return this.rust.alarm();
     }
-    // Simulated geography: the object is where its first call came from (in
-    // production an object is created where it is first asked for, and stays).
-    // A call waits half the round trip from its caller's region before it is
-    // decided, and half after.
-    async far(items, from) {
-      const half = rust.Geography.round_trip_ms(from, this.home(from)) / 2;
+    // Simulated geography: the object is where its first call came from, or
+    // where that call's location hint said (in production an object is created
+    // there, and stays). A call waits half the round trip from its caller's
+    // region before it is decided, and half after.
+    async far(items, from, hint) {
+      const half = rust.Geography.round_trip_ms(from, this.home(hint ?? from)) / 2;
       await sleep(half);
       const answers = await (this.rust.batch_now?.(items) ?? this.rust.batch_later(items));
       await sleep(half);
       return answers;
     }
-    home(from) {
+    home(first) {
       const sql = this.ctx.storage.sql;
       sql.exec("CREATE TABLE IF NOT EXISTS geo_home (region TEXT NOT NULL)");
       const row = sql.exec("SELECT region FROM geo_home").toArray()[0];
       if (row !== undefined) return row.region;
-      sql.exec("INSERT INTO geo_home (region) VALUES (?)", from);
-      return from;
+      sql.exec("INSERT INTO geo_home (region) VALUES (?)", first);
+      return first;
     }
   };
 }

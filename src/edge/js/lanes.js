@@ -40,9 +40,11 @@ const POLL_MS = 1;
 
 const lanes = new Map();
 
-function stub(env, binding, name) {
+// `hint`: the region a call that may create its object creates it in (a location
+// hint: it has no effect on an object that exists).
+function stub(env, binding, name, hint) {
   const ns = env[binding];
-  return ns.get(ns.idFromName(name));
+  return hint ? ns.get(ns.idFromName(name), { locationHint: hint }) : ns.get(ns.idFromName(name));
 }
 
 function checked(answers, n) {
@@ -62,18 +64,19 @@ function within(promise, ms, what) {
 }
 
 /** The object's answers to `items`, subject to the deadline and the members' faults. */
-async function batch(env, binding, name, members, deadline, from) {
+async function batch(env, binding, name, members, deadline, from, hint) {
   const what = `${binding}/${name}`;
   const items = members.map((m) => m.item);
-  const call = from ? stub(env, binding, name).batch(items, from) : stub(env, binding, name).batch(items);
+  const object = stub(env, binding, name, hint);
+  const call = from ? object.batch(items, from, hint || undefined) : object.batch(items);
   const stalled = members.some((m) => m.fault === "stall") ? call.then(() => new Promise(() => {})) : call;
   return checked(await within(stalled, deadline, what), members.length);
 }
 
 /** One command to one object, now. Resolves to its answer (JSON text). */
-export async function call(env, binding, name, item, deadline, fault, from) {
+export async function call(env, binding, name, item, deadline, fault, from, hint) {
   if (fault === "fail") throw new Error(`${binding}/${name}: failed (TEST_FAULTS)`);
-  return (await batch(env, binding, name, [{ item, fault }], deadline, from))[0];
+  return (await batch(env, binding, name, [{ item, fault }], deadline, from, hint))[0];
 }
 
 /** One command through the object's lane. Resolves to its answer (JSON text). */

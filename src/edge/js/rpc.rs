@@ -64,6 +64,7 @@ extern "C" {
         deadline: f64,
         fault: &str,
         from: &str,
+        hint: &str,
     ) -> Promise;
     #[wasm_bindgen(js_name = submit)]
     fn js_submit(
@@ -112,12 +113,33 @@ pub async fn ask<A: DeserializeOwned>(
     ask_with(env, to, cmd, None).await
 }
 
+/// `ask` of a call that may create the object: it is created in `hint`'s region
+/// (a location hint; an object that exists stays where it is).
+pub async fn ask_placed<A: DeserializeOwned>(
+    env: &Env,
+    to: Object<'_>,
+    cmd: &impl Serialize,
+    hint: Option<Region>,
+) -> Result<A, ApiError> {
+    call(env, to, cmd, None, hint).await
+}
+
 /// `ask`, with a test fault for this call (`TEST_FAULTS`).
 pub async fn ask_with<A: DeserializeOwned>(
     env: &Env,
     to: Object<'_>,
     cmd: &impl Serialize,
     fault: Option<Mode>,
+) -> Result<A, ApiError> {
+    call(env, to, cmd, fault, None).await
+}
+
+async fn call<A: DeserializeOwned>(
+    env: &Env,
+    to: Object<'_>,
+    cmd: &impl Serialize,
+    fault: Option<Mode>,
+    hint: Option<Region>,
 ) -> Result<A, ApiError> {
     let body = serde_json::to_string(cmd).map_err(ApiError::internal)?;
     let promise = js_call(
@@ -128,6 +150,7 @@ pub async fn ask_with<A: DeserializeOwned>(
         deadline_ms(env),
         fault_word(fault),
         from(),
+        hint.map_or("", Region::name),
     );
     answer(to, promise).await
 }

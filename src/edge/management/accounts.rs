@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::edge::js::rpc::{self, Object};
 use crate::edge::request::respond;
 use crate::error::ApiError;
-use crate::objects::account::{AccountCommand, AccountView};
+use crate::objects::account::{AccountCommand, AccountView, Declared};
 use serde_json::{json, Value};
 use worker::{Env, Response};
 
@@ -19,6 +19,7 @@ fn view(cfg: &Config, id: &str, state: &AccountView) -> Result<Response, ApiErro
             "id": id, "plan": plan, "plan_details": details,
             "plan_version": state.plan_version,
             "keys_total": state.keys_total, "keys_updated": state.keys_updated,
+            "region": state.region,
         }),
     )
 }
@@ -50,7 +51,7 @@ pub async fn put(
         });
     }
     let id = input::account_id(&Value::String(id.to_string()), "account")?;
-    let plan = input::parse_plan(body, cfg.plans.keys())?;
+    let (plan, region) = input::parse_account(body, cfg.plans.keys())?;
     let event = caller.event(
         cfg,
         "account.plan_changed",
@@ -58,7 +59,13 @@ pub async fn put(
         &id,
         json!({ "to": plan }),
     );
-    let set = AccountCommand::SetPlan { plan, event };
-    let state: AccountView = rpc::ask(env, Object::Account(&id), &set).await?;
+    let set = AccountCommand::SetPlan {
+        plan,
+        region: region.map_or(Declared::Unchanged, Declared::To),
+        event,
+    };
+    // A declared region places the account's object there if this call makes it.
+    let hint = region.flatten();
+    let state: AccountView = rpc::ask_placed(env, Object::Account(&id), &set, hint).await?;
     view(cfg, &id, &state)
 }

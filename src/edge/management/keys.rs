@@ -147,7 +147,10 @@ pub async fn create(
     let create = KeyCommand::Create {
         record: Box::new(rec.clone()),
     };
-    if let Err(e) = key_call(env, &rec.id, &create).await {
+    // The key's object is made here: where its account's clients are, if declared.
+    let placed =
+        rpc::ask_placed::<KeyRecord>(env, Object::Key(&rec.id), &create, account_state.region);
+    if let Err(e) = placed.await {
         undo_claim().await;
         return Err(e);
     }

@@ -5,6 +5,7 @@ use crate::key::record::IndexRow;
 use crate::limits::admission::LimitState;
 use crate::limits::plans::PlanCopy;
 use crate::notify::audit::{AuditEvent, EventPos, EventQuery, Listed};
+use crate::request::regions::Region;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -15,6 +16,8 @@ pub enum AccountCommand {
     /// Records a new plan (a new version) and starts carrying it to the keys.
     SetPlan {
         plan: String,
+        #[serde(default)]
+        region: Declared,
         event: AuditEvent,
     },
     /// Row 15: admits `cost` credits against the plan's account-wide limits; the
@@ -77,6 +80,19 @@ pub struct AccountView {
     pub plan_version: u64,
     pub keys_total: u64,
     pub keys_updated: u64,
+    /// Where the account's clients are, as declared: its keys' objects are made there.
+    #[serde(default)]
+    pub region: Option<Region>,
+}
+
+/// What a `SetPlan` says of the account's region.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Declared {
+    /// Not mentioned: as it was.
+    #[default]
+    Unchanged,
+    /// Declared (or, with none, withdrawn).
+    To(Option<Region>),
 }
 
 /// `Admit`'s answer.

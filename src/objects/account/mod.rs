@@ -10,7 +10,7 @@ mod command;
 #[cfg(test)]
 mod tests;
 
-pub use command::{AccountAdmitted, AccountCommand, AccountView, EventsPage, KeyIds};
+pub use command::{AccountAdmitted, AccountCommand, AccountView, Declared, EventsPage, KeyIds};
 
 use crate::admin::listing::ListQuery;
 use crate::config::Config;
@@ -21,6 +21,7 @@ use crate::limits::ledger::{Ledger, StoredBucket, ACCOUNT_LEVELS};
 use crate::limits::plans::{PlanCopy, Propagation};
 use crate::notify::audit::{AuditEvent, EventQuery, REFUSAL_WINDOW_MS};
 use crate::objects::batch::Answer;
+use crate::request::regions::Region;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -45,6 +46,9 @@ pub struct Meta {
     pub registered: bool,
     #[serde(default)]
     pub propagation: Option<Propagation>,
+    /// Where the account's clients are, as declared (`PUT /accounts/{id}`).
+    #[serde(default)]
+    pub region: Option<Region>,
 }
 
 pub struct AccountState {
@@ -173,7 +177,11 @@ pub fn apply(
     }
     let reply = match cmd {
         AccountCommand::Get => Reply::Now(to_value(&view(state))),
-        AccountCommand::SetPlan { plan, event } => {
+        AccountCommand::SetPlan {
+            plan,
+            region,
+            event,
+        } => {
             let from = cfg.plan(state.plan.as_deref()).0;
             state.plan = Some(plan.clone());
             state.meta.plan_version += 1;
@@ -187,6 +195,12 @@ pub fn apply(
                 d.insert("from".into(), json!(from));
                 d.insert("keys".into(), json!(keys.total));
                 d.insert("version".into(), json!(state.meta.plan_version));
+                if let Declared::To(r) = region {
+                    d.insert("region".into(), json!(r));
+                }
+            }
+            if let Declared::To(r) = region {
+                state.meta.region = r;
             }
             fx.plan = Some(plan);
             fx.meta = true;
@@ -281,6 +295,7 @@ fn view(state: &AccountState) -> AccountView {
         plan_version: state.meta.plan_version,
         keys_total: p.map_or(0, |p| p.keys_total),
         keys_updated: p.map_or(0, |p| p.keys_updated),
+        region: state.meta.region,
     }
 }
 

@@ -142,6 +142,7 @@ fn a_plan_change_records_a_version_its_event_and_its_progress() {
     };
     let set = AccountCommand::SetPlan {
         plan: "business".into(),
+        region: Declared::Unchanged,
         event: event("account.plan_changed"),
     };
     let (fx, r) = apply(&mut s, set, &cfg, NOW, &keys);
@@ -152,7 +153,8 @@ fn a_plan_change_records_a_version_its_event_and_its_progress() {
             plan: Some("business".into()),
             plan_version: 1,
             keys_total: 3,
-            keys_updated: 0
+            keys_updated: 0,
+            region: None,
         }
     );
     assert_eq!((fx.plan.as_deref(), fx.meta), (Some("business"), true));
@@ -207,6 +209,7 @@ fn held_plan_updates_leave_the_change_to_later() {
     };
     let set = AccountCommand::SetPlan {
         plan: "business".into(),
+        region: Declared::Unchanged,
         event: event("account.plan_changed"),
     };
     let _ = apply(&mut s, set, &cfg, NOW, &keys);
@@ -349,4 +352,47 @@ fn the_alarm_wakes_for_registration_and_retention() {
             NOW - REFUSAL_WINDOW_MS
         )
     );
+}
+
+#[test]
+fn a_declared_region_is_kept_until_declared_again() {
+    use crate::request::regions::Region;
+    let cfg = config(&[]);
+    let mut s = AccountState::empty();
+    let keys = KeyCount {
+        total: 0,
+        newest: None,
+    };
+    let set = |region| AccountCommand::SetPlan {
+        plan: "pro".into(),
+        region,
+        event: event("account.plan_changed"),
+    };
+    let region_of = |r: Reply| {
+        serde_json::from_value::<AccountView>(now(r).unwrap())
+            .unwrap()
+            .region
+    };
+    let (fx, r) = apply(
+        &mut s,
+        set(Declared::To(Some(Region::Oc))),
+        &cfg,
+        NOW,
+        &keys,
+    );
+    assert_eq!(region_of(r), Some(Region::Oc));
+    match fx.index.as_slice() {
+        [IndexWrite::Record { event }] => assert_eq!(event.details["region"], json!("oc")),
+        other => panic!("{other:?}"),
+    }
+    let (_, r) = apply(&mut s, set(Declared::Unchanged), &cfg, NOW, &keys);
+    assert_eq!(
+        region_of(r),
+        Some(Region::Oc),
+        "a plan change alone keeps the region"
+    );
+    let (_, r) = apply(&mut s, set(Declared::To(None)), &cfg, NOW, &keys);
+    assert_eq!(region_of(r), None);
+    let (_, r) = apply(&mut s, AccountCommand::Get, &cfg, NOW, &keys);
+    assert_eq!(region_of(r), None);
 }
