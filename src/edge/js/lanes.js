@@ -8,7 +8,9 @@
 // `submit` coalesces: while a call to an object is in flight, later commands for
 // it wait in the object's lane; when the call returns, the next call carries every
 // waiting command (up to MAX_BATCH). A command for an idle object goes out at once
-// (with whatever else waits).
+// (with whatever else waits), and so does an admission when the call in flight
+// carries only settlements: a request never waits a whole round trip for another
+// request's settlement (at most two calls are then in flight).
 //
 // Requests never wake each other. The request whose call returned only writes
 // plain data — each waiter's answer, and to the next batch's first request the
@@ -79,30 +81,32 @@ export async function call(env, binding, name, item, deadline, fault, from, hint
   return (await batch(env, binding, name, [{ item, fault }], deadline, from, hint))[0];
 }
 
-/** One command through the object's lane. Resolves to its answer (JSON text). */
-export function submit(env, ctx, binding, name, item, deadline, fault, from) {
+/**
+ * One command through the object's lane. Resolves to its answer (JSON text).
+ * `admission`: a request waits for this answer, so it waits only behind a call
+ * that carries another admission; a settlement (false) rides whatever call is next.
+ */
+export function submit(env, ctx, binding, name, item, deadline, fault, from, admission) {
   if (fault === "fail") return Promise.reject(new Error(`${binding}/${name}: failed (TEST_FAULTS)`));
   const id = `${binding}\u0000${name}\u0000${from}`;
   let lane = lanes.get(id);
   if (lane === undefined) {
-    lane = { id, binding, name, from, busy: false, queue: [] };
+    lane = { id, binding, name, from, inflight: 0, admitting: 0, queue: [] };
     lanes.set(id, lane);
   }
-  const me = { item, fault, deadline, since: Date.now(), word: undefined };
-  if (!lane.busy) {
-    lane.busy = true;
-    return send(lane, env, ctx, [me, ...lane.queue.splice(0, MAX_BATCH - 1)]);
-  }
+  const me = { item, fault, deadline, admission, since: Date.now(), word: undefined };
+  // Goes out now when nothing is in flight, or when an admission would otherwise
+  // wait behind a call of settlements only (one round trip, not two).
+  const mayGo = () => lane.inflight === 0 || (me.admission && lane.admitting === 0);
+  if (mayGo()) return send(lane, env, ctx, take(lane, me));
   lane.queue.push(me);
   return new Promise((resolve, reject) => {
     const read = () => {
       let word = me.word;
       if (word === undefined && lane.queue.includes(me)) {
-        if (!lane.busy) {
-          // The lane was left idle: this request takes it.
+        if (mayGo()) {
           lane.queue.splice(lane.queue.indexOf(me), 1);
-          lane.busy = true;
-          word = { lead: [me, ...lane.queue.splice(0, MAX_BATCH - 1)] };
+          word = { lead: take(lane, me) };
         } else if (Date.now() - me.since > me.deadline) {
           lane.queue.splice(lane.queue.indexOf(me), 1);
           word = { error: new Error(`${lane.binding}/${lane.name}: waited ${me.deadline} ms in its lane`) };
@@ -117,10 +121,22 @@ export function submit(env, ctx, binding, name, item, deadline, fault, from) {
   });
 }
 
+/** A batch headed by `first` with whatever waits, counted in flight at once. */
+function take(lane, first) {
+  return reserve(lane, [first, ...lane.queue.splice(0, MAX_BATCH - 1)]);
+}
+
+function reserve(lane, members) {
+  lane.inflight++;
+  if (members.some((m) => m.admission)) lane.admitting++;
+  return members;
+}
+
 /**
- * Sends the batch this request heads; once answered (or past its deadline),
- * leaves each other member its answer and hands the lane to the next batch.
- * Resolves to this request's own answer.
+ * Sends the batch this request heads (counted in flight by `take` or by the call
+ * that handed it over); once answered (or past its deadline), leaves each other
+ * member its answer and hands the lane to the next batch. Resolves to this
+ * request's own answer.
  */
 function send(lane, env, ctx, members) {
   const done = (async () => {
@@ -131,12 +147,13 @@ function send(lane, env, ctx, members) {
     } catch (e) {
       error = e;
     }
+    lane.inflight--;
+    if (members.some((m) => m.admission)) lane.admitting--;
     const next = lane.queue.splice(0, MAX_BATCH);
     if (next.length > 0) {
-      next[0].word = { lead: next };
-    } else {
-      lane.busy = false;
-      if (lanes.get(lane.id) === lane) lanes.delete(lane.id);
+      next[0].word = { lead: reserve(lane, next) };
+    } else if (lane.inflight === 0 && lanes.get(lane.id) === lane) {
+      lanes.delete(lane.id);
     }
     for (let i = 1; i < members.length; i++) {
       members[i].word = error === undefined ? { answer: answers[i] } : { error };

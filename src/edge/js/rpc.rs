@@ -76,6 +76,7 @@ extern "C" {
         deadline: f64,
         fault: &str,
         from: &str,
+        admission: bool,
     ) -> Promise;
 }
 
@@ -155,6 +156,17 @@ async fn call<A: DeserializeOwned>(
     answer(to, promise).await
 }
 
+/// What a command submitted through a lane waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waits {
+    /// A request's admission: it waits only behind a call that carries another
+    /// admission (whose answer it would otherwise race), never behind one that
+    /// carries only settlements.
+    ForAdmissions,
+    /// A settlement or refund, after the answer: it rides whatever call is next.
+    ForAnyCall,
+}
+
 /// `ask` for the request path: the command waits in the object's lane while a call
 /// to it is in flight and travels with the others in the next one (group commit,
 /// `objects::batch`). The object decides each command as if it came alone.
@@ -164,6 +176,7 @@ pub async fn submit<A: DeserializeOwned>(
     to: Object<'_>,
     cmd: &impl Serialize,
     fault: Option<Mode>,
+    waits: Waits,
 ) -> Result<A, ApiError> {
     let body = serde_json::to_string(cmd).map_err(ApiError::internal)?;
     let js_ctx: &JsValue = ctx.as_ref();
@@ -176,6 +189,7 @@ pub async fn submit<A: DeserializeOwned>(
         deadline_ms(env),
         fault_word(fault),
         from(),
+        waits == Waits::ForAdmissions,
     );
     answer(to, promise).await
 }

@@ -7,7 +7,7 @@
 
 use super::context::{Presented, RequestContext};
 use super::settle::{self, Admission};
-use crate::edge::js::rpc::{self, Object};
+use crate::edge::js::rpc::{self, Object, Waits};
 use crate::edge::js::runtime;
 use crate::error::ApiError;
 use crate::key::check::{self, AccessRequest};
@@ -55,6 +55,7 @@ pub async fn admit(
             Object::Account(&entry.account),
             &AccountCommand::Admit { cost },
             rc.fault(Target::AccountObject),
+            Waits::ForAdmissions,
         ),
     )
     .await;
@@ -116,5 +117,13 @@ async fn check_key(
     cmd: KeyCommand,
 ) -> Result<Admitted, ApiError> {
     let fault = rc.fault(Target::KeyObject);
-    rpc::submit(rc.env, rc.ctx, Object::Key(id), &cmd, fault).await
+    rpc::submit(
+        rc.env,
+        rc.ctx,
+        Object::Key(id),
+        &cmd,
+        fault,
+        Waits::ForAdmissions,
+    )
+    .await
 }

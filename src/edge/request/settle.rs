@@ -5,7 +5,7 @@
 //! next one); none delays the answer.
 
 use crate::config::Config;
-use crate::edge::js::rpc::{self, Object};
+use crate::edge::js::rpc::{self, Object, Waits};
 use crate::edge::js::task;
 use crate::key::identity::Identity;
 use crate::limits::admission::LimitState;
@@ -48,7 +48,8 @@ fn background(ctx: &Context, env: &Env, to: To, cmd: impl Serialize + 'static) {
             To::Key(id) => Object::Key(id),
             To::Account(a) => Object::Account(a),
         };
-        let sent = rpc::submit::<Value>(&env, &lane_ctx, object, &cmd, None).await;
+        let sent =
+            rpc::submit::<Value>(&env, &lane_ctx, object, &cmd, None, Waits::ForAnyCall).await;
         if let Err(e) = sent {
             console_error!("{object:?}: background command failed: {e:?}");
         }
