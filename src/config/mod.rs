@@ -49,6 +49,11 @@ pub struct Config {
     /// Keys brought to a new plan per alarm run of the account's object
     /// (`PLAN_UPDATE_BATCH`, default 50): one subrequest each.
     pub plan_update_batch: usize,
+    /// How long an account's object promises an isolate its plan stays as it is
+    /// (`PLAN_LEASE_SECONDS`, default 5; 0: none): a plan without account-wide
+    /// limits is then not asked on each request, and a plan change answers once
+    /// the leases have lapsed (`limits::plan_lease`).
+    pub plan_lease_ms: i64,
     /// `OBJECT_STATS=true`: every Durable Object counts the calls it serves, for
     /// `make scale` (one more SQLite write per call; off by default).
     pub object_stats: bool,
@@ -350,6 +355,12 @@ impl Config {
             return Err("MAX_KEYS_PER_ACCOUNT must be at most 10000000".into());
         }
         let audit_refusals_per_hour = number("AUDIT_REFUSALS_PER_HOUR", 10, 0)?.min(1_000) as u32;
+        let plan_lease_ms = number("PLAN_LEASE_SECONDS", 5, 0)? as i64 * 1000;
+        if plan_lease_ms > 60_000 {
+            return Err(
+                "PLAN_LEASE_SECONDS must be at most 60 (a plan change waits for it)".into(),
+            );
+        }
         let storage_timeout_ms = seconds("STORAGE_TIMEOUT_SECONDS", 5)?;
         let origin_timeout_ms = seconds("ORIGIN_TIMEOUT_SECONDS", 30)?;
         if storage_timeout_ms > 60_000 || origin_timeout_ms > 600_000 {
@@ -384,6 +395,7 @@ impl Config {
             },
             audit_retention_ms,
             plan_update_batch: plan_update_batch as usize,
+            plan_lease_ms,
             object_stats: flag("OBJECT_STATS", false)?,
             charge_on,
             reservation_timeout_ms,

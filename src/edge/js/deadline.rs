@@ -36,6 +36,13 @@ fn timer(ms: i64) -> Promise {
     })
 }
 
+/// Waits `ms` (bounded by its caller: a plan change waiting out its leases).
+pub async fn sleep(ms: i64) {
+    if ms > 0 {
+        let _ = JsFuture::from(timer(ms)).await;
+    }
+}
+
 /// A wait that never ends (a stalled call, `TEST_FAULTS`): only a deadline ends it.
 pub async fn never<T>() -> T {
     std::future::pending().await

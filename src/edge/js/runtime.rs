@@ -3,6 +3,7 @@
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::key::record::HashEntry;
+use crate::limits::plan_lease;
 use crate::limits::plans::PlanCopy;
 use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
@@ -19,9 +20,10 @@ thread_local! {
     // key's object, which decides everything, so a stale entry is harmless; and a
     // hash unknown now cannot become a key later (secrets are 160 random bits).
     static HASHES: RefCell<HashMap<String, (Option<HashEntry>, i64)>> = RefCell::new(HashMap::new());
-    // Account → its plan and version, as its object last answered: sent with each
-    // key check so a key whose copy is older takes it before deciding.
-    static PLANS: RefCell<HashMap<String, PlanCopy>> = RefCell::new(HashMap::new());
+    // Account → its plan and version, as its object last answered, with the end of
+    // its lease (0: none): sent with each key check so a key whose copy is older
+    // takes it before deciding; while leased, the account is not asked.
+    static PLANS: RefCell<HashMap<String, (PlanCopy, i64)>> = RefCell::new(HashMap::new());
 }
 
 /// Bound on each isolate cache; past it the cache starts afresh.
@@ -52,18 +54,34 @@ pub fn cache_hash(hash: &str, entry: Option<HashEntry>, expires: i64) {
 }
 
 pub fn known_plan(account: &str) -> Option<PlanCopy> {
-    PLANS.with(|p| p.try_borrow().ok()?.get(account).cloned())
+    PLANS.with(|p| p.try_borrow().ok()?.get(account).map(|(c, _)| c.clone()))
 }
 
-/// Keeps the newest version seen (answers can arrive out of order).
-pub fn remember_plan(account: &str, copy: &PlanCopy) {
+/// The account's plan while this isolate holds a lease on it (`limits::plan_lease`).
+pub fn leased_plan(account: &str, now: i64) -> Option<PlanCopy> {
+    PLANS.with(|p| {
+        let map = p.try_borrow().ok()?;
+        let (copy, until) = map.get(account)?;
+        plan_lease::holds(*until, now).then(|| copy.clone())
+    })
+}
+
+/// Keeps the newest version seen (answers can arrive out of order) and, for that
+/// version, the latest lease.
+pub fn remember_plan(account: &str, copy: &PlanCopy, lease_until: Option<i64>) {
+    let until = lease_until.unwrap_or(0);
     PLANS.with(|p| {
         if let Ok(mut map) = p.try_borrow_mut() {
-            if map
-                .get(account)
-                .is_none_or(|known| known.version < copy.version)
-            {
-                bounded_insert(&mut map, account, copy.clone());
+            let keep = match map.get(account) {
+                None => Some((copy.clone(), until)),
+                Some((known, _)) if known.version < copy.version => Some((copy.clone(), until)),
+                Some((known, held)) if known.version == copy.version && *held < until => {
+                    Some((copy.clone(), until))
+                }
+                Some(_) => None,
+            };
+            if let Some(v) = keep {
+                bounded_insert(&mut map, account, v);
             }
         }
     });

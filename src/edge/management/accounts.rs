@@ -4,6 +4,7 @@
 use super::caller::Caller;
 use crate::admin::input;
 use crate::config::Config;
+use crate::edge::js::deadline;
 use crate::edge::js::rpc::{self, Object};
 use crate::edge::request::respond;
 use crate::error::ApiError;
@@ -67,5 +68,8 @@ pub async fn put(
     // A declared region places the account's object there if this call makes it.
     let hint = region.flatten();
     let state: AccountView = rpc::ask_placed(env, Object::Account(&id), &set, hint).await?;
+    // The change bites on every key's next request once it answers: after the
+    // last lease on the old plan (at most PLAN_LEASE_SECONDS) has lapsed.
+    deadline::sleep(state.leases_wait_ms.min(cfg.plan_lease_ms)).await;
     view(cfg, &id, &state)
 }

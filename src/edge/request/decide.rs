@@ -8,7 +8,7 @@
 use super::context::{Presented, RequestContext};
 use super::settle::{self, Admission};
 use crate::edge::js::rpc::{self, Object, Waits};
-use crate::edge::js::runtime;
+use crate::edge::js::runtime::{self, now_ms};
 use crate::error::ApiError;
 use crate::key::check::{self, AccessRequest};
 use crate::key::record::HashEntry;
@@ -45,26 +45,44 @@ pub async fn admit(
         undo,
     };
     // One round trip: the key's object and the account's, concurrently. The key's
-    // check carries the account's plan as this isolate last saw it.
-    let first = KeyCommand::Check(item(runtime::known_plan(&entry.account), None));
-    let (mut key, account) = join(
-        check_key(rc, &entry.id, first),
-        rpc::submit::<AccountAdmitted>(
-            rc.env,
-            rc.ctx,
-            Object::Account(&entry.account),
-            &AccountCommand::Admit { cost },
-            rc.fault(Target::AccountObject),
-            Waits::ForAdmissions,
-        ),
-    )
-    .await;
+    // check carries the account's plan as this isolate last saw it. While this
+    // isolate holds a lease on a plan without account-wide limits, the account's
+    // answer is known (that plan, nothing charged) and only the key is asked.
+    let (mut key, account) = match runtime::leased_plan(&entry.account, now_ms()) {
+        Some(plan) => {
+            let check = KeyCommand::Check(item(Some(plan.clone()), None));
+            let key = check_key(rc, &entry.id, check).await;
+            let known = AccountAdmitted {
+                at: rc.started,
+                limit: None,
+                charged: 0,
+                plan,
+                lease_until: None,
+            };
+            (key, Ok(known))
+        }
+        None => {
+            let first = KeyCommand::Check(item(runtime::known_plan(&entry.account), None));
+            join(
+                check_key(rc, &entry.id, first),
+                rpc::submit::<AccountAdmitted>(
+                    rc.env,
+                    rc.ctx,
+                    Object::Account(&entry.account),
+                    &AccountCommand::Admit { cost },
+                    rc.fault(Target::AccountObject),
+                    Waits::ForAdmissions,
+                ),
+            )
+            .await
+        }
+    };
     // The plan rule (`limits::plans`): a request the key admitted under an older
     // plan than the account's is undone and checked again under the current one,
     // in the key's object, before anything is admitted. A refusal under the older
     // plan stands; the next request carries the new plan.
     if let Ok(a) = &account {
-        runtime::remember_plan(&entry.account, &a.plan);
+        runtime::remember_plan(&entry.account, &a.plan, a.lease_until);
         if let Some(undo) = key
             .as_ref()
             .ok()

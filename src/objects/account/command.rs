@@ -83,6 +83,10 @@ pub struct AccountView {
     /// Where the account's clients are, as declared: its keys' objects are made there.
     #[serde(default)]
     pub region: Option<Region>,
+    /// `SetPlan`'s: how long until every lease on the old plan has lapsed, which
+    /// the change waits before it answers.
+    #[serde(default)]
+    pub leases_wait_ms: i64,
 }
 
 /// What a `SetPlan` says of the account's region.
@@ -104,6 +108,10 @@ pub struct AccountAdmitted {
     pub charged: u64,
     /// The plan every admission is decided under.
     pub plan: PlanCopy,
+    /// Until when (the object's clock) the plan stays as it is, for a plan without
+    /// account-wide limits (`limits::plan_lease`).
+    #[serde(default)]
+    pub lease_until: Option<i64>,
 }
 
 /// `List`'s answer.

@@ -18,6 +18,7 @@ use crate::error::ApiError;
 use crate::key::record::IndexRow;
 use crate::limits::admission;
 use crate::limits::ledger::{Ledger, StoredBucket, ACCOUNT_LEVELS};
+use crate::limits::plan_lease;
 use crate::limits::plans::{PlanCopy, Propagation};
 use crate::notify::audit::{AuditEvent, EventQuery, REFUSAL_WINDOW_MS};
 use crate::objects::batch::Answer;
@@ -49,6 +50,9 @@ pub struct Meta {
     /// Where the account's clients are, as declared (`PUT /accounts/{id}`).
     #[serde(default)]
     pub region: Option<Region>,
+    /// The end of the latest plan lease granted (`limits::plan_lease`).
+    #[serde(default)]
+    pub lease_until: i64,
 }
 
 pub struct AccountState {
@@ -202,10 +206,14 @@ pub fn apply(
             if let Declared::To(r) = region {
                 state.meta.region = r;
             }
+            let wait = plan_lease::wait_ms(state.meta.lease_until, now);
             fx.plan = Some(plan);
             fx.meta = true;
             fx.index.push(IndexWrite::Record { event });
-            Reply::Now(to_value(&view(state)))
+            Reply::Now(to_value(&AccountView {
+                leases_wait_ms: wait,
+                ..view(state)
+            }))
         }
         one @ (AccountCommand::Admit { .. } | AccountCommand::Refund { .. }) => {
             let answer = admit(state, cfg, now, vec![one], &mut fx).pop();
@@ -296,6 +304,7 @@ fn view(state: &AccountState) -> AccountView {
         keys_total: p.map_or(0, |p| p.keys_total),
         keys_updated: p.map_or(0, |p| p.keys_updated),
         region: state.meta.region,
+        leases_wait_ms: 0,
     }
 }
 
@@ -316,6 +325,15 @@ fn admit(
         version: state.meta.plan_version,
     };
     let account_limits = plan.map(|p| p.account_limits).unwrap_or_default();
+    // Without account-wide limits the answer is the plan alone: leased.
+    let lease_until = (account_limits == Default::default() && cfg.plan_lease_ms > 0).then(|| {
+        let (until, renewed) = plan_lease::grant(state.meta.lease_until, now, cfg.plan_lease_ms);
+        if renewed {
+            state.meta.lease_until = until;
+            fx.meta = true;
+        }
+        until
+    });
     let mut buckets = Vec::new();
     let mut answers = Vec::with_capacity(items.len());
     for item in items {
@@ -332,6 +350,7 @@ fn admit(
                             limit: c.limit,
                             charged: c.charged,
                             plan: copy.clone(),
+                            lease_until,
                         })
                     })
             }

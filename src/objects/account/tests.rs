@@ -155,6 +155,7 @@ fn a_plan_change_records_a_version_its_event_and_its_progress() {
             keys_total: 3,
             keys_updated: 0,
             region: None,
+            leases_wait_ms: 0,
         }
     );
     assert_eq!((fx.plan.as_deref(), fx.meta), (Some("business"), true));
@@ -395,4 +396,55 @@ fn a_declared_region_is_kept_until_declared_again() {
     assert_eq!(region_of(r), None);
     let (_, r) = apply(&mut s, AccountCommand::Get, &cfg, NOW, &keys);
     assert_eq!(region_of(r), None);
+}
+
+#[test]
+fn a_plan_without_account_limits_is_leased_and_a_change_waits_the_lease_out() {
+    let cfg = config(&[("PLAN_LEASE_SECONDS", "4")]);
+    let mut s = AccountState::empty();
+    let keys = KeyCount::default();
+    let admit = |s: &mut AccountState, at: i64| {
+        let (fx, r) = apply(s, AccountCommand::Admit { cost: 1 }, &cfg, at, &keys);
+        (fx.meta, admitted(now(r)).unwrap())
+    };
+    // Granted, stored once, renewed only once half of it is left.
+    let (stored, a) = admit(&mut s, NOW);
+    assert_eq!(
+        (a.lease_until, a.charged, stored),
+        (Some(NOW + 4_000), 0, true)
+    );
+    let (stored, a) = admit(&mut s, NOW + 2_000);
+    assert_eq!((a.lease_until, stored), (Some(NOW + 4_000), false));
+    let (stored, a) = admit(&mut s, NOW + 2_001);
+    assert_eq!((a.lease_until, stored), (Some(NOW + 6_001), true));
+    // A plan change at NOW + 3_000 waits until the last lease on the old plan lapsed.
+    let set = AccountCommand::SetPlan {
+        plan: "business".into(),
+        region: Declared::Unchanged,
+        event: event("account.plan_changed"),
+    };
+    let (_, r) = apply(&mut s, set, &cfg, NOW + 3_000, &keys);
+    let v: AccountView = serde_json::from_value(now(r).unwrap()).unwrap();
+    assert_eq!((v.plan_version, v.leases_wait_ms), (1, 3_001));
+    // Never leased: nothing to wait for.
+    let mut fresh = AccountState::empty();
+    let set = AccountCommand::SetPlan {
+        plan: "business".into(),
+        region: Declared::Unchanged,
+        event: event("account.plan_changed"),
+    };
+    let (_, r) = apply(&mut fresh, set, &cfg, NOW, &keys);
+    let v: AccountView = serde_json::from_value(now(r).unwrap()).unwrap();
+    assert_eq!(v.leases_wait_ms, 0);
+}
+
+#[test]
+fn a_plan_with_account_limits_or_leases_off_is_never_leased() {
+    let keys = KeyCount::default();
+    for cfg in [capped(), config(&[("PLAN_LEASE_SECONDS", "0")])] {
+        let mut s = AccountState::empty();
+        let (_, r) = apply(&mut s, AccountCommand::Admit { cost: 1 }, &cfg, NOW, &keys);
+        assert_eq!(admitted(now(r)).unwrap().lease_until, None);
+        assert_eq!(s.meta.lease_until, 0);
+    }
 }
