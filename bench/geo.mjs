@@ -14,6 +14,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { ROOT, client, frozenBuild, objectStats, startKeyward, startOrigin, tempDir } from "../tests/e2e/harness.mjs";
+import { writeSection } from "./section.mjs";
 
 const REQUESTS = Number(process.env.GEO_REQUESTS ?? 200);
 const CONCURRENCY = Number(process.env.GEO_CONCURRENCY ?? 8);
@@ -184,14 +185,7 @@ const lines = [
 ];
 const md = lines.join("\n") + "\n";
 fs.writeFileSync(path.join(ROOT, "bench/GEO.md"), md);
-const benchPath = path.join(ROOT, "BENCHMARKS.md");
-if (fs.existsSync(benchPath)) {
-  const current = fs.readFileSync(benchPath, "utf8");
-  const start = current.indexOf("## Geography, simulated");
-  const before = start < 0 ? current.trimEnd() + "\n\n" : current.slice(0, start);
-  const rest = start < 0 ? "" : current.slice(start).replace(/^## Geography, simulated[\s\S]*?(?=\n## |$)/, "");
-  fs.writeFileSync(benchPath, before + md + rest);
-}
+writeSection("## Geography, simulated", md);
 console.log(md);
 if (revocation.some((r) => r.status !== 401)) {
   console.log("a revoked key was admitted after its revoke answered");

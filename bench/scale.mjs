@@ -9,6 +9,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { ROOT, client, frozenBuild, objectStats, startKeyward, startOrigin, tempDir } from "../tests/e2e/harness.mjs";
+import { writeSection } from "./section.mjs";
 
 const ACCOUNTS = Number(process.env.SCALE_ACCOUNTS ?? 1000);
 const KEYS = Number(process.env.SCALE_KEYS ?? 20);
@@ -190,12 +191,5 @@ if (logged.length) {
 }
 const md = lines.join("\n") + "\n";
 fs.writeFileSync(path.join(ROOT, "bench/SCALE.md"), md);
-const benchPath = path.join(ROOT, "BENCHMARKS.md");
-if (fs.existsSync(benchPath)) {
-  const current = fs.readFileSync(benchPath, "utf8");
-  const start = current.indexOf("## Scale simulation");
-  const before = start < 0 ? current.trimEnd() + "\n\n" : current.slice(0, start);
-  const rest = start < 0 ? "" : current.slice(start).replace(/^## Scale simulation[\s\S]*?(?=\n## |$)/, "");
-  fs.writeFileSync(benchPath, before + md + rest);
-}
+writeSection("## Scale simulation", md);
 console.log(md);
