@@ -9,6 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import zlib from "node:zlib";
 import { ROOT, client, frozenBuild, startKeyward, startOrigin } from "../tests/e2e/harness.mjs";
+import { ensureWrk, wrk as wrkWith } from "./wrk.mjs";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -16,28 +17,8 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // The figures before issue 10 (group commit): no scenario's p99 may be worse.
 const BASELINE = JSON.parse(fs.readFileSync(path.join(ROOT, "bench/baseline.json"), "utf8"));
+const wrk = (url, key, seconds) => wrkWith(url, key, seconds, CONNECTIONS);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
-function ensureWrk() {
-  if (spawnSync("wrk", ["--version"]).error === undefined) return;
-  console.log("installing wrk (Debian package)…");
-  execFileSync("apt-get", ["update", "-qq"], { stdio: "inherit" });
-  execFileSync("apt-get", ["install", "-y", "-qq", "wrk"], { stdio: "inherit" });
-}
-
-function wrk(url, key, seconds) {
-  // A list of keys: one connection (and wrk thread) per key.
-  const many = Array.isArray(key);
-  const threads = many ? key.length : 2;
-  const args = [`-t${threads}`, `-c${many ? key.length : CONNECTIONS}`, `-d${seconds}s`, "--latency", "-s", path.join(ROOT, "bench/wrk.lua")];
-  if (key && !many) args.push("-H", `Authorization: Bearer ${key}`);
-  args.push(url);
-  const env = { ...process.env, WRK_KEYS: many ? key.join(",") : "" };
-  const out = execFileSync("wrk", args, { encoding: "utf8", env });
-  const line = out.split("\n").find((l) => l.startsWith("WRK_JSON "));
-  if (!line) throw new Error(`no WRK_JSON in wrk output:\n${out}`);
-  return JSON.parse(line.slice(9));
-}
 
 function coreBench() {
   const out = execFileSync("cargo", ["bench", "--bench", "core_check"], { cwd: ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
@@ -160,6 +141,9 @@ try {
   await oneHop.stop();
   await origin.stop();
 }
+// Closer to production: the same build and baselines under Miniflare, without
+// wrangler's dev proxy (bench/miniflare.mjs writes bench/MINIFLARE.md).
+execFileSync("node", [path.join(ROOT, "bench/miniflare.mjs")], { cwd: ROOT, stdio: "inherit" });
 // The host micro-benchmark runs with the servers stopped.
 report({ rows, size, core: coreBench(), startupMs, coldMs, warmMs, correctness });
 
@@ -317,7 +301,7 @@ Ceiling for any design that consults the key's Durable Object on every request, 
 from this run (floor + the revoked key's one almost-free hop + the origin):
 1 / (1/${revokedRow.rps.toFixed(0)} + 1/${publicRow.rps.toFixed(0)} − 1/${bad.rps.toFixed(0)}) = ${ceiling.toFixed(0)} req/s, ${pct(ceiling / publicRow.rps)} of the public path.
 `;
-  const extra = ["bench/SCALE.md", "bench/GEO.md", "bench/NOTES.md"]
+  const extra = ["bench/MINIFLARE.md", "bench/SCALE.md", "bench/GEO.md", "bench/NOTES.md"]
     .filter((f) => fs.existsSync(path.join(ROOT, f)))
     .map((f) => "\n" + fs.readFileSync(path.join(ROOT, f), "utf8"))
     .join("");
