@@ -586,6 +586,8 @@ mod tests {
         let bad = |k, v| config(&[("ORIGIN_URL", "http://o"), (k, v)]).unwrap_err();
         assert!(bad("ENVIRONMENT", "prod").contains("ENVIRONMENT"));
         assert!(bad("KEY_PREFIX", "k_w").contains("KEY_PREFIX"));
+        assert!(bad("PLAN_LEASE_SECONDS", "61").contains("PLAN_LEASE_SECONDS"));
+        assert!(bad("PLAN_LEASE_SECONDS", "-1").contains("PLAN_LEASE_SECONDS"));
         assert!(bad("ROUTE_PERMISSIONS", "{").contains("ROUTE_PERMISSIONS"));
         assert!(bad("PLANS", "[]").contains("PLANS"));
         assert!(bad("DEFAULT_PLAN", "gold").contains("DEFAULT_PLAN"));
