@@ -71,6 +71,11 @@ function rpcClass(RustObject) {
       return answers;
     }
     home(first) {
+      if (this.region !== undefined) return this.region;
+      this.region = this.storedHome(first);
+      return this.region;
+    }
+    storedHome(first) {
       const sql = this.ctx.storage.sql;
       sql.exec("CREATE TABLE IF NOT EXISTS geo_home (region TEXT NOT NULL)");
       const row = sql.exec("SELECT region FROM geo_home").toArray()[0];
