@@ -31,6 +31,9 @@ test("a key created from Europe costs a client in Oceania the round trip to Euro
     assert.equal(far.res.status, 200, far.res.text);
     // The key's and the account's objects are asked concurrently: one round trip.
     assert.ok(far.ms >= RTT.weur_oc, `a request from oc took ${far.ms.toFixed(0)} ms`);
+    // And only one: the previous request's settlement, still on its way, does not
+    // hold this admission back (it would wait for it: two round trips).
+    assert.ok(far.ms < 1.5 * RTT.weur_oc, `a request from oc took ${far.ms.toFixed(0)} ms: it waited behind a settlement`);
   }
   // The header is the simulation's, never the origin's.
   const seen = origin.received().at(-1);
