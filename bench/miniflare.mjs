@@ -5,21 +5,54 @@
 // runs the bundle `wrangler deploy --dry-run` makes (what `make deploy` uploads).
 // `make bench` runs it after the `wrangler dev` scenarios; it writes
 // bench/MINIFLARE.md, which BENCHMARKS.md includes.
+// Besides requests per second it prints workerd's CPU per request (user + system
+// time of the workerd processes, read from /proc around each run: the worker and
+// its objects together, as one process serves both), and, from a second keyward
+// with OBJECT_STATS=true (the objects' own counters, one more write per call, so
+// not the instance timed), the billed object calls per request of a quiet key
+// (one request at a time), a hot key (16 at once) and 16 keys.
 // Env: BENCH_SECONDS (per scenario and round, default 8), BENCH_ROUNDS (3).
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { Miniflare } from "miniflare";
-import { ROOT, client, startOrigin, tempDir } from "../tests/e2e/harness.mjs";
+import { ROOT, client, objectStats, startOrigin, tempDir } from "../tests/e2e/harness.mjs";
 import { ensureWrk, wrk } from "./wrk.mjs";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONNECTIONS = 16;
+const LINGER_MS = 1000; // SETTLE_LINGER_MS's default
 const TOKEN = "bench-admin-token-0123456789abcdef";
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 ensureWrk();
+
+// CPU seconds (user + system) so far of every workerd process this one started.
+const TICK = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
+function workerdCpuSeconds() {
+  let total = 0;
+  for (const pid of fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      if (name !== "workerd") continue;
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      // Field 4 (after the name) is the parent; 12 and 13 user and system ticks.
+      if (!descends(Number(pid))) continue;
+      total += (Number(f[11]) + Number(f[12])) / TICK;
+    } catch {}
+  }
+  return total;
+}
+function descends(pid) {
+  for (let p = pid, hops = 0; p > 1 && hops < 16; hops++) {
+    if (p === process.pid) return true;
+    const stat = fs.readFileSync(`/proc/${p}/stat`, "utf8");
+    p = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+  }
+  return false;
+}
 const origin = await startOrigin();
 const bundle = tempDir("bundle");
 execFileSync(path.join(ROOT, "node_modules/.bin/wrangler"), ["deploy", "--dry-run", "--outdir", bundle], {
@@ -31,8 +64,9 @@ const wasmRule = [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: t
 const common = { modules: true, compatibilityDate: "2025-09-01", host: "127.0.0.1", port: 0 };
 
 const started = performance.now();
-const keyward = new Miniflare({
+const keywardOptions = (extra = {}) => ({
   ...common,
+  name: "keyward",
   modulesRoot: bundle,
   scriptPath: path.join(bundle, "entry.js"),
   modulesRules: wasmRule,
@@ -51,8 +85,11 @@ const keyward = new Miniflare({
     DEFAULT_PLAN: "open",
     BREAKER_FLOOR: "1000000000000",
     IP_BLOCK_THRESHOLD: "0",
+    ...extra.bindings,
   },
+  ...extra.options,
 });
+const keyward = new Miniflare(keywardOptions());
 const kwUrl = (await keyward.ready).href.replace(/\/$/, "");
 const api = client(kwUrl);
 const first = await api.call("GET", "/health");
@@ -73,8 +110,8 @@ const oneHop = new Miniflare({
 const fwUrl = (await forwarder.ready).href.replace(/\/$/, "");
 const ohUrl = (await oneHop.ready).href.replace(/\/$/, "");
 
-const create = async (name) => {
-  const res = await api.call("POST", "/admin/v1/keys", { key: TOKEN, body: { account: "bench", name } });
+const create = async (name, on = api) => {
+  const res = await on.call("POST", "/admin/v1/keys", { key: TOKEN, body: { account: "bench", name } });
   if (res.status !== 201) throw new Error(`create: ${res.status} ${res.text}`);
   return res.json.key;
 };
@@ -93,18 +130,48 @@ for (const s of scenarios) wrk(s.url, s.key, 2, CONNECTIONS); // warm-up
 const results = scenarios.map(() => []);
 for (let round = 0; round < ROUNDS; round++) {
   scenarios.forEach((s, i) => {
+    const cpu = workerdCpuSeconds();
     const r = wrk(s.url, s.key, SECONDS, CONNECTIONS);
+    r.cpu_ms = ((workerdCpuSeconds() - cpu) * 1000) / Math.max(1, r.requests);
     const unexpected = r.requests - (r.statuses["200"] ?? 0) + r.socket_errors;
     if (unexpected > 0) throw new Error(`${s.name}: ${unexpected} answers were not 200: ${JSON.stringify(r.statuses)}`);
     results[i].push(r);
-    console.log(`miniflare round ${round + 1} ${s.name.padEnd(48)} ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.p50_ms.toFixed(2)} ms  p99 ${r.p99_ms.toFixed(2)} ms`);
+    console.log(`miniflare round ${round + 1} ${s.name.padEnd(48)} ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.p50_ms.toFixed(2)} ms  p99 ${r.p99_ms.toFixed(2)} ms  cpu ${r.cpu_ms.toFixed(3)} ms/req`);
   });
 }
 await Promise.all([keyward.dispose(), forwarder.dispose(), oneHop.dispose()]);
+
+// Billed object calls per request, from the objects' own counters.
+const statsDir = tempDir("miniflare-stats");
+const counted = new Miniflare(
+  keywardOptions({ bindings: { OBJECT_STATS: "true" }, options: { durableObjectsPersist: path.join(statsDir, "v3/do") } }),
+);
+const countedUrl = (await counted.ready).href.replace(/\/$/, "");
+const countedApi = client(countedUrl);
+const allCalls = () => objectStats(statsDir).reduce((n, o) => n + (o.calls ?? 0), 0);
+const costs = [];
+for (const [name, connections, many] of [
+  ["quiet key (one request at a time)", 1, false],
+  ["hot key (16 at once)", CONNECTIONS, false],
+  ["16 keys, one connection each", CONNECTIONS, true],
+]) {
+  const keys = many ? [] : [await create(name, countedApi)];
+  for (let i = 0; many && i < CONNECTIONS; i++) keys.push(await create(`${name} ${i}`, countedApi));
+  wrk(`${countedUrl}/things`, many ? keys : keys[0], 1, connections); // first use, leases
+  // The warm-up's last settlements go out on their own after SETTLE_LINGER_MS
+  // (1000, the default): not this run's calls.
+  await new Promise((r) => setTimeout(r, LINGER_MS + 500));
+  const before = allCalls();
+  const r = wrk(`${countedUrl}/things`, many ? keys : keys[0], SECONDS, connections);
+  await new Promise((r) => setTimeout(r, LINGER_MS + 500)); // the run's last settlements
+  costs.push({ name, hot: connections > 1 && !many, requests: r.requests, calls: allCalls() - before });
+}
+await counted.dispose();
 await origin.stop();
 
 const rows = scenarios.map((s, i) => ({
   name: s.name,
+  cpu: median(results[i].map((r) => r.cpu_ms)),
   rps: median(results[i].map((r) => r.rps)),
   p50: median(results[i].map((r) => r.p50_ms)),
   p99: median(results[i].map((r) => r.p99_ms)),
@@ -115,6 +182,12 @@ const targets = [
   ["one hot key ≥ 1.0× the bare one-hop worker", x(hotRow, oh), hotRow.rps >= oh.rps],
   ["16 keys ≥ 0.9× the bare one-hop worker", x(spreadRow, oh), spreadRow.rps >= 0.9 * oh.rps],
   ["public path ≥ 0.9× the bare forwarder", x(pub, fw), pub.rps >= 0.9 * fw.rps],
+  ...costs.map((c, i) => {
+    // A quiet key is one used one request at a time, as each of the 16 keys is.
+    const per = c.calls / Math.max(1, c.requests);
+    const target = c.hot ? 0.25 : 1.0;
+    return [`${c.name}: ≤ ${target.toFixed(2)} object calls per request`, `${per.toFixed(3)} (${c.calls} calls, ${c.requests} requests)`, per <= target];
+  }),
 ];
 const wasm = fs.readdirSync(bundle).find((f) => f.endsWith(".wasm"));
 const md = [
@@ -122,9 +195,9 @@ const md = [
   "",
   `workerd through Miniflare's API, the deploy bundle (entry.js ${fs.statSync(path.join(bundle, "entry.js")).size} B, Wasm ${fs.statSync(path.join(bundle, wasm)).size} B); wrk, ${CONNECTIONS} connections, medians of ${ROUNDS} rounds of ${SECONDS} s; keyward's start to its first answer: ${coldMs.toFixed(0)} ms.`,
   "",
-  "| scenario | req/s | p50 ms | p99 ms | × forwarder | × one-hop |",
-  "|---|---|---|---|---|---|",
-  ...rows.map((r) => `| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${x(r, fw)} | ${x(r, oh)} |`),
+  "| scenario | req/s | p50 ms | p99 ms | workerd CPU ms/request | × forwarder | × one-hop |",
+  "|---|---|---|---|---|---|---|",
+  ...rows.map((r) => `| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.cpu.toFixed(3)} | ${x(r, fw)} | ${x(r, oh)} |`),
   "",
   "| target | measured | |",
   "|---|---|---|",

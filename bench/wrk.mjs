@@ -14,7 +14,7 @@ export function ensureWrk() {
 export function wrk(url, key, seconds, connections = 16) {
   // A list of keys: one connection (and wrk thread) per key.
   const many = Array.isArray(key);
-  const threads = many ? key.length : 2;
+  const threads = many ? key.length : Math.min(2, connections);
   const args = [`-t${threads}`, `-c${many ? key.length : connections}`, `-d${seconds}s`, "--latency", "-s", path.join(ROOT, "bench/wrk.lua")];
   if (key && !many) args.push("-H", `Authorization: Bearer ${key}`);
   args.push(url);

@@ -106,6 +106,50 @@ describe("a crash mid-burst", () => {
   });
 });
 
+// A settlement lingers (SETTLE_LINGER_MS) for the next request's check to carry
+// it: a crash loses the settlements of the requests answered in the last linger,
+// never more. Those are released, not charged (README: "Object calls").
+test("a crash loses only the settlements of the last SETTLE_LINGER_MS; they are released, not charged", async () => {
+  const LINGER = 3000;
+  const origin = await startOrigin();
+  const persistDir = tempDir("crash-linger");
+  const vars = { ...VARS, RESERVATION_TIMEOUT_SECONDS: "8", SETTLE_LINGER_MS: String(LINGER) };
+  let kw = await startKeyward({ originUrl: origin.url, persistDir, vars });
+  try {
+    let api = client(kw.base);
+    const N = 20;
+    const k = await api.createKey({ name: "linger", quotas: { total: 100 } });
+    const answeredAt = [];
+    for (let i = 0; i < N; i++) {
+      assert.equal((await api.call("GET", "/things", { key: k.key })).status, 200);
+      answeredAt.push(Date.now());
+    }
+    // Each of the first N-1 settlements rode the next request's check; the last
+    // one lingers, waiting for a request that never comes.
+    const pending = (await logsOf(api, k.id)).filter((r) => r.state === "pending");
+    const killedAt = Date.now();
+    await kw.kill();
+    assert.ok(killedAt - answeredAt[N - 1] < LINGER, "killed within the last request's linger");
+    assert.equal(pending.length, 1, JSON.stringify(pending));
+    const bound = answeredAt.filter((t) => t > killedAt - LINGER).length;
+    kw = await startKeyward({ originUrl: origin.url, persistDir, vars });
+    api = client(kw.base);
+    await eventually(async () => {
+      assert.equal(count(await logsOf(api, k.id), (r) => r.state === "pending"), 0);
+    }, 20000);
+    const rows = await logsOf(api, k.id);
+    const view = (await api.admin("GET", `/keys/${k.id}`)).json;
+    const lost = N - view.usage_count;
+    assert.ok(lost >= 1 && lost <= bound, `${lost} settlements lost; ${bound} requests answered in the last ${LINGER} ms`);
+    assert.equal(count(rows, (r) => r.state === "abandoned" && r.credits === 0), lost);
+    assert.equal(count(rows, (r) => r.state === "completed" && r.credits === 1), N - lost);
+    assert.equal(view.limits.find((l) => l.name === "total").remaining, 100 - (N - lost), "a lost settlement's credits came back");
+  } finally {
+    await kw.stop();
+    await origin.stop();
+  }
+});
+
 describe("CHARGE_ON", () => {
   for (const [charge, charged] of [
     ["forwarded", true],

@@ -44,6 +44,19 @@ test("a key of a plan without account-wide limits asks its account once per leas
   assert.ok(after.account - before.account <= 1, `the account was asked ${after.account - before.account} times for 30 requests`);
 });
 
+test("a quiet key costs one object call per request: each settlement rides the next request's check", async () => {
+  const account = unique("quiet");
+  const k = await api.createKey({ account });
+  await requests(k.key, 1);
+  const before = calls(k.id, account);
+  await requests(k.key, 30);
+  const after = calls(k.id, account);
+  // 30 checks; 29 settlements rode them; the 30th (and the first's) may have gone
+  // alone after SETTLE_LINGER_MS. Without lingering it would be 60.
+  assert.ok(after.key - before.key <= 32, `${after.key - before.key} key object calls for 30 requests`);
+  assert.ok(after.key - before.key >= 30, JSON.stringify({ before, after }));
+});
+
 test("an account with account-wide limits is asked on every request", async () => {
   const account = unique("lease-shared");
   assert.equal((await api.admin("PUT", `/accounts/${account}`, { plan: "shared" })).status, 200);

@@ -7,10 +7,16 @@
 //
 // `submit` coalesces: while a call to an object is in flight, later commands for
 // it wait in the object's lane; when the call returns, the next call carries every
-// waiting command (up to MAX_BATCH). A command for an idle object goes out at once
-// (with whatever else waits), and so does an admission when the call in flight
-// carries only settlements: a request never waits a whole round trip for another
-// request's settlement (at most two calls are then in flight).
+// waiting command (up to MAX_BATCH), in the order they came. An admission for an
+// idle object goes out at once (with whatever else waits), and so does an
+// admission when the call in flight carries only settlements: a request never
+// waits a whole round trip for another request's settlement (at most two calls
+// are then in flight).
+//
+// A settlement lingers: it waits up to `linger` ms (SETTLE_LINGER_MS) for the
+// next admission to the same object and rides its call; only a settlement no
+// admission came for in that time goes out alone. So a key used one request at a
+// time costs one call per request, not two (README: "Object calls").
 //
 // Requests never wake each other. The request whose call returned only writes
 // plain data — each waiter's answer, and to the next batch's first request the
@@ -41,6 +47,8 @@ const MAX_BATCH = 64;
 const POLL_MS = 1;
 
 const lanes = new Map();
+// Arrival order of commands in this isolate: a batch carries them in it.
+let arrivals = 0;
 
 // `hint`: the region a call that may create its object creates it in (a location
 // hint: it has no effect on an object that exists).
@@ -84,9 +92,10 @@ export async function call(env, binding, name, item, deadline, fault, from, hint
 /**
  * One command through the object's lane. Resolves to its answer (JSON text).
  * `admission`: a request waits for this answer, so it waits only behind a call
- * that carries another admission; a settlement (false) rides whatever call is next.
+ * that carries another admission. A settlement (false) rides the next call that
+ * carries an admission, or goes alone once it has waited `linger` ms.
  */
-export function submit(env, ctx, binding, name, item, deadline, fault, from, admission) {
+export function submit(env, ctx, binding, name, item, deadline, fault, from, admission, linger) {
   if (fault === "fail") return Promise.reject(new Error(`${binding}/${name}: failed (TEST_FAULTS)`));
   const id = `${binding}\u0000${name}\u0000${from}`;
   let lane = lanes.get(id);
@@ -94,11 +103,15 @@ export function submit(env, ctx, binding, name, item, deadline, fault, from, adm
     lane = { id, binding, name, from, inflight: 0, admitting: 0, queue: [] };
     lanes.set(id, lane);
   }
-  const me = { item, fault, deadline, admission, since: Date.now(), word: undefined };
-  // Goes out now when nothing is in flight, or when an admission would otherwise
-  // wait behind a call of settlements only (one round trip, not two).
-  const mayGo = () => lane.inflight === 0 || (me.admission && lane.admitting === 0);
-  if (mayGo()) return send(lane, env, ctx, take(lane, me));
+  const now = Date.now();
+  // `since`: when it may go on its own; its deadline counts from then.
+  const me = { seq: arrivals++, item, fault, deadline, admission, since: admission ? now : now + Math.max(0, linger), word: undefined };
+  // An admission goes out now when nothing is in flight, or when it would
+  // otherwise wait behind a call of settlements only (one round trip, not two).
+  // A settlement goes out alone only when the lane is idle and its linger is over.
+  const mayGo = () =>
+    me.admission ? lane.inflight === 0 || lane.admitting === 0 : lane.inflight === 0 && Date.now() >= me.since;
+  if (mayGo()) return send(lane, env, ctx, take(lane, me), me);
   lane.queue.push(me);
   return new Promise((resolve, reject) => {
     const read = () => {
@@ -112,18 +125,28 @@ export function submit(env, ctx, binding, name, item, deadline, fault, from, adm
           word = { error: new Error(`${lane.binding}/${lane.name}: waited ${me.deadline} ms in its lane`) };
         }
       }
-      if (word === undefined) setTimeout(read, POLL_MS);
+      if (word === undefined) setTimeout(read, nap(me));
       else if ("answer" in word) resolve(word.answer);
       else if ("error" in word) reject(word.error);
-      else resolve(send(lane, env, ctx, word.lead));
+      else resolve(send(lane, env, ctx, word.lead, me));
     };
-    setTimeout(read, POLL_MS);
+    setTimeout(read, nap(me));
   });
 }
 
-/** A batch headed by `first` with whatever waits, counted in flight at once. */
-function take(lane, first) {
-  return reserve(lane, [first, ...lane.queue.splice(0, MAX_BATCH - 1)]);
+/**
+ * How long a waiting command sleeps before it reads its mailbox again: an
+ * admission every POLL_MS; a lingering settlement until its linger is over (it
+ * is never handed a batch that carries an admission, so nobody waits on it).
+ */
+function nap(me) {
+  return me.admission ? POLL_MS : Math.max(POLL_MS, me.since - Date.now());
+}
+
+/** A batch of what waits, in the order it came, then `last`; counted in flight at once. */
+function take(lane, last) {
+  const members = [...lane.queue.splice(0, MAX_BATCH - 1), last];
+  return reserve(lane, members.sort((a, b) => a.seq - b.seq));
 }
 
 function reserve(lane, members) {
@@ -133,33 +156,37 @@ function reserve(lane, members) {
 }
 
 /**
- * Sends the batch this request heads (counted in flight by `take` or by the call
- * that handed it over); once answered (or past its deadline), leaves each other
- * member its answer and hands the lane to the next batch. Resolves to this
- * request's own answer.
+ * Sends the batch `lead` heads (counted in flight by `take` or by the call that
+ * handed it over); once answered (or past its deadline), leaves each other member
+ * its answer and hands the lane to the next batch that carries an admission (led
+ * by its first admission; settlements alone wait for their linger or the next
+ * admission). Resolves to the lead's own answer.
  */
-function send(lane, env, ctx, members) {
+function send(lane, env, ctx, members, lead) {
   const done = (async () => {
     let answers;
     let error;
     try {
-      answers = await batch(env, lane.binding, lane.name, members, members[0].deadline, lane.from);
+      answers = await batch(env, lane.binding, lane.name, members, lead.deadline, lane.from);
     } catch (e) {
       error = e;
     }
     lane.inflight--;
     if (members.some((m) => m.admission)) lane.admitting--;
-    const next = lane.queue.splice(0, MAX_BATCH);
-    if (next.length > 0) {
-      next[0].word = { lead: reserve(lane, next) };
-    } else if (lane.inflight === 0 && lanes.get(lane.id) === lane) {
+    const next = lane.queue.find((m) => m.admission);
+    if (next !== undefined) {
+      lane.queue.splice(lane.queue.indexOf(next), 1);
+      next.word = { lead: take(lane, next) };
+    } else if (lane.inflight === 0 && lane.queue.length === 0 && lanes.get(lane.id) === lane) {
       lanes.delete(lane.id);
     }
-    for (let i = 1; i < members.length; i++) {
-      members[i].word = error === undefined ? { answer: answers[i] } : { error };
-    }
+    let mine;
+    members.forEach((m, i) => {
+      if (m === lead) mine = i;
+      else m.word = error === undefined ? { answer: answers[i] } : { error };
+    });
     if (error !== undefined) throw error;
-    return answers[0];
+    return answers[mine];
   })();
   // Others wait on this call: it completes even if this request is cancelled.
   try {

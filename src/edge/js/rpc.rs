@@ -77,6 +77,7 @@ extern "C" {
         fault: &str,
         from: &str,
         admission: bool,
+        linger: f64,
     ) -> Promise;
 }
 
@@ -163,8 +164,9 @@ pub enum Waits {
     /// admission (whose answer it would otherwise race), never behind one that
     /// carries only settlements.
     ForAdmissions,
-    /// A settlement or refund, after the answer: it rides whatever call is next.
-    ForAnyCall,
+    /// A settlement or refund, after the answer: it rides the next call that
+    /// carries an admission, or goes alone after `linger_ms` (`SETTLE_LINGER_MS`).
+    Settles { linger_ms: u32 },
 }
 
 /// `ask` for the request path: the command waits in the object's lane while a call
@@ -190,6 +192,10 @@ pub async fn submit<A: DeserializeOwned>(
         fault_word(fault),
         from(),
         waits == Waits::ForAdmissions,
+        match waits {
+            Waits::ForAdmissions => 0.0,
+            Waits::Settles { linger_ms } => linger_ms as f64,
+        },
     );
     answer(to, promise).await
 }

@@ -118,10 +118,10 @@ pub async fn admit(
                     code: Some(e.code().to_string()),
                     duration_ms: rc.elapsed(),
                 };
-                settle::queue(rc.ctx, rc.env, &entry.id, refused);
+                settle::queue(rc.ctx, rc.env, rc.cfg, &entry.id, refused);
             }
             if let Some((at, cost)) = account_charge {
-                settle::refund(rc.ctx, rc.env, &entry.account, at, cost);
+                settle::refund(rc.ctx, rc.env, rc.cfg, &entry.account, at, cost);
             }
             Err(e)
         }

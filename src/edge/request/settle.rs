@@ -1,8 +1,8 @@
 //! Compensating, after the answer: the settlement that commits or releases an
 //! admitted request's reserved credits and completes its log row; the account's
 //! credits given back when the request is not charged or one side refused it.
-//! Each rides its object's lane (at once when no call is in flight, else with the
-//! next one); none delays the answer.
+//! Each rides its object's lane: with the next admission's call to that object,
+//! or alone after `SETTLE_LINGER_MS`; none delays the answer.
 
 use crate::config::Config;
 use crate::edge::js::rpc::{self, Object, Waits};
@@ -37,7 +37,10 @@ enum To {
 }
 
 /// Sends `cmd` after the answer through the object's lane, logging a failure.
-fn background(ctx: &Context, env: &Env, to: To, cmd: impl Serialize + 'static) {
+fn background(ctx: &Context, env: &Env, cfg: &Config, to: To, cmd: impl Serialize + 'static) {
+    let waits = Waits::Settles {
+        linger_ms: cfg.settle_linger_ms,
+    };
     // The same request's context, owned by the task that outlives this call.
     let inner: &worker::worker_sys::Context = ctx.as_ref();
     let js: &wasm_bindgen::JsValue = inner.as_ref();
@@ -48,8 +51,7 @@ fn background(ctx: &Context, env: &Env, to: To, cmd: impl Serialize + 'static) {
             To::Key(id) => Object::Key(id),
             To::Account(a) => Object::Account(a),
         };
-        let sent =
-            rpc::submit::<Value>(&env, &lane_ctx, object, &cmd, None, Waits::ForAnyCall).await;
+        let sent = rpc::submit::<Value>(&env, &lane_ctx, object, &cmd, None, waits).await;
         if let Err(e) = sent {
             console_error!("{object:?}: background command failed: {e:?}");
         }
@@ -57,16 +59,18 @@ fn background(ctx: &Context, env: &Env, to: To, cmd: impl Serialize + 'static) {
 }
 
 /// Gives back what the account's object took for a request that is not charged.
-pub fn refund(ctx: &Context, env: &Env, account: &str, at: i64, cost: u64) {
+pub fn refund(ctx: &Context, env: &Env, cfg: &Config, account: &str, at: i64, cost: u64) {
     let cmd = AccountCommand::Refund { at, cost };
-    background(ctx, env, To::Account(account.to_string()), cmd);
+    background(ctx, env, cfg, To::Account(account.to_string()), cmd);
 }
 
-/// The settlement rides the key's lane. A settlement lost with the isolate leaves
-/// its reservation to the key's alarm (released, its row `abandoned`).
-pub fn queue(ctx: &Context, env: &Env, key_id: &str, s: Settlement) {
+/// The settlement rides the key's lane. A settlement lost with the isolate (at
+/// most those of the requests it answered in its last `SETTLE_LINGER_MS`, plus
+/// one call in flight) leaves its reservation to the key's alarm: released, not
+/// charged, its row `abandoned` (README: "Object calls").
+pub fn queue(ctx: &Context, env: &Env, cfg: &Config, key_id: &str, s: Settlement) {
     let cmd = KeyCommand::Settle { items: vec![s] };
-    background(ctx, env, To::Key(key_id.to_string()), cmd);
+    background(ctx, env, cfg, To::Key(key_id.to_string()), cmd);
 }
 
 /// After the answer: commits the request's reservation (charged per `CHARGE_ON`)
@@ -83,7 +87,7 @@ pub fn settle(
 ) {
     if !cfg.charge_on.charges(origin_status) {
         if let Some((at, cost)) = a.account_charge {
-            refund(ctx, env, &a.account, at, cost);
+            refund(ctx, env, cfg, &a.account, at, cost);
         }
     }
     let s = Settlement {
@@ -93,5 +97,5 @@ pub fn settle(
         code: None,
         duration_ms,
     };
-    queue(ctx, env, &a.key_id, s);
+    queue(ctx, env, cfg, &a.key_id, s);
 }
