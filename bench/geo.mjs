@@ -10,7 +10,11 @@
 //   4. a revocation: the first request from every region sent after its call answered;
 // and the object calls per gated request of each, from the objects' own counters.
 // Writes bench/GEO.md and its section of BENCHMARKS.md.
-// Env: GEO_REQUESTS (per region and scenario, default 200), GEO_CONCURRENCY (8).
+//   5. one key with sustained traffic from three regions at once (budget leases):
+//      added latency after a warm-up, exactness against a per-minute limit, and a
+//      revocation under that load refused in every region once it answered;
+// Env: GEO_REQUESTS (per region and scenario, default 200), GEO_CONCURRENCY (8),
+// GEO_SUSTAINED_SECONDS (8; the first 2 s are the warm-up).
 import fs from "node:fs";
 import path from "node:path";
 import { ROOT, client, frozenBuild, objectStats, startKeyward, startOrigin, tempDir } from "../tests/e2e/harness.mjs";
@@ -19,6 +23,8 @@ import { writeSection } from "./section.mjs";
 const REQUESTS = Number(process.env.GEO_REQUESTS ?? 200);
 const CONCURRENCY = Number(process.env.GEO_CONCURRENCY ?? 8);
 const THREE = ["oc", "enam", "weur"];
+const SUSTAINED_S = Number(process.env.GEO_SUSTAINED_SECONDS ?? 8);
+const WARM_MS = 2000;
 
 const pctl = (xs, p) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -66,6 +72,25 @@ async function load(c, key, region, n, concurrency) {
   if (failed) throw new Error(`${failed} of ${n} requests from ${region} were refused`);
   return ms;
 }
+
+/**
+ * `concurrency` connections from `region`, one request after another, until
+ * `stop.now`: each request's start, latency and status.
+ */
+async function sustain(c, key, region, concurrency, stop) {
+  const out = [];
+  const headers = { "x-keyward-test-region": region };
+  const one = async () => {
+    while (!stop.now) {
+      const at = performance.now();
+      const res = await c.call("GET", "/things", { key, headers });
+      out.push({ at, ms: performance.now() - at, status: res.status, code: res.json?.code });
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, one));
+  return out;
+}
+const pause = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** The calls every object has served so far, by object. */
 function calls() {
@@ -146,6 +171,52 @@ const create = async (body) => api.createKey({ name: "geo", ...body });
   });
 }
 
+// 5. Sustained traffic from three regions: budget leases admit near each region.
+const sustained = {};
+{
+  const k = await create({ account: account("sustained") });
+  const stop = { now: false };
+  const started = performance.now();
+  const before = calls();
+  const runs = THREE.map((r) => sustain(api, k.key, r, CONCURRENCY, stop));
+  await pause(SUSTAINED_S * 1000);
+  // Revoked under that load, from weur.
+  const t = performance.now();
+  const revoked = await api.admin("POST", `/keys/${k.id}/revoke`, {});
+  const answered = performance.now();
+  if (revoked.status !== 200) throw new Error(`revoke: ${revoked.status} ${revoked.text}`);
+  await pause(1000);
+  stop.now = true;
+  const all = await Promise.all(runs);
+  const requests = all.reduce((n, r) => n + r.length, 0);
+  sustained.revokeMs = answered - t;
+  sustained.calls = (calls() - before) / requests;
+  sustained.rows = THREE.map((r, i) => {
+    const warm = all[i].filter((x) => x.at > started + WARM_MS && x.at + x.ms < t).map((x) => x.ms);
+    const after = all[i].filter((x) => x.at > answered);
+    return {
+      region: r,
+      requests: warm.length,
+      ...added(warm, CONCURRENCY),
+      after: after.length,
+      admittedAfter: after.filter((x) => x.status !== 401).length,
+    };
+  });
+}
+// 5b. The same against a per-minute limit: admissions across regions never past it.
+{
+  const LIMIT = 600;
+  const k = await create({ account: account("exact"), rate_limits: { per_minute: LIMIT } });
+  const stop = { now: false };
+  const runs = THREE.map((r) => sustain(api, k.key, r, CONCURRENCY, stop));
+  await pause(SUSTAINED_S * 1000);
+  stop.now = true;
+  const all = (await Promise.all(runs)).flat();
+  sustained.limit = LIMIT;
+  sustained.admitted = all.filter((x) => x.status === 200).length;
+  sustained.refused = all.filter((x) => x.status === 429).length;
+}
+
 // 4. A revocation from weur: the first request from each region sent after it answered.
 const revocation = [];
 {
@@ -183,10 +254,24 @@ const lines = [
   ...revocation.map((r) => `| ${r.region} | ${r.status} \`${r.code ?? ""}\` | ${f(r.ms)} |`),
   "",
 ];
+lines.push(
+  `One key with sustained traffic (${CONCURRENCY} at once from each of ${THREE.join(", ")}, ${SUSTAINED_S} s, the first ${WARM_MS / 1000} s excluded): ${sustained.calls.toFixed(3)} object calls per request. Revoked under that load from weur, answered in ${f(sustained.revokeMs)} ms (it waits out the leases):`,
+  "",
+  "| client region | requests | added p50 ms | added p99 ms | sent after the revoke answered | of them admitted |",
+  "|---|---|---|---|---|---|",
+  ...sustained.rows.map((r) => `| ${r.region} | ${r.requests} | ${f(r.p50)} | ${f(r.p99)} | ${r.after} | ${r.admittedAfter} |`),
+  "",
+  `Against a per-minute limit of ${sustained.limit}, the same traffic for ${SUSTAINED_S} s: ${sustained.admitted} admitted across the three regions, ${sustained.refused} refused (over-admission: ${Math.max(0, sustained.admitted - sustained.limit)}).`,
+  "",
+);
 const md = lines.join("\n") + "\n";
 fs.writeFileSync(path.join(ROOT, "bench/GEO.md"), md);
 writeSection("## Geography, simulated", md);
 console.log(md);
+if (sustained.admitted > sustained.limit || sustained.rows.some((r) => r.admittedAfter > 0)) {
+  console.log("over-admission, or a request admitted after the revoke answered");
+  process.exitCode = 1;
+}
 if (revocation.some((r) => r.status !== 401)) {
   console.log("a revoked key was admitted after its revoke answered");
   process.exitCode = 1;

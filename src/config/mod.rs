@@ -59,6 +59,9 @@ pub struct Config {
     pub object_stats: bool,
     /// What a client is charged for (`CHARGE_ON`, default `forwarded`).
     pub charge_on: crate::limits::reservation::ChargeOn,
+    /// How long a budget lease lends a hot isolate a slice of a key's credits
+    /// (`KEY_LEASE_MS`, 2000; 0: never; `limits::budget_lease`).
+    pub key_lease_ms: i64,
     /// How long a settlement waits for the next admission's call to the same
     /// object before it goes alone (`SETTLE_LINGER_MS`, 1000; 0: at once).
     pub settle_linger_ms: u32,
@@ -365,6 +368,10 @@ impl Config {
                     .into(),
             );
         }
+        let key_lease_ms = number("KEY_LEASE_MS", 2000, 0)? as i64;
+        if key_lease_ms > 10_000 {
+            return Err("KEY_LEASE_MS must be at most 10000".into());
+        }
         let plan_lease_ms = number("PLAN_LEASE_SECONDS", 5, 0)? as i64 * 1000;
         if plan_lease_ms > 60_000 {
             return Err(
@@ -407,6 +414,7 @@ impl Config {
             plan_update_batch: plan_update_batch as usize,
             plan_lease_ms,
             settle_linger_ms: settle_linger_ms as u32,
+            key_lease_ms,
             object_stats: flag("OBJECT_STATS", false)?,
             charge_on,
             reservation_timeout_ms,

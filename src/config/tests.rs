@@ -162,6 +162,8 @@ fn errors_name_the_variable() {
     assert!(bad("PLAN_LEASE_SECONDS", "61").contains("PLAN_LEASE_SECONDS"));
     assert!(bad("PLAN_LEASE_SECONDS", "-1").contains("PLAN_LEASE_SECONDS"));
     assert!(bad("SETTLE_LINGER_MS", "10001").contains("SETTLE_LINGER_MS"));
+    assert!(bad("KEY_LEASE_MS", "10001").contains("KEY_LEASE_MS"));
+    assert!(bad("KEY_LEASE_MS", "-5").contains("KEY_LEASE_MS"));
     assert!(bad("SETTLE_LINGER_MS", "1s").contains("SETTLE_LINGER_MS"));
     let short = [
         ("RESERVATION_TIMEOUT_SECONDS", "1"),

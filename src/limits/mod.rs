@@ -1,4 +1,5 @@
 pub mod admission;
+pub mod budget_lease;
 pub mod failed_attempts;
 pub mod ledger;
 pub mod plan_lease;

@@ -96,6 +96,13 @@ impl Reservations {
         r
     }
 
+    /// A block of `n` ids no reservation will take (a lease's log rows).
+    pub fn block(&mut self, at: i64, n: u64) -> u64 {
+        let first = (self.last_id + 1).max((at.max(0) as u64).saturating_mul(PER_MS));
+        self.last_id = first + n.max(1) - 1;
+        first
+    }
+
     /// Settles (or releases) `id`: `None` when it is not open any more, so nothing
     /// is ever given back or counted twice.
     pub fn take(&mut self, id: u64) -> Option<Reservation> {

@@ -4,5 +4,6 @@
 pub mod account;
 pub mod batch;
 pub mod directory;
+pub mod held_lease;
 pub mod ip_guard;
 pub mod key;

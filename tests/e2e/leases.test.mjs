@@ -6,6 +6,8 @@ import assert from "node:assert/strict";
 import { before, test } from "node:test";
 import { expectError, objectStats, useKeyward } from "./harness.mjs";
 
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
 const LEASE_S = 5; // the default
 let kw, api;
 const setup = useKeyward({
@@ -40,7 +42,6 @@ test("a key of a plan without account-wide limits asks its account once per leas
   const before = calls(k.id, account);
   await requests(k.key, 30);
   const after = calls(k.id, account);
-  assert.ok(after.key - before.key >= 30, `the key's object is asked every time: ${JSON.stringify({ before, after })}`);
   assert.ok(after.account - before.account <= 1, `the account was asked ${after.account - before.account} times for 30 requests`);
 });
 
@@ -49,7 +50,11 @@ test("a quiet key costs one object call per request: each settlement rides the n
   const k = await api.createKey({ account });
   await requests(k.key, 1);
   const before = calls(k.id, account);
-  await requests(k.key, 30);
+  // Quiet: under 8 requests a second, so no budget lease (see budget_leases.test.mjs).
+  for (let i = 0; i < 30; i++) {
+    await requests(k.key, 1);
+    await sleep(150);
+  }
   const after = calls(k.id, account);
   // 30 checks; 29 settlements rode them; the 30th (and the first's) may have gone
   // alone after SETTLE_LINGER_MS. Without lingering it would be 60.

@@ -9,8 +9,9 @@
 use super::{key_store, object_stats, outbox};
 use crate::edge::js::rpc;
 use crate::edge::js::runtime::{self, now_ms};
-use crate::edge::js::task;
+use crate::edge::js::{deadline, task};
 use crate::error::ApiError;
+use crate::limits::budget_lease::LeaseBook;
 use crate::objects::batch;
 use crate::objects::key::{apply, next_alert_at, KeyCommand, KeyState};
 use serde_json::Value;
@@ -66,8 +67,30 @@ impl KeyObject {
     /// Answers at once: nothing a key's object does for a command waits on I/O.
     /// Several commands (the checks and settlements of one lane's call) are decided
     /// together: in order, in one synchronous step, persisted once.
+    ///
+    /// A change of the key while budget leases are outstanding is the exception:
+    /// it is decided at once too, but answered only once every lease lent under
+    /// the old record has ended (`batch_later`), so it bites on the next request
+    /// everywhere when it answers.
     pub fn batch_now(&self, items: Vec<String>) -> Option<Vec<String>> {
+        if self.inner.leases_outstanding() && items.iter().any(|i| changes_key(i)) {
+            return None;
+        }
         Some(self.inner.decide(items))
+    }
+
+    pub fn batch_later(&self, items: Vec<String>) -> js_sys::Promise {
+        let me = self.inner.clone();
+        task::promise(async move {
+            let answers = me.decide(items);
+            let wait = me.lease_wait_ms();
+            deadline::sleep(wait.min(10_000)).await;
+            let out = js_sys::Array::new();
+            for a in answers {
+                out.push(&JsValue::from_str(&a));
+            }
+            Ok(out.into())
+        })
     }
 
     pub fn alarm(&self) -> js_sys::Promise {
@@ -79,7 +102,40 @@ impl KeyObject {
     }
 }
 
+/// Whether a command changes what a lease's copy of the record decides.
+fn changes_key(item: &str) -> bool {
+    matches!(
+        rpc::parse::<KeyCommand>(item),
+        Ok(KeyCommand::Patch { .. }
+            | KeyCommand::Rotate { .. }
+            | KeyCommand::Deactivate
+            | KeyCommand::Revoke
+            | KeyCommand::Leak { .. })
+    )
+}
+
 impl Key {
+    fn leases_outstanding(&self) -> bool {
+        self.memory_book(|b| !b.is_empty()).unwrap_or(true)
+    }
+
+    fn lease_wait_ms(&self) -> i64 {
+        self.memory_book(|b| b.wait_ms(now_ms())).unwrap_or(0)
+    }
+
+    /// Reads the lease book, loading the key's state first if need be.
+    fn memory_book<T>(&self, f: impl FnOnce(&LeaseBook) -> T) -> Option<T> {
+        if self.memory.try_borrow().ok()?.is_none() && self.stored.get() {
+            let loaded = key_store::load(&self.sql()).ok()?;
+            *self.memory.try_borrow_mut().ok()? = Some(loaded);
+        }
+        let memory = self.memory.try_borrow().ok()?;
+        Some(match memory.as_ref() {
+            Some(state) => f(&state.book),
+            None => f(&LeaseBook::default()),
+        })
+    }
+
     fn sql(&self) -> SqlStorage {
         self.state.storage().sql()
     }
@@ -131,6 +187,8 @@ impl Key {
             KeyCommand::Check(_)
                 | KeyCommand::Batch { .. }
                 | KeyCommand::Settle { .. }
+                | KeyCommand::Lease { .. }
+                | KeyCommand::Report(_)
                 | KeyCommand::Get
                 | KeyCommand::Usage { .. }
         );

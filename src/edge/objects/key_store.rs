@@ -44,7 +44,7 @@ const LOG_COLUMNS: [&str; 6] = [
 
 /// Creates the tables (and columns) this build uses that are missing.
 pub fn create_tables(sql: &SqlStorage) {
-    for schema in [SCHEMA, ledger_store::SCHEMA] {
+    for schema in [SCHEMA, ledger_store::SCHEMA, &sql_row::schema("lease_book")] {
         if let Err(e) = sql.exec(schema, None) {
             console_error!("key object: cannot create its tables: {e}");
         }
@@ -136,6 +136,7 @@ pub fn load(sql: &SqlStorage) -> std::result::Result<KeyState, ApiError> {
         ledger: ledger_store::load(sql, &KEY_LEVELS)?,
         usage,
         reservations,
+        book: sql_row::read(sql, "lease_book")?.unwrap_or_default(),
     })
 }
 
@@ -174,6 +175,7 @@ pub fn persist(
                 "ledger_total",
                 "usage",
                 "uses",
+                "lease_book",
             ] {
                 exec(&format!("DELETE FROM {table}"), vec![])?;
             }
@@ -181,6 +183,9 @@ pub fn persist(
         _ => {}
     }
     ledger_store::write(sql, &state.ledger, &fx.buckets, &fx.prune)?;
+    if fx.lease_book {
+        sql_row::write(sql, "lease_book", &state.book)?;
+    }
     for (hour, t) in &fx.usage {
         exec(
             "INSERT INTO usage (hour, requests, credits) VALUES (?, ?, ?)

@@ -6,6 +6,7 @@
 //! after the answer (`settle`); the key's log row records the refusal.
 
 use super::context::{Presented, RequestContext};
+use super::leased;
 use super::settle::{self, Admission};
 use crate::edge::js::rpc::{self, Object, Waits};
 use crate::edge::js::runtime::{self, now_ms};
@@ -15,6 +16,7 @@ use crate::key::record::HashEntry;
 use crate::limits::admission;
 use crate::limits::plans::PlanCopy;
 use crate::limits::reservation::Settlement;
+use crate::notify::logs::Via;
 use crate::objects::account::{AccountAdmitted, AccountCommand};
 use crate::objects::key::{Admitted, CheckItem, KeyCommand};
 use crate::request::faults::Target;
@@ -30,25 +32,52 @@ pub async fn admit(
 ) -> Result<Admission, ApiError> {
     let Presented { facts, grace, .. } = presented;
     let cost = needs.cost;
+    let request = AccessRequest {
+        hash: hash.clone(),
+        deployment_env: rc.cfg.environment,
+        client_ip: facts.ip.clone(),
+        permissions: needs.permissions.clone(),
+        projects: needs.projects.clone(),
+        grace,
+    };
+    let leased_plan = runtime::leased_plan(&entry.account, now_ms());
+    // A hot key with a budget lease here: admitted without a call (`leased`).
+    if let Some(plan) = &leased_plan {
+        let local = leased::admit(rc, &entry.id, &request, &facts, cost, plan.version);
+        if let Some(local) = local {
+            return Ok(Admission {
+                identity: local.identity,
+                key_id: entry.id,
+                reservation: local.row,
+                account: entry.account,
+                account_charge: None,
+                limit: local.limit,
+                started: rc.started,
+                lease: Some(local.lease),
+            });
+        }
+    }
+    let want_lease = match &leased_plan {
+        Some(_) if facts.via == Via::Gate => leased::want(rc.cfg, &entry.id, now_ms()),
+        _ => 0,
+    };
+    let hot = leased_plan.is_some()
+        && facts.via == Via::Gate
+        && (want_lease > 0 || leased::holds_any(&entry.id));
     let item = |plan: Option<PlanCopy>, undo: Option<u64>| CheckItem {
-        request: AccessRequest {
-            hash: hash.clone(),
-            deployment_env: rc.cfg.environment,
-            client_ip: facts.ip.clone(),
-            permissions: needs.permissions.clone(),
-            projects: needs.projects.clone(),
-            grace,
-        },
+        request: request.clone(),
         facts: facts.clone(),
         cost,
         plan,
         undo,
+        want_lease: if undo.is_none() { want_lease } else { 0 },
+        hot,
     };
     // One round trip: the key's object and the account's, concurrently. The key's
     // check carries the account's plan as this isolate last saw it. While this
     // isolate holds a lease on a plan without account-wide limits, the account's
     // answer is known (that plan, nothing charged) and only the key is asked.
-    let (mut key, account) = match runtime::leased_plan(&entry.account, now_ms()) {
+    let (mut key, account) = match leased_plan.clone() {
         Some(plan) => {
             let check = KeyCommand::Check(item(Some(plan.clone()), None));
             let key = check_key(rc, &entry.id, check).await;
@@ -93,6 +122,29 @@ pub async fn admit(
             key = check_key(rc, &entry.id, again).await;
         }
     }
+    if let Some(grant) = key.as_mut().ok().and_then(|k| k.lease.take()) {
+        leased::install(rc.ctx, rc.env, &entry.id, grant);
+    }
+    // Refused on rows 13–14 while credits were lent out (`CheckItem::hot`): this
+    // isolate's own lease may admit it; if not, the refusal's row is ours to write.
+    if let (true, Err(e @ (ApiError::RateLimited { .. } | ApiError::QuotaExceeded { .. }))) =
+        (hot, &key)
+    {
+        let version = leased_plan.as_ref().map_or(0, |p| p.version);
+        if let Some(local) = leased::admit(rc, &entry.id, &request, &facts, cost, version) {
+            return Ok(Admission {
+                identity: local.identity,
+                key_id: entry.id,
+                reservation: local.row,
+                account: entry.account,
+                account_charge: None,
+                limit: local.limit,
+                started: rc.started,
+                lease: Some(local.lease),
+            });
+        }
+        leased::log_refusal(rc.ctx, rc.env, &entry.id, facts.refused(rc.started, e));
+    }
     let reservation = key.as_ref().ok().map(|k| k.reservation);
     let account_charge = account
         .as_ref()
@@ -108,6 +160,7 @@ pub async fn admit(
             account_charge,
             limit: admission::tighter(key.limit, account.limit),
             started: rc.started,
+            lease: None,
         }),
         Err(e) => {
             if let Some(id) = reservation {

@@ -10,6 +10,7 @@ pub mod forward;
 pub mod gate;
 pub mod guard;
 pub mod kv_index;
+pub mod leased;
 pub mod locate;
 pub mod respond;
 pub mod settle;

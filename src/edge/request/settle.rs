@@ -27,6 +27,9 @@ pub struct Admission {
     pub account_charge: Option<(i64, u64)>,
     pub limit: Option<LimitState>,
     pub started: i64,
+    /// The budget lease it was admitted from in this isolate (`leased`): its
+    /// `reservation` is its row there, settled here without a call.
+    pub lease: Option<u64>,
 }
 
 /// Which object a background command goes to (owned: it outlives the request's
@@ -97,5 +100,11 @@ pub fn settle(
         code: None,
         duration_ms,
     };
+    if let Some(lease) = a.lease {
+        if !super::leased::settle(ctx, env, cfg, &a.key_id, lease, &s) {
+            console_error!("key {}: lease {lease} lost row {}", a.key_id, a.reservation);
+        }
+        return;
+    }
     queue(ctx, env, cfg, &a.key_id, s);
 }

@@ -23,6 +23,16 @@ pub enum KeyCommand {
     Batch {
         items: Vec<KeyCommand>,
     },
+    /// A budget lease for a hot isolate (`lending`): up to `want` credits, when
+    /// `request` would pass rows 3–11. Answers `Option<LeaseGrant>`.
+    Lease {
+        request: AccessRequest,
+        want: u64,
+        #[serde(default)]
+        plan: Option<PlanCopy>,
+    },
+    /// What an isolate admitted from a lease it retired (`lending`).
+    Report(LeaseReport),
     /// After the answer (`reservation`): commits or releases each admitted
     /// request's reservation and completes its log row.
     Settle {
@@ -85,6 +95,14 @@ pub struct CheckItem {
     /// released (and its row dropped) before the check runs again.
     #[serde(default)]
     pub undo: Option<u64>,
+    /// Credits this isolate would like lent with the answer (0: none).
+    #[serde(default)]
+    pub want_lease: u64,
+    /// The key is hot in the asking isolate: a refusal on rows 13–14 is answered
+    /// without its row, which the isolate writes if no lease of its own admits
+    /// the request.
+    #[serde(default)]
+    pub hot: bool,
 }
 
 /// What `Check` answers when the request is admitted.
@@ -99,6 +117,9 @@ pub struct Admitted {
     /// The version of the plan copy the request was decided under.
     #[serde(default)]
     pub plan_version: u64,
+    /// A budget lease, when one was asked for and could be lent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseGrant>,
 }
 
 /// `Get`'s answer: the record and the live state of every limit.

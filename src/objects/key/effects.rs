@@ -73,6 +73,8 @@ pub struct Effects {
     pub reserve: Vec<Reservation>,
     pub release: Vec<u64>,
     pub log_updates: Vec<LogUpdate>,
+    /// The lease book changed (`limits::budget_lease`).
+    pub lease_book: bool,
 }
 
 impl Effects {
@@ -88,6 +90,7 @@ impl Effects {
             && self.reserve.is_empty()
             && self.release.is_empty()
             && self.log_updates.is_empty()
+            && !self.lease_book
     }
 
     /// These effects followed by `later`'s (storage writes in that order).
@@ -108,6 +111,7 @@ impl Effects {
         self.reserve.extend(later.reserve);
         self.release.extend(later.release);
         self.log_updates.extend(later.log_updates);
+        self.lease_book |= later.lease_book;
         self
     }
 
@@ -133,6 +137,7 @@ impl Effects {
             reserve: Vec::new(),
             release: Vec::new(),
             log_updates: Vec::new(),
+            lease_book: false,
         }
     }
 

@@ -4,6 +4,7 @@
 
 mod command;
 mod effects;
+mod lending;
 mod management;
 mod notices;
 mod request_path;
@@ -14,6 +15,7 @@ pub use command::{
     Admitted, CheckItem, KeyCommand, KeyRead, Leaked, Rotated, UsagePoint, UsageSeries,
 };
 pub use effects::{Change, Effects, Notice};
+pub use lending::{LeaseGrant, LeaseReport};
 pub use notices::next_alert_at;
 
 use management::{leak, record_result};
@@ -34,6 +36,7 @@ use crate::limits::plans::Quotas;
 use crate::limits::plans::RateLimits;
 
 use crate::limits::admission::{self, KeyAdmission, LimitState, Verdict};
+use crate::limits::budget_lease::LeaseBook;
 use crate::limits::ledger::{Ledger, StoredBucket, KEY_LEVELS};
 use crate::limits::plans::PlanCopy;
 use crate::limits::reservation::{Reservation, Reservations, Settlement};
@@ -52,6 +55,8 @@ pub struct KeyState {
     pub ledger: Ledger,
     pub usage: Usage,
     pub reservations: Reservations,
+    /// Budget leases outstanding (`limits::budget_lease`).
+    pub book: LeaseBook,
 }
 
 impl KeyState {
@@ -62,6 +67,7 @@ impl KeyState {
             ledger: Ledger::new(&KEY_LEVELS),
             usage: Usage::default(),
             reservations: Reservations::default(),
+            book: LeaseBook::default(),
         }
     }
 }
@@ -74,11 +80,14 @@ pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
         let mut answers = Vec::with_capacity(items.len());
         for item in items {
             let (one, reply) = match item {
-                KeyCommand::Check(_) | KeyCommand::Settle { .. } => apply(state, item, cfg, now),
+                KeyCommand::Check(_)
+                | KeyCommand::Settle { .. }
+                | KeyCommand::Lease { .. }
+                | KeyCommand::Report(_) => apply(state, item, cfg, now),
                 _ => (
                     Effects::none(),
                     Err(ApiError::internal(
-                        "a batch carries checks and settlements only",
+                        "a batch carries checks, settlements, leases and reports only",
                     )),
                 ),
             };
@@ -87,11 +96,19 @@ pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
         }
         return (fx.compact(), to_value(&answers));
     }
+    // Leases past their end without a report count at their end from now on.
+    let lapsed = lending::lapse(&mut state.ledger, &mut state.book, now);
+    let (fx, reply) = apply_one(state, cmd, cfg, now);
+    (lapsed.then(fx), reply)
+}
+
+fn apply_one(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> Outcome {
     let KeyState {
         record,
         ledger,
         usage,
         reservations,
+        book,
     } = state;
     let (rec, cmd) = match (record.as_mut(), cmd) {
         (_, KeyCommand::Enqueue { notices }) => {
@@ -136,7 +153,22 @@ pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
             };
             (Effects::none(), to_value(&read))
         }
-        KeyCommand::Check(item) => check_item(rec, ledger, reservations, cfg, item, now),
+        KeyCommand::Check(item) => check_item(rec, ledger, reservations, book, cfg, item, now),
+        KeyCommand::Lease {
+            request,
+            want,
+            plan,
+        } => {
+            let mut fx = plan.map_or_else(Effects::none, |copy| take_plan(rec, copy));
+            let (lent, grant) =
+                lending::lend(rec, ledger, reservations, book, cfg, &request, want, now);
+            fx = fx.then(lent);
+            (fx, to_value(&grant))
+        }
+        KeyCommand::Report(report) => {
+            let fx = lending::take_report(rec, ledger, usage, book, report, now);
+            (fx, Ok(Value::Null))
+        }
         KeyCommand::Locate { hash } => {
             let found = rec.accepts_hash(&hash, now).then(|| HashEntry {
                 id: rec.id.clone(),
@@ -185,20 +217,22 @@ pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
             (fx, to_value(&rec))
         }
         // A request admitted and not yet settled is a use too.
-        KeyCommand::Delete => match lifecycle::check_deletable(rec, reservations.len()) {
-            Ok(()) => {
-                let reply = to_value(&rec);
-                *record = None;
-                (
-                    Effects {
-                        record: Change::Erase,
-                        ..Effects::none()
-                    },
-                    reply,
-                )
+        KeyCommand::Delete => {
+            match lifecycle::check_deletable(rec, reservations.len() + book.len()) {
+                Ok(()) => {
+                    let reply = to_value(&rec);
+                    *record = None;
+                    (
+                        Effects {
+                            record: Change::Erase,
+                            ..Effects::none()
+                        },
+                        reply,
+                    )
+                }
+                Err(e) => (Effects::none(), Err(e)),
             }
-            Err(e) => (Effects::none(), Err(e)),
-        },
+        }
         KeyCommand::Usage { resolution } => {
             let items = usage
                 .series(now, resolution)

@@ -6,10 +6,12 @@ use super::*;
 
 /// One request: an undo of its admission under a superseded plan, the plan it
 /// carries, then rows 3–14.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn check_item(
     rec: &mut KeyRecord,
     ledger: &mut Ledger,
     reservations: &mut Reservations,
+    book: &mut LeaseBook,
     cfg: &Config,
     item: CheckItem,
     now: i64,
@@ -20,6 +22,8 @@ pub(super) fn check_item(
         cost,
         plan,
         undo,
+        want_lease,
+        hot,
     } = item;
     let mut fx = Effects::none();
     if let Some(r) = undo.and_then(|id| reservations.take(id)) {
@@ -31,7 +35,19 @@ pub(super) fn check_item(
     if let Some(copy) = plan {
         fx = fx.then(take_plan(rec, copy));
     }
-    let (checked, reply) = check(rec, ledger, reservations, cfg, &request, &facts, cost, now);
+    // A hot isolate's request may bring back a lease for the next ones.
+    let want = (facts.via == Via::Gate).then_some((book, want_lease, hot));
+    let (checked, reply) = check(
+        rec,
+        ledger,
+        reservations,
+        cfg,
+        &request,
+        &facts,
+        cost,
+        want,
+        now,
+    );
     (fx.then(checked), reply)
 }
 
@@ -126,11 +142,23 @@ pub(super) fn check(
     request: &AccessRequest,
     facts: &RequestFacts,
     cost: u64,
+    lease: Option<(&mut LeaseBook, u64, bool)>,
     now: i64,
 ) -> Outcome {
     let refuse = |mut fx: Effects, e: ApiError| {
         fx.logs.push(facts.refused(now, &e));
         (fx, Err(e))
+    };
+    // A hot isolate's request refused on rows 13–14 may yet be admitted from its
+    // own lease: that isolate writes the refusal's row if it stands
+    // (`edge::request::leased`).
+    let hot = lease.as_ref().is_some_and(|(_, _, hot)| *hot);
+    let refuse_limit = |fx: Effects, e: ApiError| {
+        if hot {
+            (fx, Err(e))
+        } else {
+            refuse(fx, e)
+        }
     };
     let plan = cfg.plan(rec.plan.as_deref()).1;
     let identity = match check_key(rec, request, plan, now) {
@@ -167,8 +195,9 @@ pub(super) fn check(
                 fx.record = Change::Put;
                 announce(&mut fx, rec, cfg, now, alert);
             }
-            refuse(fx, ApiError::RateLimited { retry_after })
+            refuse_limit(fx, ApiError::RateLimited { retry_after })
         }
+        Verdict::Refuse(e @ ApiError::QuotaExceeded { .. }) => refuse_limit(Effects::none(), e),
         Verdict::Refuse(e) => refuse(Effects::none(), e),
         Verdict::Trip {
             until,
@@ -219,12 +248,30 @@ pub(super) fn check(
                     fx.record = Change::Put;
                 }
             }
+            let grant = match lease.filter(|(_, want, _)| *want > 0) {
+                Some((book, want, _)) => {
+                    let (lent, grant) = super::lending::lend(
+                        rec,
+                        ledger,
+                        reservations,
+                        book,
+                        cfg,
+                        request,
+                        want,
+                        now,
+                    );
+                    fx = fx.then(lent);
+                    grant
+                }
+                None => None,
+            };
             let reply = Admitted {
                 identity,
                 at: now,
                 reservation: r.id,
                 limit,
                 plan_version: rec.plan_version,
+                lease: grant,
             };
             (fx, to_value(&reply))
         }

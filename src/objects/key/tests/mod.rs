@@ -1,6 +1,7 @@
 //! The key object's core, command by command.
 
 mod batches;
+mod leases;
 mod reservations;
 mod transitions;
 
@@ -59,6 +60,8 @@ fn item(hash: &str, cost: u64) -> CheckItem {
         cost,
         plan: None,
         undo: None,
+        want_lease: 0,
+        hot: false,
     }
 }
 
