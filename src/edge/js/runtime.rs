@@ -24,6 +24,8 @@ thread_local! {
     // its lease (0: none): sent with each key check so a key whose copy is older
     // takes it before deciding; while leased, the account is not asked.
     static PLANS: RefCell<HashMap<String, (PlanCopy, i64)>> = RefCell::new(HashMap::new());
+    // Account → the lease end a background renewal was asked for (`renew_plan_now`).
+    static RENEWING: RefCell<HashMap<String, i64>> = RefCell::new(HashMap::new());
 }
 
 /// Bound on each isolate cache; past it the cache starts afresh.
@@ -63,6 +65,28 @@ pub fn leased_plan(account: &str, now: i64) -> Option<PlanCopy> {
         let map = p.try_borrow().ok()?;
         let (copy, until) = map.get(account)?;
         plan_lease::holds(*until, now).then(|| copy.clone())
+    })
+}
+
+/// Whether this request should renew the account's plan lease in the background:
+/// once less than half of it is left, once per lease (so a key admitted from a
+/// budget lease never waits for the account when its plan lease would lapse).
+pub fn renew_plan_now(account: &str, now: i64, lease_ms: i64) -> bool {
+    let Some(until) = PLANS.with(|p| p.try_borrow().ok()?.get(account).map(|(_, u)| *u)) else {
+        return false;
+    };
+    if until - now >= lease_ms / 2 {
+        return false;
+    }
+    RENEWING.with(|r| {
+        let Ok(mut map) = r.try_borrow_mut() else {
+            return false;
+        };
+        if map.get(account) == Some(&until) {
+            return false;
+        }
+        bounded_insert(&mut map, account, until);
+        true
     })
 }
 

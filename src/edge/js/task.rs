@@ -124,6 +124,13 @@ pub fn promise(future: impl Future<Output = Result<JsValue, JsValue>> + 'static)
     })
 }
 
+/// The same request's context, owned: for a task that outlives the borrow.
+pub fn owned_context(ctx: &worker::Context) -> worker::Context {
+    let inner: &worker::worker_sys::Context = ctx.as_ref();
+    let js: &JsValue = inner.as_ref();
+    worker::Context::new(js.clone().unchecked_into())
+}
+
 /// `ctx.waitUntil` of a task of its own: runs after the answer, in this request.
 pub fn wait_until(ctx: &worker::Context, future: impl Future<Output = ()> + 'static) {
     let done = promise(async move {

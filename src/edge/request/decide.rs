@@ -41,6 +41,11 @@ pub async fn admit(
         grace,
     };
     let leased_plan = runtime::leased_plan(&entry.account, now_ms());
+    if leased_plan.is_some()
+        && runtime::renew_plan_now(&entry.account, now_ms(), rc.cfg.plan_lease_ms)
+    {
+        renew_plan(rc, &entry.account);
+    }
     // A hot key with a budget lease here: admitted without a call (`leased`).
     if let Some(plan) = &leased_plan {
         let local = leased::admit(rc, &entry.id, &request, &facts, cost, plan.version);
@@ -179,6 +184,23 @@ pub async fn admit(
             Err(e)
         }
     }
+}
+
+/// Renews the account's plan lease after the answer (an admission of nothing):
+/// a request never waits for it.
+fn renew_plan(rc: &RequestContext<'_>, account: &str) {
+    let env = rc.env.clone();
+    let account = account.to_string();
+    let ctx = crate::edge::js::task::owned_context(rc.ctx);
+    crate::edge::js::task::wait_until(rc.ctx, async move {
+        let cmd = AccountCommand::Admit { cost: 0 };
+        let to = Object::Account(&account);
+        let answer =
+            rpc::submit::<AccountAdmitted>(&env, &ctx, to, &cmd, None, Waits::ForAdmissions).await;
+        if let Ok(a) = answer {
+            runtime::remember_plan(&account, &a.plan, a.lease_until);
+        }
+    });
 }
 
 /// A check through the key's lane.

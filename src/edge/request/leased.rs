@@ -68,7 +68,7 @@ fn with_slot<T>(key_id: &str, f: impl FnOnce(&mut Slot) -> T) -> Option<T> {
 }
 
 /// Credits to ask a lease for with this admission (0: the key is quiet here):
-/// two seconds of its recent rate.
+/// see `rate_want`.
 pub fn want(cfg: &Config, key_id: &str, now: i64) -> u64 {
     if cfg.key_lease_ms == 0 {
         return 0;
@@ -121,9 +121,12 @@ fn note(slot: &mut Slot, now: i64) {
     }
 }
 
-/// Two seconds of the key's recent rate here (`HOT_MS`), at least 16.
+/// Four times the key's traffic here over the last `HOT_MS`, at least 64: a
+/// key admitted without a call is sent more requests than one waiting on its
+/// object, and a slice spent before the next arrives sends them to the object.
+/// What is not used comes back with the report.
 fn rate_want(slot: &Slot) -> u64 {
-    (slot.recent.len() as u64).max(16)
+    (slot.recent.len() as u64 * 4).max(64)
 }
 
 /// A lease the key's object lent with a check: replaces the current one.
@@ -143,7 +146,7 @@ pub fn install(ctx: &Context, env: &Env, key_id: &str, grant: LeaseGrant) {
     }
     flush(ctx, env, key_id);
     // At its end the lease retires even if nothing else comes for the key.
-    let (ctx2, env2, key) = (clone_ctx(ctx), env.clone(), key_id.to_string());
+    let (ctx2, env2, key) = (task::owned_context(ctx), env.clone(), key_id.to_string());
     task::wait_until(ctx, async move {
         deadline::sleep(until - plan_lease::MARGIN_MS - now_ms()).await;
         with_slot(&key, |slot| {
@@ -230,7 +233,7 @@ fn flush(ctx: &Context, env: &Env, key_id: &str) {
 
 fn send_report(ctx: &Context, env: &Env, key_id: &str, report: LeaseReport) {
     let cmd = KeyCommand::Report(report);
-    let (ctx2, env2, key) = (clone_ctx(ctx), env.clone(), key_id.to_string());
+    let (ctx2, env2, key) = (task::owned_context(ctx), env.clone(), key_id.to_string());
     let linger_ms = runtime::config(env).map_or(0, |c| c.settle_linger_ms);
     let waits = Waits::Settles { linger_ms };
     task::wait_until(ctx, async move {
@@ -245,7 +248,11 @@ fn send_report(ctx: &Context, env: &Env, key_id: &str, report: LeaseReport) {
 
 /// Asks for the next lease in the background; the current one admits meanwhile.
 fn renew_later(rc: &RequestContext<'_>, key_id: &str, request: AccessRequest, want: u64) {
-    let (ctx2, env2, key) = (clone_ctx(rc.ctx), rc.env.clone(), key_id.to_string());
+    let (ctx2, env2, key) = (
+        task::owned_context(rc.ctx),
+        rc.env.clone(),
+        key_id.to_string(),
+    );
     task::wait_until(rc.ctx, async move {
         let cmd = KeyCommand::Lease {
             request,
@@ -268,11 +275,4 @@ fn renew_later(rc: &RequestContext<'_>, key_id: &str, request: AccessRequest, wa
             }
         }
     });
-}
-
-/// The same request's context, owned (it outlives the borrow).
-fn clone_ctx(ctx: &Context) -> Context {
-    let inner: &worker::worker_sys::Context = ctx.as_ref();
-    let js: &wasm_bindgen::JsValue = inner.as_ref();
-    Context::new(wasm_bindgen::JsCast::unchecked_into(js.clone()))
 }

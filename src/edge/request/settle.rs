@@ -45,9 +45,7 @@ fn background(ctx: &Context, env: &Env, cfg: &Config, to: To, cmd: impl Serializ
         linger_ms: cfg.settle_linger_ms,
     };
     // The same request's context, owned by the task that outlives this call.
-    let inner: &worker::worker_sys::Context = ctx.as_ref();
-    let js: &wasm_bindgen::JsValue = inner.as_ref();
-    let lane_ctx = Context::new(wasm_bindgen::JsCast::unchecked_into(js.clone()));
+    let lane_ctx = task::owned_context(ctx);
     let env = env.clone();
     task::wait_until(ctx, async move {
         let object = match &to {
