@@ -19,6 +19,7 @@
 //! and leaves each window as time passes: for a total quota it is gone for good.
 
 use super::ledger::{Ledger, StoredBucket};
+use super::plan_lease;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -34,6 +35,15 @@ pub struct Lent {
 }
 
 impl Lent {
+    pub fn new(credits: u64, granted_at: i64, until: i64) -> Self {
+        Lent {
+            credits,
+            granted_at,
+            until,
+            lapsed: false,
+        }
+    }
+
     /// Where the slice is in the ledger.
     fn counted_at(&self) -> i64 {
         if self.lapsed {
@@ -69,6 +79,66 @@ pub fn size(want: u64, headroom: u64) -> u64 {
     want.min((headroom / 2).max(1))
 }
 
+/// A lease as its holder counts it: its term, the credits it took and did not
+/// give back, whether it retired (no more admissions) and was reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Holding {
+    term: Lent,
+    pub used: u64,
+    pub retired: bool,
+    pub reported: bool,
+}
+
+/// What holds a lease (a key's or an account's, in an isolate).
+pub trait Holder {
+    fn id(&self) -> u64;
+    fn holding(&self) -> &Holding;
+    fn holding_mut(&mut self) -> &mut Holding;
+}
+
+impl Holding {
+    pub fn new(credits: u64, granted_at: i64, until: i64) -> Self {
+        Holding {
+            term: Lent::new(credits, granted_at, until),
+            used: 0,
+            retired: false,
+            reported: false,
+        }
+    }
+
+    /// Whether it may still admit at the holder's `now` (`plan_lease::MARGIN_MS`
+    /// early, for clocks that differ).
+    pub fn live(&self, now: i64) -> bool {
+        !self.retired && plan_lease::holds(self.term.until, now)
+    }
+
+    /// Past half its time or half its credits: time to ask for the next one.
+    pub fn wants_renewal(&self, now: i64) -> bool {
+        let t = &self.term;
+        let half_time = t.until - now < (t.until - t.granted_at) / 2;
+        half_time || self.used * 2 >= t.credits
+    }
+
+    /// Takes `cost` credits when it is live and has them; what is left after.
+    pub fn take(&mut self, cost: u64, now: i64) -> Option<u64> {
+        if !self.live(now) || cost == 0 || self.used + cost > self.term.credits {
+            return None;
+        }
+        self.used += cost;
+        Some(self.term.credits - self.used)
+    }
+
+    /// Credits of a request that was not charged come back.
+    pub fn give_back(&mut self, cost: u64) {
+        self.used = self.used.saturating_sub(cost);
+    }
+}
+
+/// How long the book remembers a lease that lapsed without a report: a report
+/// later than this (its holder died) is not awaited any more; its slice stays
+/// counted at its end.
+pub const FORGET_MS: i64 = 600_000;
+
 impl LeaseBook {
     pub fn is_empty(&self) -> bool {
         self.lent.is_empty()
@@ -99,8 +169,8 @@ impl LeaseBook {
         ledger.add(now, credits)
     }
 
-    /// Moves the slice of every lease past its end without a report to its end.
-    /// Returns the buckets to write and whether the book changed.
+    /// Moves the slice of every lease past its end without a report to its end,
+    /// and forgets those lapsed `FORGET_MS` ago. Returns the buckets to write and whether the book changed.
     pub fn lapse(&mut self, ledger: &mut Ledger, now: i64) -> (Vec<StoredBucket>, bool) {
         let mut buckets = Vec::new();
         let mut changed = false;
@@ -112,7 +182,10 @@ impl LeaseBook {
                 changed = true;
             }
         }
-        (buckets, changed)
+        let held = self.lent.len();
+        self.lent
+            .retain(|_, l| !(l.lapsed && l.until + FORGET_MS <= now));
+        (buckets, changed || self.lent.len() != held)
     }
 
     /// Lease `id` reported: `charged` of its slice were used. `None` when it is
@@ -188,6 +261,44 @@ mod tests {
         assert_eq!(ledger.total, 4);
         assert!(book.settle(&mut ledger, 1, 4, 5_000).is_none(), "once");
         assert_eq!(book.wait_ms(5_000), 0);
+    }
+
+    #[test]
+    fn a_lease_never_reported_is_forgotten_and_stays_counted_at_its_end() {
+        let mut ledger = Ledger::new(&KEY_LEVELS);
+        let mut book = LeaseBook::default();
+        book.grant(&mut ledger, 1, 10, 1_000, 3_000);
+        book.lapse(&mut ledger, 3_000);
+        assert_eq!(
+            book.lapse(&mut ledger, 3_000 + FORGET_MS - 1),
+            (vec![], false)
+        );
+        assert_eq!(book.len(), 1);
+        assert!(book.lapse(&mut ledger, 3_000 + FORGET_MS).1, "forgotten");
+        assert!(book.is_empty());
+        assert_eq!(ledger.total, 10, "its slice stays used");
+        assert!(book.settle(&mut ledger, 1, 0, 3_000 + FORGET_MS).is_none());
+    }
+
+    #[test]
+    fn a_holder_takes_what_is_left_until_its_margin_and_renews_past_half() {
+        let mut h = Holding::new(10, 0, 2_000);
+        assert!(!h.wants_renewal(1_000));
+        assert_eq!(h.take(4, 1_000), Some(6));
+        assert_eq!(h.take(7, 1_000), None, "more than is left");
+        assert_eq!(h.take(0, 1_000), None, "nothing to take");
+        assert!(!h.wants_renewal(1_000));
+        assert_eq!(h.take(1, 1_000), Some(5));
+        assert!(h.wants_renewal(1_000), "half its credits");
+        h.give_back(3);
+        assert_eq!(h.used, 2);
+        assert!(
+            Holding::new(10, 0, 2_000).wants_renewal(1_001),
+            "half its time"
+        );
+        assert_eq!(h.take(1, 2_000 - plan_lease::MARGIN_MS), None, "its margin");
+        h.retired = true;
+        assert_eq!(h.take(1, 1_000), None, "retired");
     }
 
     /// Random traffic from several holders and the key's own object against a

@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::key::check::{check_key, AccessRequest};
 use crate::key::identity::Identity;
 use crate::limits::admission::LimitState;
-use crate::limits::plan_lease;
+use crate::limits::budget_lease::{Holder, Holding};
 use crate::limits::reservation::Settlement;
 use crate::notify::logs::{LogEntry, LogState, RequestFacts, Via};
 use crate::objects::key::{LeaseGrant, LeaseReport};
@@ -20,16 +20,12 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Held {
     pub grant: LeaseGrant,
-    /// Credits admitted and not given back.
-    used: u64,
+    pub holding: Holding,
     next_id: u64,
     /// Rows of admitted requests not settled yet, by id.
     pending: BTreeMap<u64, LogEntry>,
     /// Settled rows, for the report.
     done: Vec<LogEntry>,
-    /// No more admissions: the report goes once `pending` is empty.
-    pub retired: bool,
-    reported: bool,
 }
 
 /// A request admitted from a lease.
@@ -45,24 +41,11 @@ impl Held {
     pub fn new(grant: LeaseGrant) -> Self {
         Held {
             next_id: grant.ids_from,
+            holding: Holding::new(grant.credits, grant.granted_at, grant.until),
             grant,
-            used: 0,
             pending: BTreeMap::new(),
             done: Vec::new(),
-            retired: false,
-            reported: false,
         }
-    }
-
-    /// Whether it may still admit at the isolate's `now` (`MARGIN_MS` early).
-    pub fn live(&self, now: i64) -> bool {
-        !self.retired && plan_lease::holds(self.grant.until, now)
-    }
-
-    /// Past half its time or half its credits: time to ask for the next one.
-    pub fn wants_renewal(&self, now: i64) -> bool {
-        let half_time = self.grant.until - now < (self.grant.until - self.grant.granted_at) / 2;
-        half_time || self.used * 2 >= self.grant.credits
     }
 
     /// Admits `cost` credits when the lease is live, has them, and the copy of the
@@ -77,11 +60,9 @@ impl Held {
         now: i64,
     ) -> Option<LocalAdmission> {
         let rows_left = self.grant.ids_from + self.grant.credits - self.next_id;
-        if !self.live(now)
-            || cost == 0
+        if !self.holding.live(now)
             || facts.via != Via::Gate
             || plan_version != self.grant.plan_version
-            || self.used + cost > self.grant.credits
             || rows_left == 0
         {
             return None;
@@ -89,12 +70,12 @@ impl Held {
         let rec = &self.grant.record;
         let plan = cfg.plan(rec.plan.as_deref()).1;
         let identity = check_key(rec, request, plan, now).ok()?;
-        self.used += cost;
+        let left = self.holding.take(cost, now)?;
         let row = self.next_id;
         self.next_id += 1;
         self.pending.insert(row, facts.pending(now, cost, row));
         let limit = self.grant.limit.clone().map(|mut l| {
-            l.remaining = l.remaining.saturating_add(self.grant.credits - self.used);
+            l.remaining = l.remaining.saturating_add(left);
             l
         });
         Some(LocalAdmission {
@@ -112,7 +93,7 @@ impl Held {
             return false;
         };
         if !charged {
-            self.used = self.used.saturating_sub(row.credits);
+            self.holding.give_back(row.credits);
             row.credits = 0;
         }
         row.state = LogState::Completed;
@@ -125,10 +106,10 @@ impl Held {
 
     /// The report, once retired and every row is complete (once).
     pub fn report(&mut self) -> Option<LeaseReport> {
-        if !self.retired || !self.pending.is_empty() || self.reported {
+        if !self.holding.retired || !self.pending.is_empty() || self.holding.reported {
             return None;
         }
-        self.reported = true;
+        self.holding.reported = true;
         Some(LeaseReport {
             lease: self.grant.id,
             rows: std::mem::take(&mut self.done),
@@ -137,15 +118,22 @@ impl Held {
 
     /// A row for its report: a refusal the key's object left to this isolate.
     pub fn keep_row(&mut self, row: LogEntry) -> bool {
-        if self.reported {
+        if self.holding.reported {
             return false;
         }
         self.done.push(row);
         true
     }
+}
 
-    /// Whether its report has still to go.
-    pub fn report_pending(&self) -> bool {
-        !self.reported
+impl Holder for Held {
+    fn id(&self) -> u64 {
+        self.grant.id
+    }
+    fn holding(&self) -> &Holding {
+        &self.holding
+    }
+    fn holding_mut(&mut self) -> &mut Holding {
+        &mut self.holding
     }
 }

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod batch;
 pub mod directory;
+pub mod held_budget;
 pub mod held_lease;
 pub mod ip_guard;
 pub mod key;

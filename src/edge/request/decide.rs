@@ -2,9 +2,11 @@
 //! against its authoritative record (and a copy of the account's plan), the
 //! account's object row 15 (account-wide limits) and answers with the plan
 //! version every admission is decided under. Both go through their object's lane
-//! (group commit). When one side refuses, what the other reserved is given back
+//! (group commit); either side may be decided here instead from a budget lease
+//! this isolate holds (`leased`, `account_leased`). When one side refuses, what the other reserved is given back
 //! after the answer (`settle`); the key's log row records the refusal.
 
+use super::account_leased;
 use super::context::{Presented, RequestContext};
 use super::leased;
 use super::settle::{self, Admission};
@@ -18,6 +20,7 @@ use crate::limits::plans::PlanCopy;
 use crate::limits::reservation::Settlement;
 use crate::notify::logs::Via;
 use crate::objects::account::{AccountAdmitted, AccountCommand};
+use crate::objects::held_lease::LocalAdmission;
 use crate::objects::key::{Admitted, CheckItem, KeyCommand};
 use crate::request::faults::Target;
 use crate::request::policy::Needs;
@@ -46,27 +49,37 @@ pub async fn admit(
     {
         renew_plan(rc, &entry.account);
     }
+    // Row 15 from this isolate's slice of the account-wide limits, when it
+    // holds one (`account_leased`): the plan is the one it was lent under.
+    let budget = match &leased_plan {
+        None if facts.via == Via::Gate => account_leased::take(rc, &entry.account, cost),
+        _ => None,
+    };
+    let known_plan = leased_plan.or_else(|| budget.as_ref().map(|b| b.plan.clone()));
+    let budget_taken = budget.as_ref().map(|b| (b.lease, cost));
+    let budget_limit = budget.as_ref().and_then(|b| b.limit.clone());
+    let local_admission = |local: LocalAdmission, entry: HashEntry| Admission {
+        identity: local.identity,
+        key_id: entry.id,
+        reservation: local.row,
+        account: entry.account,
+        account_charge: None,
+        account_lease: budget_taken,
+        limit: admission::tighter(local.limit, budget_limit.clone()),
+        started: rc.started,
+        lease: Some(local.lease),
+    };
     // A hot key with a budget lease here: admitted without a call (`leased`).
-    if let Some(plan) = &leased_plan {
-        let local = leased::admit(rc, &entry.id, &request, &facts, cost, plan.version);
-        if let Some(local) = local {
-            return Ok(Admission {
-                identity: local.identity,
-                key_id: entry.id,
-                reservation: local.row,
-                account: entry.account,
-                account_charge: None,
-                limit: local.limit,
-                started: rc.started,
-                lease: Some(local.lease),
-            });
+    if let Some(plan) = &known_plan {
+        if let Some(local) = leased::admit(rc, &entry.id, &request, &facts, cost, plan.version) {
+            return Ok(local_admission(local, entry));
         }
     }
-    let want_lease = match &leased_plan {
+    let want_lease = match &known_plan {
         Some(_) if facts.via == Via::Gate => leased::want(rc.cfg, &entry.id, now_ms()),
         _ => 0,
     };
-    let hot = leased_plan.is_some()
+    let hot = known_plan.is_some()
         && facts.via == Via::Gate
         && (want_lease > 0 || leased::holds_any(&entry.id));
     let item = |plan: Option<PlanCopy>, undo: Option<u64>| CheckItem {
@@ -80,22 +93,27 @@ pub async fn admit(
     };
     // One round trip: the key's object and the account's, concurrently. The key's
     // check carries the account's plan as this isolate last saw it. While this
-    // isolate holds a lease on a plan without account-wide limits, the account's
-    // answer is known (that plan, nothing charged) and only the key is asked.
-    let (mut key, account) = match leased_plan.clone() {
+    // isolate holds a lease on the plan, or a slice of its account-wide limits,
+    // the account's answer is known and only the key is asked.
+    let (mut key, mut account) = match known_plan.clone() {
         Some(plan) => {
             let check = KeyCommand::Check(item(Some(plan.clone()), None));
             let key = check_key(rc, &entry.id, check).await;
             let known = AccountAdmitted {
                 at: rc.started,
-                limit: None,
+                limit: budget_limit.clone(),
                 charged: 0,
                 plan,
                 lease_until: None,
+                budget: None,
             };
             (key, Ok(known))
         }
         None => {
+            let want = match facts.via {
+                Via::Gate => account_leased::want(rc.cfg, &entry.account, now_ms()),
+                _ => 0,
+            };
             let first = KeyCommand::Check(item(runtime::known_plan(&entry.account), None));
             join(
                 check_key(rc, &entry.id, first),
@@ -103,7 +121,7 @@ pub async fn admit(
                     rc.env,
                     rc.ctx,
                     Object::Account(&entry.account),
-                    &AccountCommand::Admit { cost },
+                    &AccountCommand::Admit { cost, want },
                     rc.fault(Target::AccountObject),
                     Waits::ForAdmissions,
                 ),
@@ -111,6 +129,12 @@ pub async fn admit(
             .await
         }
     };
+    if let Some(grant) = account.as_mut().ok().and_then(|a| a.budget.take()) {
+        let plan = account.as_ref().map(|a| a.plan.clone());
+        if let Ok(plan) = plan {
+            account_leased::install(rc.ctx, rc.env, &entry.account, grant, plan);
+        }
+    }
     // The plan rule (`limits::plans`): a request the key admitted under an older
     // plan than the account's is undone and checked again under the current one,
     // in the key's object, before anything is admitted. A refusal under the older
@@ -135,18 +159,9 @@ pub async fn admit(
     if let (true, Err(e @ (ApiError::RateLimited { .. } | ApiError::QuotaExceeded { .. }))) =
         (hot, &key)
     {
-        let version = leased_plan.as_ref().map_or(0, |p| p.version);
+        let version = known_plan.as_ref().map_or(0, |p| p.version);
         if let Some(local) = leased::admit(rc, &entry.id, &request, &facts, cost, version) {
-            return Ok(Admission {
-                identity: local.identity,
-                key_id: entry.id,
-                reservation: local.row,
-                account: entry.account,
-                account_charge: None,
-                limit: local.limit,
-                started: rc.started,
-                lease: Some(local.lease),
-            });
+            return Ok(local_admission(local, entry));
         }
         leased::log_refusal(rc.ctx, rc.env, &entry.id, facts.refused(rc.started, e));
     }
@@ -163,6 +178,7 @@ pub async fn admit(
             reservation: key.reservation,
             account: entry.account,
             account_charge,
+            account_lease: budget_taken,
             limit: admission::tighter(key.limit, account.limit),
             started: rc.started,
             lease: None,
@@ -181,6 +197,9 @@ pub async fn admit(
             if let Some((at, cost)) = account_charge {
                 settle::refund(rc.ctx, rc.env, rc.cfg, &entry.account, at, cost);
             }
+            if let Some((lease, cost)) = budget_taken {
+                account_leased::settle(rc.ctx, rc.env, &entry.account, lease, cost, false);
+            }
             Err(e)
         }
     }
@@ -193,7 +212,7 @@ fn renew_plan(rc: &RequestContext<'_>, account: &str) {
     let account = account.to_string();
     let ctx = crate::edge::js::task::owned_context(rc.ctx);
     crate::edge::js::task::wait_until(rc.ctx, async move {
-        let cmd = AccountCommand::Admit { cost: 0 };
+        let cmd = AccountCommand::Admit { cost: 0, want: 0 };
         let to = Object::Account(&account);
         let answer =
             rpc::submit::<AccountAdmitted>(&env, &ctx, to, &cmd, None, Waits::ForAdmissions).await;

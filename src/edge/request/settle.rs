@@ -25,6 +25,9 @@ pub struct Admission {
     pub account: String,
     /// When and what the account's object took (given back if not charged).
     pub account_charge: Option<(i64, u64)>,
+    /// The slice of the account-wide limits it was taken from here
+    /// (`account_leased`), and its cost: settled here without a call.
+    pub account_lease: Option<(u64, u64)>,
     pub limit: Option<LimitState>,
     pub started: i64,
     /// The budget lease it was admitted from in this isolate (`leased`): its
@@ -86,10 +89,14 @@ pub fn settle(
     status: u16,
     duration_ms: u32,
 ) {
-    if !cfg.charge_on.charges(origin_status) {
+    let charged = cfg.charge_on.charges(origin_status);
+    if !charged {
         if let Some((at, cost)) = a.account_charge {
             refund(ctx, env, cfg, &a.account, at, cost);
         }
+    }
+    if let Some((lease, cost)) = a.account_lease {
+        super::account_leased::settle(ctx, env, &a.account, lease, cost, charged);
     }
     let s = Settlement {
         id: a.reservation,

@@ -1,5 +1,6 @@
 //! The account object's vocabulary: the commands it takes and the answers it gives.
 
+use super::lending::BudgetGrant;
 use crate::admin::listing::ListQuery;
 use crate::key::record::IndexRow;
 use crate::limits::admission::LimitState;
@@ -21,11 +22,19 @@ pub enum AccountCommand {
         event: AuditEvent,
     },
     /// Row 15: admits `cost` credits against the plan's account-wide limits; the
-    /// answer carries the plan version every admission is checked against.
+    /// answer carries the plan version every admission is checked against, and,
+    /// with `want`, a slice of those limits lent to the isolate (`lending`).
     Admit {
         cost: u64,
+        #[serde(default)]
+        want: u64,
     },
-    /// Group commit: the `Admit`s and `Refund`s of one call, in order, stored in
+    /// What a retired budget lease charged (`lending`).
+    Report {
+        lease: u64,
+        charged: u64,
+    },
+    /// Group commit: the `Admit`s, `Refund`s and `Report`s of one call, in order, stored in
     /// one step; a list of answers.
     Batch {
         items: Vec<AccountCommand>,
@@ -112,6 +121,9 @@ pub struct AccountAdmitted {
     /// account-wide limits (`limits::plan_lease`).
     #[serde(default)]
     pub lease_until: Option<i64>,
+    /// A slice of the account-wide limits lent with this answer.
+    #[serde(default)]
+    pub budget: Option<BudgetGrant>,
 }
 
 /// `List`'s answer.

@@ -7,16 +7,19 @@
 //! next, and when the object must wake.
 
 mod command;
+mod lending;
 #[cfg(test)]
 mod tests;
 
 pub use command::{AccountAdmitted, AccountCommand, AccountView, Declared, EventsPage, KeyIds};
+pub use lending::BudgetGrant;
 
 use crate::admin::listing::ListQuery;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::key::record::IndexRow;
 use crate::limits::admission;
+use crate::limits::budget_lease::LeaseBook;
 use crate::limits::ledger::{Ledger, StoredBucket, ACCOUNT_LEVELS};
 use crate::limits::plan_lease;
 use crate::limits::plans::{PlanCopy, Propagation};
@@ -53,6 +56,11 @@ pub struct Meta {
     /// The end of the latest plan lease granted (`limits::plan_lease`).
     #[serde(default)]
     pub lease_until: i64,
+    /// Slices of the account-wide limits lent out (`lending`).
+    #[serde(default)]
+    pub book: LeaseBook,
+    #[serde(default)]
+    pub last_lease: u64,
 }
 
 pub struct AccountState {
@@ -143,6 +151,7 @@ pub fn writes(cmd: &AccountCommand) -> bool {
             | AccountCommand::Admit { .. }
             | AccountCommand::Batch { .. }
             | AccountCommand::Refund { .. }
+            | AccountCommand::Report { .. }
             | AccountCommand::List { .. }
             | AccountCommand::Events { .. }
     )
@@ -206,7 +215,9 @@ pub fn apply(
             if let Declared::To(r) = region {
                 state.meta.region = r;
             }
-            let wait = plan_lease::wait_ms(state.meta.lease_until, now);
+            // Every plan lease and every slice lent under the old plan ends first.
+            let wait =
+                plan_lease::wait_ms(state.meta.lease_until, now).max(state.meta.book.wait_ms(now));
             fx.plan = Some(plan);
             fx.meta = true;
             fx.index.push(IndexWrite::Record { event });
@@ -215,7 +226,9 @@ pub fn apply(
                 ..view(state)
             }))
         }
-        one @ (AccountCommand::Admit { .. } | AccountCommand::Refund { .. }) => {
+        one @ (AccountCommand::Admit { .. }
+        | AccountCommand::Refund { .. }
+        | AccountCommand::Report { .. }) => {
             let answer = admit(state, cfg, now, vec![one], &mut fx).pop();
             Reply::Now(answer.unwrap_or_else(|| Err(ApiError::internal("no answer"))))
         }
@@ -308,8 +321,8 @@ fn view(state: &AccountState) -> AccountView {
     }
 }
 
-/// Row 15 and its give-backs, in order: admissions and refunds, their buckets in
-/// `fx` (one write per bucket). Each admission's answer carries the plan version
+/// Row 15 and its give-backs, in order: admissions (lending a slice where asked),
+/// refunds and lease reports, their buckets in `fx` (one write per bucket). Each admission's answer carries the plan version
 /// every admission is checked against; a refusal here refuses the request
 /// whatever the key's plan copy.
 fn admit(
@@ -334,23 +347,29 @@ fn admit(
         }
         until
     });
-    let mut buckets = Vec::new();
+    // Slices past their end without a report count at their end from now on.
+    let (mut buckets, lapsed) = state.meta.book.lapse(&mut state.ledger, now);
+    fx.meta |= lapsed;
     let mut answers = Vec::with_capacity(items.len());
     for item in items {
         answers.push(match item {
-            AccountCommand::Admit { cost } => {
+            AccountCommand::Admit { cost, want } => {
                 let (mut one, touched) =
                     admission::admit_accounts(&mut state.ledger, &account_limits, now, &[cost]);
                 buckets.extend(touched);
                 one.pop()
                     .unwrap_or_else(|| Err(ApiError::internal("no answer")))
                     .and_then(|c| {
+                        let budget =
+                            lending::lend(state, &account_limits, cfg, want, now, &mut buckets);
+                        fx.meta |= budget.is_some();
                         to_value(&AccountAdmitted {
                             at: now,
                             limit: c.limit,
                             charged: c.charged,
                             plan: copy.clone(),
                             lease_until,
+                            budget,
                         })
                     })
             }
@@ -358,8 +377,17 @@ fn admit(
                 buckets.extend(state.ledger.remove(at, cost));
                 Ok(Value::Null)
             }
+            AccountCommand::Report { lease, charged } => {
+                let settled = state
+                    .meta
+                    .book
+                    .settle(&mut state.ledger, lease, charged, now);
+                fx.meta |= settled.is_some();
+                buckets.extend(settled.unwrap_or_default());
+                Ok(Value::Null)
+            }
             _ => Err(ApiError::internal(
-                "a batch carries admissions and refunds only",
+                "a batch carries admissions, refunds and reports only",
             )),
         });
     }

@@ -50,7 +50,7 @@ fn row_15_admits_up_to_the_account_limit_then_refuses_with_retry_after() {
     for i in 0..2 {
         let (fx, r) = apply(
             &mut s,
-            AccountCommand::Admit { cost: 1 },
+            AccountCommand::Admit { cost: 1, want: 0 },
             &cfg,
             NOW + i,
             &keys,
@@ -61,7 +61,7 @@ fn row_15_admits_up_to_the_account_limit_then_refuses_with_retry_after() {
     }
     let (fx, r) = apply(
         &mut s,
-        AccountCommand::Admit { cost: 1 },
+        AccountCommand::Admit { cost: 1, want: 0 },
         &cfg,
         NOW + 2,
         &keys,
@@ -82,7 +82,7 @@ fn row_15_admits_up_to_the_account_limit_then_refuses_with_retry_after() {
     assert_eq!(now(r), Ok(Value::Null));
     let (_, r) = apply(
         &mut s,
-        AccountCommand::Admit { cost: 1 },
+        AccountCommand::Admit { cost: 1, want: 0 },
         &cfg,
         NOW + 4,
         &keys,
@@ -95,7 +95,7 @@ fn a_plan_without_account_limits_charges_nothing() {
     let mut s = AccountState::empty();
     let (fx, r) = apply(
         &mut s,
-        AccountCommand::Admit { cost: 5 },
+        AccountCommand::Admit { cost: 5, want: 0 },
         &config(&[]),
         NOW,
         &KeyCount::default(),
@@ -109,11 +109,11 @@ fn a_batch_is_decided_in_order_with_one_write_per_bucket() {
     let cfg = capped();
     let mut s = AccountState::empty();
     let items = vec![
-        AccountCommand::Admit { cost: 1 },
-        AccountCommand::Admit { cost: 1 },
-        AccountCommand::Admit { cost: 1 },
+        AccountCommand::Admit { cost: 1, want: 0 },
+        AccountCommand::Admit { cost: 1, want: 0 },
+        AccountCommand::Admit { cost: 1, want: 0 },
         AccountCommand::Refund { at: NOW, cost: 1 },
-        AccountCommand::Admit { cost: 1 },
+        AccountCommand::Admit { cost: 1, want: 0 },
     ];
     let (fx, r) = apply(
         &mut s,
@@ -174,9 +174,8 @@ fn a_plan_change_records_a_version_its_event_and_its_progress() {
         "the account is named"
     );
     // Admissions now carry the new version.
-    let (_, r) = apply(&mut s, AccountCommand::Admit { cost: 1 }, &cfg, NOW, &keys);
     assert_eq!(
-        admitted(now(r)).unwrap().plan,
+        admit_wanting(&mut s, &cfg, 0, NOW).unwrap().plan,
         PlanCopy {
             plan: "business".into(),
             version: 1
@@ -404,7 +403,13 @@ fn a_plan_without_account_limits_is_leased_and_a_change_waits_the_lease_out() {
     let mut s = AccountState::empty();
     let keys = KeyCount::default();
     let admit = |s: &mut AccountState, at: i64| {
-        let (fx, r) = apply(s, AccountCommand::Admit { cost: 1 }, &cfg, at, &keys);
+        let (fx, r) = apply(
+            s,
+            AccountCommand::Admit { cost: 1, want: 0 },
+            &cfg,
+            at,
+            &keys,
+        );
         (fx.meta, admitted(now(r)).unwrap())
     };
     // Granted, stored once, renewed only once half of it is left.
@@ -440,11 +445,128 @@ fn a_plan_without_account_limits_is_leased_and_a_change_waits_the_lease_out() {
 
 #[test]
 fn a_plan_with_account_limits_or_leases_off_is_never_leased() {
-    let keys = KeyCount::default();
     for cfg in [capped(), config(&[("PLAN_LEASE_SECONDS", "0")])] {
         let mut s = AccountState::empty();
-        let (_, r) = apply(&mut s, AccountCommand::Admit { cost: 1 }, &cfg, NOW, &keys);
-        assert_eq!(admitted(now(r)).unwrap().lease_until, None);
+        assert_eq!(
+            admit_wanting(&mut s, &cfg, 0, NOW).unwrap().lease_until,
+            None
+        );
         assert_eq!(s.meta.lease_until, 0);
+    }
+}
+
+fn wide(extra: &[(&str, &str)]) -> Config {
+    let plans = r#"{"pro":{"api_access":true},"team":{"api_access":true,"account_limits":{"per_minute":100}},"burst":{"api_access":true,"account_limits":{"per_second":10,"per_minute":100}}}"#;
+    let mut vars = vec![("PLANS", plans), ("DEFAULT_PLAN", "team")];
+    vars.extend_from_slice(extra);
+    config(&vars)
+}
+
+fn admit_wanting(
+    s: &mut AccountState,
+    cfg: &Config,
+    want: u64,
+    at: i64,
+) -> Result<AccountAdmitted, ApiError> {
+    let cmd = AccountCommand::Admit { cost: 1, want };
+    admitted(now(apply(s, cmd, cfg, at, &KeyCount::default()).1))
+}
+
+#[test]
+fn a_slice_of_the_account_limits_is_at_most_half_of_what_is_left_and_counted_whole() {
+    let cfg = wide(&[]);
+    let mut s = AccountState::empty();
+    let a = admit_wanting(&mut s, &cfg, 80, NOW).unwrap();
+    let b = a.budget.expect("a slice lent");
+    assert_eq!((b.credits, b.granted_at, b.until), (49, NOW, NOW + 2_000));
+    assert_eq!(b.limit.unwrap().remaining, 50, "left outside the slice");
+    assert_eq!(a.limit.unwrap().remaining, 99, "this request's own answer");
+    // The object admits only what is outside the slice.
+    for i in 0..50 {
+        assert!(admit_wanting(&mut s, &cfg, 0, NOW + 1 + i).is_ok());
+    }
+    assert!(matches!(
+        admit_wanting(&mut s, &cfg, 80, NOW + 100),
+        Err(ApiError::PlanRateLimited { .. })
+    ));
+    // The report gives back what the slice did not charge.
+    let report = AccountCommand::Report {
+        lease: b.id,
+        charged: 10,
+    };
+    let (fx, r) = apply(
+        &mut s,
+        report.clone(),
+        &cfg,
+        NOW + 200,
+        &KeyCount::default(),
+    );
+    assert_eq!(now(r), Ok(Value::Null));
+    assert!(fx.meta && !fx.buckets.is_empty());
+    for i in 0..39 {
+        assert!(admit_wanting(&mut s, &cfg, 0, NOW + 300 + i).is_ok(), "{i}");
+    }
+    assert!(admit_wanting(&mut s, &cfg, 0, NOW + 400).is_err());
+    // A second report of the same lease changes nothing.
+    let (fx, _) = apply(&mut s, report, &cfg, NOW + 500, &KeyCount::default());
+    assert!(fx.buckets.is_empty() && !fx.meta);
+}
+
+#[test]
+fn a_slice_never_reported_counts_at_its_end_and_a_plan_change_waits_it_out() {
+    let cfg = wide(&[]);
+    let mut s = AccountState::empty();
+    let b = admit_wanting(&mut s, &cfg, 98, NOW)
+        .unwrap()
+        .budget
+        .unwrap();
+    assert_eq!(b.credits, 49);
+    let set = AccountCommand::SetPlan {
+        plan: "pro".into(),
+        region: Declared::Unchanged,
+        event: event("account.plan_changed"),
+    };
+    let mut other = AccountState::empty();
+    admit_wanting(&mut other, &cfg, 98, NOW).unwrap();
+    let (_, r) = apply(&mut other, set, &cfg, NOW + 500, &KeyCount::default());
+    let v: AccountView = serde_json::from_value(now(r).unwrap()).unwrap();
+    assert_eq!(
+        v.leases_wait_ms, 1_500,
+        "until the slice lent under the old plan ended"
+    );
+    // Past its end without a report: its 49 stay counted at its end, a minute on.
+    assert!(admit_wanting(&mut s, &cfg, 0, NOW + 2_000).is_ok());
+    assert!(s.meta.book.lent[&b.id].lapsed);
+    for i in 0..49 {
+        assert!(
+            admit_wanting(&mut s, &cfg, 0, NOW + 60_001 + i).is_ok(),
+            "{i}"
+        );
+    }
+    assert!(admit_wanting(&mut s, &cfg, 0, NOW + 60_100).is_err());
+    assert!(admit_wanting(&mut s, &cfg, 0, NOW + 62_001).is_ok());
+}
+
+#[test]
+fn a_slice_is_shorter_than_the_shortest_account_window_and_only_where_asked() {
+    let burst = wide(&[("DEFAULT_PLAN", "burst")]);
+    let mut s = AccountState::empty();
+    let b = admit_wanting(&mut s, &burst, 64, NOW)
+        .unwrap()
+        .budget
+        .unwrap();
+    assert_eq!(
+        (b.credits, b.until),
+        (4, NOW + 999),
+        "half of the second's 9"
+    );
+    for (cfg, want) in [
+        (wide(&[]), 0),
+        (wide(&[("KEY_LEASE_MS", "0")]), 64),
+        (wide(&[("DEFAULT_PLAN", "pro")]), 64),
+    ] {
+        let mut s = AccountState::empty();
+        assert_eq!(admit_wanting(&mut s, &cfg, want, NOW).unwrap().budget, None);
+        assert!(s.meta.book.is_empty());
     }
 }

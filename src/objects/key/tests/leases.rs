@@ -119,7 +119,7 @@ fn a_report_brings_the_rows_and_charges_only_what_was_used() {
     };
     assert!(held.settle(&done(one.row, Some(200)), true));
     assert!(held.report().is_none(), "not retired yet");
-    held.retired = true;
+    held.holding.retired = true;
     assert!(held.report().is_none(), "a request is still unsettled");
     assert!(held.settle(&done(two.row, None), false));
     let report = held.report().unwrap();
@@ -159,7 +159,7 @@ fn a_lease_admits_only_while_live_within_its_slice_and_plan() {
         "the object decides refusals"
     );
     assert!(held.admit(&cfg, &request(), &facts(), 1, 0, NOW).is_some());
-    assert!(held.wants_renewal(NOW), "half of it used");
+    assert!(held.holding.wants_renewal(NOW), "half of it used");
     assert!(held
         .admit(&cfg, &request(), &facts(), 1, 0, NOW + 1)
         .is_some());
