@@ -75,8 +75,10 @@ pub async fn admit(
             return Ok(local_admission(local, entry));
         }
     }
-    let want_lease = match &known_plan {
-        Some(_) if facts.via == Via::Gate => leased::want(rc.cfg, &entry.id, now_ms()),
+    // A key's traffic here counts towards a lease whether or not the plan is
+    // known now: lent meanwhile, its lease admits once the plan is.
+    let want_lease = match facts.via {
+        Via::Gate => leased::want(rc.cfg, &entry.id, now_ms()),
         _ => 0,
     };
     let hot = known_plan.is_some()

@@ -22,7 +22,7 @@ use std::thread::LocalKey;
 use worker::Context;
 
 /// Requests per second through this isolate that make traffic hot, over `HOT_MS`.
-const HOT_PER_SECOND: usize = 8;
+const HOT_PER_SECOND: usize = 4;
 const HOT_MS: i64 = 2_000;
 /// Bound on the names this isolate keeps leases for; past it, new ones get none.
 const MAX_NAMES: usize = 10_000;

@@ -99,7 +99,7 @@ pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
     // Leases past their end without a report count at their end from now on.
     let lapsed = lending::lapse(&mut state.ledger, &mut state.book, now);
     let (fx, reply) = apply_one(state, cmd, cfg, now);
-    (lapsed.then(fx), reply)
+    (lapsed.then(fx).compact(), reply)
 }
 
 fn apply_one(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> Outcome {

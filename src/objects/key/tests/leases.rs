@@ -139,6 +139,37 @@ fn a_report_brings_the_rows_and_charges_only_what_was_used() {
 }
 
 #[test]
+fn a_report_writes_each_usage_hour_once() {
+    let cfg = config(&[]);
+    let mut s = limited(100);
+    let a = admitted(&mut s, hot_check(10), &cfg, NOW);
+    let mut held = Held::new(a.lease.unwrap());
+    for i in 0..5 {
+        let one = held
+            .admit(&cfg, &request(), &facts(), 1, 0, NOW + 10 + i)
+            .unwrap();
+        let done = Settlement {
+            id: one.row,
+            origin_status: Some(200),
+            status: 200,
+            code: None,
+            duration_ms: 3,
+        };
+        assert!(held.settle(&done, true));
+    }
+    held.holding.retired = true;
+    let (fx, _) = apply(
+        &mut s,
+        KeyCommand::Report(held.report().unwrap()),
+        &cfg,
+        NOW + 100,
+    );
+    assert_eq!(fx.logs.len(), 5);
+    assert_eq!(fx.usage.len(), 1, "one write for the hour, not one per row");
+    assert_eq!(fx.usage[0].1.requests, 5);
+}
+
+#[test]
 fn a_lease_admits_only_while_live_within_its_slice_and_plan() {
     let cfg = config(&[]);
     let mut s = limited(100);
