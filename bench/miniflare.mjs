@@ -10,7 +10,7 @@
 // its objects together, as one process serves both), and, from a second keyward
 // with OBJECT_STATS=true (the objects' own counters, one more write per call, so
 // not the instance timed), the billed object calls per request of a quiet key
-// (4 requests a second, one at a time: below the budget leases' sustained
+// (2 requests a second, one at a time: below the budget leases' sustained
 // rate), one key on one connection as fast as it goes (sustained: leased), a
 // hot key (16 at once) and 16 keys; and the Wasm module's size per part
 // (`wasm_parts.mjs`).
@@ -172,7 +172,7 @@ for (const [name, connections, many] of [
   await new Promise((r) => setTimeout(r, LINGER_MS + 500)); // the run's last settlements
   costs.push({ name, hot: connections > 1 && !many, requests: r.requests, calls: allCalls() - before });
 }
-// A quiet key: 4 requests a second, one at a time, for 10 s (below the budget
+// A quiet key: 2 requests a second, one at a time, for 20 s (below the budget
 // leases' sustained rate: each request asks its key's object).
 const paced = {};
 {
@@ -184,7 +184,7 @@ const paced = {};
   for (let i = 0; i < QUIET; i++) {
     const res = await countedApi.call("GET", "/things", { key });
     if (res.status !== 200) throw new Error(`quiet key: ${res.status} ${res.text}`);
-    await new Promise((r) => setTimeout(r, 250));
+    await new Promise((r) => setTimeout(r, 500));
   }
   await new Promise((r) => setTimeout(r, LINGER_MS + 500));
   paced.requests = QUIET;
@@ -235,7 +235,7 @@ const md = [
   "|---|---|---|",
   ...targets.map(([t, m, ok]) => `| ${t} | ${m} | ${ok ? "met" : "missed"} |`),
   "",
-  `A quiet key paced at 4 requests a second (below the budget leases' sustained rate, so each request asks its key's object): ${(paced.calls / paced.requests).toFixed(3)} object calls per request (${paced.calls} calls, ${paced.requests} requests: one check each, the settlements riding the next check, the account's plan lease renewed every ${PLAN_LEASE_S / 2} s, the last settlement alone).`,
+  `A quiet key paced at 2 requests a second (below the budget leases' sustained rate, so each request asks its key's object): ${(paced.calls / paced.requests).toFixed(3)} object calls per request (${paced.calls} calls, ${paced.requests} requests: one check each, the settlements riding the next check, the account's plan lease renewed every ${PLAN_LEASE_S / 2} s, the last settlement alone).`,
   "",
   `Wasm size per part (\`bench/wasm_parts.mjs\`): code ${code} B, data ${data} B (strings, tables), the rest ${fs.statSync(path.join(bundle, wasm)).size - code - data} B (imports, exports, types); the code's function bodies by the crate (keyward's by folder) their names say:`,
   "",
