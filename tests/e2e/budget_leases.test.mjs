@@ -145,3 +145,17 @@ test("a permission taken away while leases are out bites on the first request af
   assert.ok(after.length > 16);
   assert.deepEqual(after.filter((s) => s.status !== 403), [], "GET needs read:all: refused once the change answered");
 });
+
+test("traffic of 5 requests a second, sustained, is leased too", async () => {
+  const k = await api.createKey({ account: unique("paced") });
+  let calls = 0;
+  for (let i = 0; i < 25; i++) {
+    if (i === 10) calls = keyCalls(k.id); // past the first two seconds
+    const res = await api.call("GET", "/things", { key: k.key });
+    assert.equal(res.status, 200, res.text);
+    await until(200);
+  }
+  const used = keyCalls(k.id) - calls;
+  // Unleased, each of the last 15 requests is one check: 15 calls.
+  assert.ok(used <= 6, `${used} key object calls for the last 15 requests`);
+});

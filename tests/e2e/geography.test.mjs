@@ -40,6 +40,20 @@ test("a key created from Europe costs a client in Oceania the round trip to Euro
   assert.equal(seen.headers["x-keyward-test-region"], undefined, JSON.stringify(seen.headers));
 });
 
+test("two requests at a time from Oceania each pay one round trip to Europe, not one behind the other", async () => {
+  const k = await api.createKey({ account: unique("geo-two") });
+  assert.equal((await timed(k.key, "oc")).res.status, 200);
+  for (let round = 0; round < 3; round++) {
+    const both = await Promise.all([timed(k.key, "oc"), timed(k.key, "oc")]);
+    for (const { res, ms } of both) {
+      assert.equal(res.status, 200, res.text);
+      // With one admission call in flight per lane the second waited for the
+      // first's answer: two round trips.
+      assert.ok(ms < 1.5 * RTT.weur_oc, `a request from oc took ${ms.toFixed(0)} ms: it waited behind the other`);
+    }
+  }
+});
+
 test("an object stays where its first call came from: created from Oceania, Europe pays", async () => {
   const account = unique("geo-oc");
   const created = await api.call("POST", "/admin/v1/keys", {
