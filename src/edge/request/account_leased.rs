@@ -6,6 +6,7 @@
 
 use super::context::RequestContext;
 use super::lease_slots::{self, Slots};
+use super::settle::{background, To};
 use crate::config::Config;
 use crate::edge::js::rpc::{self, Object, Waits};
 use crate::edge::js::runtime::{self, now_ms};
@@ -109,21 +110,13 @@ fn flush(ctx: &Context, env: &Env, account: &str) {
         reports
     })
     .unwrap_or_default();
+    let linger_ms = runtime::config(env).map_or(0, |c| c.settle_linger_ms);
     for r in reports {
         let cmd = AccountCommand::Report {
             lease: r.lease,
             charged: r.charged,
         };
-        let (ctx2, env2, name) = (task::owned_context(ctx), env.clone(), account.to_string());
-        let linger_ms = runtime::config(env).map_or(0, |c| c.settle_linger_ms);
-        task::wait_until(ctx, async move {
-            let to = Object::Account(&name);
-            let waits = Waits::Settles { linger_ms };
-            let sent = rpc::submit::<serde_json::Value>(&env2, &ctx2, to, &cmd, None, waits).await;
-            if let Err(e) = sent {
-                console_error!("account {name}: budget report failed: {e:?}");
-            }
-        });
+        background(ctx, env, linger_ms, To::Account(account.to_string()), cmd);
     }
 }
 

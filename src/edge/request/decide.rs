@@ -2,9 +2,10 @@
 //! against its authoritative record (and a copy of the account's plan), the
 //! account's object row 15 (account-wide limits) and answers with the plan
 //! version every admission is decided under. Both go through their object's lane
-//! (group commit); either side may be decided here instead from a budget lease
-//! this isolate holds (`leased`, `account_leased`). When one side refuses, what the other reserved is given back
-//! after the answer (`settle`); the key's log row records the refusal.
+//! (group commit); either side may be decided here instead, from a budget lease
+//! this isolate holds (`leased`, `account_leased`). When one side refuses, what
+//! the other reserved is given back after the answer (`settle`); the key's log
+//! row records the refusal.
 
 use super::account_leased;
 use super::context::{Presented, RequestContext};
@@ -12,6 +13,7 @@ use super::leased;
 use super::settle::{self, Admission};
 use crate::edge::js::rpc::{self, Object, Waits};
 use crate::edge::js::runtime::{self, now_ms};
+use crate::edge::js::task;
 use crate::error::ApiError;
 use crate::key::check::{self, AccessRequest};
 use crate::key::record::HashEntry;
@@ -131,10 +133,9 @@ pub async fn admit(
             .await
         }
     };
-    if let Some(grant) = account.as_mut().ok().and_then(|a| a.budget.take()) {
-        let plan = account.as_ref().map(|a| a.plan.clone());
-        if let Ok(plan) = plan {
-            account_leased::install(rc.ctx, rc.env, &entry.account, grant, plan);
+    if let Ok(a) = &mut account {
+        if let Some(grant) = a.budget.take() {
+            account_leased::install(rc.ctx, rc.env, &entry.account, grant, a.plan.clone());
         }
     }
     // The plan rule (`limits::plans`): a request the key admitted under an older
@@ -212,8 +213,8 @@ pub async fn admit(
 fn renew_plan(rc: &RequestContext<'_>, account: &str) {
     let env = rc.env.clone();
     let account = account.to_string();
-    let ctx = crate::edge::js::task::owned_context(rc.ctx);
-    crate::edge::js::task::wait_until(rc.ctx, async move {
+    let ctx = task::owned_context(rc.ctx);
+    task::wait_until(rc.ctx, async move {
         let cmd = AccountCommand::Admit { cost: 0, want: 0 };
         let to = Object::Account(&account);
         let answer =

@@ -5,6 +5,7 @@
 
 use super::context::RequestContext;
 use super::lease_slots::{self, Slots};
+use super::settle::{background, To};
 use crate::config::Config;
 use crate::edge::js::rpc::{self, Object, Waits};
 use crate::edge::js::runtime::{self, now_ms};
@@ -17,7 +18,7 @@ use crate::objects::held_lease::{Held, LocalAdmission};
 use crate::objects::key::{KeyCommand, LeaseGrant, LeaseReport};
 use std::cell::RefCell;
 use std::collections::HashMap;
-use worker::{console_error, Context, Env};
+use worker::{Context, Env};
 
 thread_local! {
     static SLOTS: Slots<Held> = RefCell::new(HashMap::new());
@@ -144,18 +145,9 @@ fn flush(ctx: &Context, env: &Env, key_id: &str) {
 }
 
 fn send_report(ctx: &Context, env: &Env, key_id: &str, report: LeaseReport) {
-    let cmd = KeyCommand::Report(report);
-    let (ctx2, env2, key) = (task::owned_context(ctx), env.clone(), key_id.to_string());
     let linger_ms = runtime::config(env).map_or(0, |c| c.settle_linger_ms);
-    let waits = Waits::Settles { linger_ms };
-    task::wait_until(ctx, async move {
-        let sent =
-            rpc::submit::<serde_json::Value>(&env2, &ctx2, Object::Key(&key), &cmd, None, waits)
-                .await;
-        if let Err(e) = sent {
-            console_error!("key {key}: lease report failed: {e:?}");
-        }
-    });
+    let to = To::Key(key_id.to_string());
+    background(ctx, env, linger_ms, to, KeyCommand::Report(report));
 }
 
 /// Asks for the next lease in the background; the current one admits meanwhile.

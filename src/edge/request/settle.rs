@@ -37,16 +37,17 @@ pub struct Admission {
 
 /// Which object a background command goes to (owned: it outlives the request's
 /// borrows).
-enum To {
+pub enum To {
     Key(String),
     Account(String),
 }
 
-/// Sends `cmd` after the answer through the object's lane, logging a failure.
-fn background(ctx: &Context, env: &Env, cfg: &Config, to: To, cmd: impl Serialize + 'static) {
-    let waits = Waits::Settles {
-        linger_ms: cfg.settle_linger_ms,
-    };
+/// Sends `cmd` after the answer through the object's lane, lingering
+/// `SETTLE_LINGER_MS` for the next admission's call; logs a failure. The one way
+/// the request path sends what no request waits for: settlements, refunds, lease
+/// reports.
+pub fn background(ctx: &Context, env: &Env, linger_ms: u32, to: To, cmd: impl Serialize + 'static) {
+    let waits = Waits::Settles { linger_ms };
     // The same request's context, owned by the task that outlives this call.
     let lane_ctx = task::owned_context(ctx);
     let env = env.clone();
@@ -65,7 +66,8 @@ fn background(ctx: &Context, env: &Env, cfg: &Config, to: To, cmd: impl Serializ
 /// Gives back what the account's object took for a request that is not charged.
 pub fn refund(ctx: &Context, env: &Env, cfg: &Config, account: &str, at: i64, cost: u64) {
     let cmd = AccountCommand::Refund { at, cost };
-    background(ctx, env, cfg, To::Account(account.to_string()), cmd);
+    let to = To::Account(account.to_string());
+    background(ctx, env, cfg.settle_linger_ms, to, cmd);
 }
 
 /// The settlement rides the key's lane. A settlement lost with the isolate (at
@@ -74,7 +76,8 @@ pub fn refund(ctx: &Context, env: &Env, cfg: &Config, account: &str, at: i64, co
 /// charged, its row `abandoned` (README: "Object calls").
 pub fn queue(ctx: &Context, env: &Env, cfg: &Config, key_id: &str, s: Settlement) {
     let cmd = KeyCommand::Settle { items: vec![s] };
-    background(ctx, env, cfg, To::Key(key_id.to_string()), cmd);
+    let to = To::Key(key_id.to_string());
+    background(ctx, env, cfg.settle_linger_ms, to, cmd);
 }
 
 /// After the answer: commits the request's reservation (charged per `CHARGE_ON`)
