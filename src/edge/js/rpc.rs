@@ -272,3 +272,31 @@ pub fn set_alarm_now(state: &worker::State, at: i64) -> Result<Promise, ApiError
         .set_alarm(when, js_sys::Object::new())
         .map_err(|e| ApiError::internal(format!("{e:?}")))
 }
+
+/// Which object a background command goes to (owned: it outlives the request's
+/// borrows).
+pub enum To {
+    Key(String),
+    Account(String),
+}
+
+/// Sends `cmd` after the answer through the object's lane, lingering
+/// `linger_ms` (`SETTLE_LINGER_MS`) for the next admission's call; logs a
+/// failure. The one way the request path sends what no request waits for:
+/// settlements, refunds, lease reports.
+pub fn background(ctx: &Context, env: &Env, linger_ms: u32, to: To, cmd: impl Serialize + 'static) {
+    let waits = Waits::Settles { linger_ms };
+    // The same request's context, owned by the task that outlives this call.
+    let lane_ctx = task::owned_context(ctx);
+    let env = env.clone();
+    task::wait_until(ctx, async move {
+        let object = match &to {
+            To::Key(id) => Object::Key(id),
+            To::Account(a) => Object::Account(a),
+        };
+        let sent = submit::<Value>(&env, &lane_ctx, object, &cmd, None, waits).await;
+        if let Err(e) = sent {
+            console_error!("{object:?}: background command failed: {e:?}");
+        }
+    });
+}

@@ -5,9 +5,8 @@
 
 use super::context::RequestContext;
 use super::lease_slots::{self, Slots};
-use super::settle::{background, To};
 use crate::config::Config;
-use crate::edge::js::rpc::{self, Object, Waits};
+use crate::edge::js::rpc::{self, background, Object, To, Waits};
 use crate::edge::js::runtime::{self, now_ms};
 use crate::edge::js::task;
 use crate::key::check::AccessRequest;

@@ -5,15 +5,12 @@
 //! or alone after `SETTLE_LINGER_MS`; none delays the answer.
 
 use crate::config::Config;
-use crate::edge::js::rpc::{self, Object, Waits};
-use crate::edge::js::task;
+use crate::edge::js::rpc::{background, To};
 use crate::key::identity::Identity;
 use crate::limits::admission::LimitState;
 use crate::limits::reservation::Settlement;
 use crate::objects::account::AccountCommand;
 use crate::objects::key::KeyCommand;
-use serde::Serialize;
-use serde_json::Value;
 use worker::{console_error, Context, Env};
 
 /// A request the key's and the account's objects both admitted: its credits are
@@ -33,34 +30,6 @@ pub struct Admission {
     /// The budget lease it was admitted from in this isolate (`leased`): its
     /// `reservation` is its row there, settled here without a call.
     pub lease: Option<u64>,
-}
-
-/// Which object a background command goes to (owned: it outlives the request's
-/// borrows).
-pub enum To {
-    Key(String),
-    Account(String),
-}
-
-/// Sends `cmd` after the answer through the object's lane, lingering
-/// `SETTLE_LINGER_MS` for the next admission's call; logs a failure. The one way
-/// the request path sends what no request waits for: settlements, refunds, lease
-/// reports.
-pub fn background(ctx: &Context, env: &Env, linger_ms: u32, to: To, cmd: impl Serialize + 'static) {
-    let waits = Waits::Settles { linger_ms };
-    // The same request's context, owned by the task that outlives this call.
-    let lane_ctx = task::owned_context(ctx);
-    let env = env.clone();
-    task::wait_until(ctx, async move {
-        let object = match &to {
-            To::Key(id) => Object::Key(id),
-            To::Account(a) => Object::Account(a),
-        };
-        let sent = rpc::submit::<Value>(&env, &lane_ctx, object, &cmd, None, waits).await;
-        if let Err(e) = sent {
-            console_error!("{object:?}: background command failed: {e:?}");
-        }
-    });
 }
 
 /// Gives back what the account's object took for a request that is not charged.
