@@ -62,6 +62,10 @@ pub struct Config {
     /// How long a budget lease lends a hot isolate a slice of a key's credits
     /// (`KEY_LEASE_MS`, 2000; 0: never; `limits::budget_lease`).
     pub key_lease_ms: i64,
+    /// How soon a key's object may move again after a move, nearer its clients
+    /// (`KEY_MOVE_EVERY_SECONDS`, 600; 0: keys never move;
+    /// `objects::key::placement`).
+    pub key_move_every_ms: i64,
     /// How long a settlement waits for the next admission's call to the same
     /// object before it goes alone (`SETTLE_LINGER_MS`, 1000; 0: at once).
     pub settle_linger_ms: u32,
@@ -372,6 +376,10 @@ impl Config {
         if key_lease_ms > 10_000 {
             return Err("KEY_LEASE_MS must be at most 10000".into());
         }
+        let key_move_every_ms = number("KEY_MOVE_EVERY_SECONDS", 600, 0)? as i64 * 1000;
+        if key_move_every_ms > 86_400_000 {
+            return Err("KEY_MOVE_EVERY_SECONDS must be at most 86400".into());
+        }
         let plan_lease_ms = number("PLAN_LEASE_SECONDS", 5, 0)? as i64 * 1000;
         if plan_lease_ms > 60_000 {
             return Err(
@@ -415,6 +423,7 @@ impl Config {
             plan_lease_ms,
             settle_linger_ms: settle_linger_ms as u32,
             key_lease_ms,
+            key_move_every_ms,
             object_stats: flag("OBJECT_STATS", false)?,
             charge_on,
             reservation_timeout_ms,

@@ -164,6 +164,8 @@ fn errors_name_the_variable() {
     assert!(bad("SETTLE_LINGER_MS", "10001").contains("SETTLE_LINGER_MS"));
     assert!(bad("KEY_LEASE_MS", "10001").contains("KEY_LEASE_MS"));
     assert!(bad("KEY_LEASE_MS", "-5").contains("KEY_LEASE_MS"));
+    assert!(bad("KEY_MOVE_EVERY_SECONDS", "86401").contains("KEY_MOVE_EVERY_SECONDS"));
+    assert!(bad("KEY_MOVE_EVERY_SECONDS", "soon").contains("KEY_MOVE_EVERY_SECONDS"));
     assert!(bad("SETTLE_LINGER_MS", "1s").contains("SETTLE_LINGER_MS"));
     let short = [
         ("RESERVATION_TIMEOUT_SECONDS", "1"),

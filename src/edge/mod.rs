@@ -15,7 +15,7 @@ mod request;
 
 use crate::error::ApiError;
 use crate::request::inbound::{self, RequestLine};
-use crate::request::regions;
+use crate::request::regions::{self, Region};
 use js::{runtime, task};
 use request::respond;
 use wasm_bindgen::prelude::*;
@@ -41,6 +41,19 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: JsContext) -> js_sys::Promise
     })
 }
 
+/// The region nearest the client, from `request.cf` (absent under `wrangler dev`).
+fn client_region(req: &web_sys::Request) -> Option<Region> {
+    let cf = js_sys::Reflect::get(req, &"cf".into()).ok()?;
+    let text = |name: &str| {
+        js_sys::Reflect::get(&cf, &name.into())
+            .ok()
+            .and_then(|v| v.as_string())
+            .unwrap_or_default()
+    };
+    let longitude = text("longitude").parse::<f32>().ok();
+    regions::nearest(&text("continent"), &text("country"), longitude)
+}
+
 /// Row 1 and the request line, read once in canonical form; then the management
 /// routes or the gate, both deciding on that one form.
 async fn route(
@@ -49,9 +62,12 @@ async fn route(
     cfg: &crate::config::Config,
     ctx: &Context,
 ) -> std::result::Result<Response, ApiError> {
-    if let Some(default) = cfg.test_geo {
-        let header = req.headers().get(regions::HEADER).ok().flatten();
-        task::set_region(Some(regions::of_request(header.as_deref(), default)?));
+    match cfg.test_geo {
+        Some(default) => {
+            let header = req.headers().get(regions::HEADER).ok().flatten();
+            task::set_region(Some(regions::of_request(header.as_deref(), default)?));
+        }
+        None => task::set_client(client_region(&req)),
     }
     let line = inbound::request_line(&req.method(), &req.url(), cfg.allow_http)?;
     let under_admin = line

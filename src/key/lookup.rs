@@ -51,6 +51,7 @@ mod tests {
             id: id.into(),
             account: "acme".into(),
             written_at: None,
+            object: None,
         }
     }
 

@@ -133,6 +133,10 @@ impl KeyRecord {
 pub struct HashEntry {
     pub id: String,
     pub account: String,
+    /// The key's object when it has moved from the one named by its id
+    /// (`objects::key::placement`); that one finds it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
     /// When this copy was written (Unix ms), for `TEST_KV_HIDE_WRITES_SECONDS`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub written_at: Option<i64>,

@@ -18,6 +18,9 @@ pub const MAX_BATCH: usize = 64;
 pub enum Answer<T = Value> {
     Ok(T),
     Err(ApiError),
+    /// The object no longer holds what the command is about: ask the object of
+    /// this name (a key's object after a move, `objects::key::placement`).
+    Moved(String),
 }
 
 impl From<Result<Value, ApiError>> for Answer {
@@ -34,6 +37,7 @@ impl From<Answer> for Result<Value, ApiError> {
         match a {
             Answer::Ok(v) => Ok(v),
             Answer::Err(e) => Err(e),
+            Answer::Moved(to) => Err(ApiError::internal(format!("moved to {to}"))),
         }
     }
 }

@@ -107,6 +107,30 @@ pub fn of_request(header: Option<&str>, default: Region) -> Result<Region, ApiEr
     }
 }
 
+/// Countries of continent `AS` that Cloudflare's `me` region serves.
+const MIDDLE_EAST: [&str; 13] = [
+    "AE", "BH", "IL", "IQ", "IR", "JO", "KW", "LB", "OM", "PS", "QA", "SA", "YE",
+];
+
+/// The region nearest a client as `request.cf` describes it: its continent code,
+/// country code and longitude. `None` for a continent no region serves (`AN`) or
+/// an unknown one.
+pub fn nearest(continent: &str, country: &str, longitude: Option<f32>) -> Option<Region> {
+    let east_of = |l: f32| longitude.is_some_and(|x| x > l);
+    match continent {
+        "NA" if longitude.is_some_and(|x| x < -100.0) => Some(Region::Wnam),
+        "NA" => Some(Region::Enam),
+        "SA" => Some(Region::Sam),
+        "EU" if east_of(15.0) => Some(Region::Eeur),
+        "EU" => Some(Region::Weur),
+        "AS" if MIDDLE_EAST.contains(&country) => Some(Region::Me),
+        "AS" => Some(Region::Apac),
+        "OC" => Some(Region::Oc),
+        "AF" => Some(Region::Afr),
+        _ => None,
+    }
+}
+
 /// The list of names, for messages.
 pub fn names() -> String {
     ALL.map(Region::name).join(", ")
@@ -134,6 +158,22 @@ mod tests {
         for (i, r) in ALL.into_iter().enumerate() {
             assert_eq!(r as usize, i);
         }
+    }
+
+    #[test]
+    fn a_client_is_placed_by_continent_longitude_and_country() {
+        assert_eq!(nearest("NA", "US", Some(-122.4)), Some(Region::Wnam));
+        assert_eq!(nearest("NA", "US", Some(-77.0)), Some(Region::Enam));
+        assert_eq!(nearest("NA", "US", None), Some(Region::Enam));
+        assert_eq!(nearest("SA", "BR", Some(-46.6)), Some(Region::Sam));
+        assert_eq!(nearest("EU", "DE", Some(8.7)), Some(Region::Weur));
+        assert_eq!(nearest("EU", "PL", Some(21.0)), Some(Region::Eeur));
+        assert_eq!(nearest("AS", "AE", Some(55.3)), Some(Region::Me));
+        assert_eq!(nearest("AS", "SG", Some(103.8)), Some(Region::Apac));
+        assert_eq!(nearest("OC", "AU", Some(151.2)), Some(Region::Oc));
+        assert_eq!(nearest("AF", "ZA", Some(28.0)), Some(Region::Afr));
+        assert_eq!(nearest("AN", "AQ", Some(0.0)), None);
+        assert_eq!(nearest("", "", None), None);
     }
 
     #[test]

@@ -11,6 +11,8 @@
 use super::{runtime, task};
 use crate::error::ApiError;
 use crate::objects::batch::Answer;
+use crate::objects::key::placement;
+use crate::objects::key::KeyCommand;
 use crate::request::faults::Mode;
 use crate::request::regions::Region;
 use js_sys::Promise;
@@ -25,8 +27,11 @@ use worker::{console_error, Context, Env};
 /// The objects keyward keeps, by what they are named after.
 #[derive(Debug, Clone, Copy)]
 pub enum Object<'a> {
-    /// One per key, named by its id.
+    /// One per key, found by its id: the object named by it, or the one the key
+    /// has moved to (`objects::key::placement`).
     Key(&'a str),
+    /// A key's object by its own name (a move's).
+    KeyAt(&'a str),
     /// One per account.
     Account(&'a str),
     /// One per client address bucket (an IPv4 address or an IPv6 /64).
@@ -38,19 +43,42 @@ pub enum Object<'a> {
 impl Object<'_> {
     fn binding(&self) -> &'static str {
         match self {
-            Object::Key(_) => "KEY_OBJECTS",
+            Object::Key(_) | Object::KeyAt(_) => "KEY_OBJECTS",
             Object::Account(_) => "ACCOUNT_OBJECTS",
             Object::IpGuard(_) => "IP_GUARDS",
             Object::Directory => "DIRECTORY",
         }
     }
 
-    fn name(&self) -> &str {
+    /// The name of the object asked first.
+    fn name(&self) -> String {
         match self {
-            Object::Key(n) | Object::Account(n) | Object::IpGuard(n) => n,
-            Object::Directory => "directory",
+            Object::Key(id) => runtime::key_home(id).unwrap_or_else(|| id.to_string()),
+            Object::KeyAt(n) | Object::Account(n) | Object::IpGuard(n) => n.to_string(),
+            Object::Directory => "directory".into(),
         }
     }
+
+    /// A key id is its first object's name; a name of a later one is no key id.
+    fn check(&self) -> Result<(), ApiError> {
+        match self {
+            Object::Key(id) if id.contains('~') => Err(ApiError::NotFound { what: "key".into() }),
+            _ => Ok(()),
+        }
+    }
+
+    fn may_move(&self) -> bool {
+        matches!(self, Object::Key(_) | Object::KeyAt(_))
+    }
+}
+
+/// Moves followed by one call before it gives up (503).
+const MAX_HOPS: usize = 4;
+
+/// An object's decoded answer: the command's, or where to ask instead.
+enum Reply<A> {
+    Done(A),
+    Moved(String),
 }
 
 #[wasm_bindgen(module = "/src/edge/js/lanes.js")]
@@ -143,18 +171,70 @@ async fn call<A: DeserializeOwned>(
     fault: Option<Mode>,
     hint: Option<Region>,
 ) -> Result<A, ApiError> {
+    to.check()?;
     let body = serde_json::to_string(cmd).map_err(ApiError::internal)?;
-    let promise = js_call(
-        env,
-        to.binding(),
-        to.name(),
-        body,
-        deadline_ms(env),
-        fault_word(fault),
-        from(),
-        hint.map_or("", Region::name),
-    );
-    answer(to, promise).await
+    let mut name = to.name();
+    for _ in 0..MAX_HOPS {
+        let promise = js_call(
+            env,
+            to.binding(),
+            &name,
+            body.clone(),
+            deadline_ms(env),
+            fault_word(fault),
+            from(),
+            hint.map_or("", Region::name),
+        );
+        match answer(to, &name, promise).await? {
+            Reply::Done(v) => return Ok(v),
+            Reply::Moved(next) => name = follow(env, next).await?,
+        }
+    }
+    Err(moved_too_often(&name))
+}
+
+fn moved_too_often(name: &str) -> ApiError {
+    unavailable(
+        name,
+        format!("moved more than {MAX_HOPS} times in one call"),
+    )
+}
+
+/// A key moved to the object `next`: makes sure `next` holds it (a move another
+/// isolate began may not have reached it yet: `MoveIn` takes it there, or says it
+/// is there) and remembers it. Answers the name to ask.
+async fn follow(env: &Env, mut next: String) -> Result<String, ApiError> {
+    for _ in 0..MAX_HOPS {
+        let id = placement::locator(&next).to_string();
+        if runtime::key_home(&id).as_deref() == Some(next.as_str()) {
+            return Ok(next);
+        }
+        let region = task::client();
+        let cmd = KeyCommand::MoveIn {
+            name: next.clone(),
+            region,
+        };
+        let body = serde_json::to_string(&cmd).map_err(ApiError::internal)?;
+        let there = Object::KeyAt(&next);
+        let promise = js_call(
+            env,
+            there.binding(),
+            &next,
+            body,
+            deadline_ms(env),
+            "",
+            from(),
+            region.map_or("", Region::name),
+        );
+        match answer::<Value>(there, &next, promise).await? {
+            Reply::Done(_) => {
+                runtime::learn_key_home(&id, &next);
+                return Ok(next);
+            }
+            Reply::Moved(further) => next = further,
+        }
+    }
+    Err(moved_too_often(&next))
 }
 
 /// What a command submitted through a lane waits for.
@@ -180,37 +260,50 @@ pub async fn submit<A: DeserializeOwned>(
     fault: Option<Mode>,
     waits: Waits,
 ) -> Result<A, ApiError> {
+    to.check()?;
     let body = serde_json::to_string(cmd).map_err(ApiError::internal)?;
     let js_ctx: &JsValue = ctx.as_ref();
-    let promise = js_submit(
-        env,
-        js_ctx,
-        to.binding(),
-        to.name(),
-        body,
-        deadline_ms(env),
-        fault_word(fault),
-        from(),
-        waits == Waits::ForAdmissions,
-        match waits {
-            Waits::ForAdmissions => 0.0,
-            Waits::Settles { linger_ms } => linger_ms as f64,
-        },
-    );
-    answer(to, promise).await
+    let mut name = to.name();
+    for _ in 0..MAX_HOPS {
+        let promise = js_submit(
+            env,
+            js_ctx,
+            to.binding(),
+            &name,
+            body.clone(),
+            deadline_ms(env),
+            fault_word(fault),
+            from(),
+            waits == Waits::ForAdmissions,
+            match waits {
+                Waits::ForAdmissions => 0.0,
+                Waits::Settles { linger_ms } => linger_ms as f64,
+            },
+        );
+        match answer(to, &name, promise).await? {
+            Reply::Done(v) => return Ok(v),
+            Reply::Moved(next) => name = follow(env, next).await?,
+        }
+    }
+    Err(moved_too_often(&name))
 }
 
 /// The object's answer, decoded once as `A`; its refusals come back as they are.
-async fn answer<A: DeserializeOwned>(to: Object<'_>, promise: Promise) -> Result<A, ApiError> {
-    let fail =
-        |e: &dyn std::fmt::Display| unavailable(&format!("{}/{}", to.binding(), to.name()), e);
+async fn answer<A: DeserializeOwned>(
+    to: Object<'_>,
+    name: &str,
+    promise: Promise,
+) -> Result<Reply<A>, ApiError> {
+    let fail = |e: &dyn std::fmt::Display| unavailable(&format!("{}/{name}", to.binding()), e);
     let text = JsFuture::from(promise)
         .await
         .map_err(|e| fail(&format!("{e:?}")))?
         .as_string()
         .ok_or_else(|| fail(&"an answer that is not text"))?;
     match serde_json::from_str::<Answer<A>>(&text).map_err(|e| fail(&e))? {
-        Answer::Ok(v) => Ok(v),
+        Answer::Ok(v) => Ok(Reply::Done(v)),
+        Answer::Moved(next) if to.may_move() => Ok(Reply::Moved(next)),
+        Answer::Moved(next) => Err(fail(&format!("answered 'moved to {next}'"))),
         Answer::Err(ApiError::Internal { detail }) => Err(fail(&detail)),
         Answer::Err(e) => Err(e),
     }

@@ -26,6 +26,9 @@ thread_local! {
     static PLANS: RefCell<HashMap<String, (PlanCopy, i64)>> = RefCell::new(HashMap::new());
     // Account → the lease end a background renewal was asked for (`renew_plan_now`).
     static RENEWING: RefCell<HashMap<String, i64>> = RefCell::new(HashMap::new());
+    // Key id → the name of its object, once it has moved (`objects::key::placement`).
+    // A stale name is harmless: the old object answers with the next one.
+    static KEY_HOMES: RefCell<HashMap<String, String>> = RefCell::new(HashMap::new());
 }
 
 /// Bound on each isolate cache; past it the cache starts afresh.
@@ -36,6 +39,26 @@ fn bounded_insert<V>(map: &mut HashMap<String, V>, key: &str, value: V) {
         map.clear();
     }
     map.insert(key.to_string(), value);
+}
+
+/// The name of key `id`'s object as this isolate last learned it (`None`: its id).
+pub fn key_home(id: &str) -> Option<String> {
+    KEY_HOMES.with(|h| h.try_borrow().ok()?.get(id).cloned())
+}
+
+/// Key `id` lives in the object `name`; an older name than the one known is ignored.
+pub fn learn_key_home(id: &str, name: &str) {
+    use crate::objects::key::placement::generation;
+    KEY_HOMES.with(|h| {
+        if let Ok(mut map) = h.try_borrow_mut() {
+            if map
+                .get(id)
+                .is_none_or(|known| generation(known) < generation(name))
+            {
+                bounded_insert(&mut map, id, name.to_string());
+            }
+        }
+    });
 }
 
 /// `Some(lookup)` when this isolate knows where `hash` leads (or that it leads nowhere).

@@ -11,9 +11,10 @@
 //! promise callback that wakes it, which the runtime runs in the request that made
 //! the promise — the task's own, since a task only awaits promises it made.
 //!
-//! A task also knows where it runs (`region`, for the simulated geography of
-//! `TEST_GEO` only): a task spawned by another inherits its region, so a request's
-//! background work is where the request was.
+//! A task also knows where its client is (`client`: from `request.cf`, or the
+//! simulated geography of `TEST_GEO`, which `region` alone answers): a task
+//! spawned by another inherits it, so a request's background work is where the
+//! request was.
 
 use crate::request::regions::Region;
 use js_sys::Promise;
@@ -32,23 +33,53 @@ struct Task {
     polling: Cell<bool>,
     /// Woken while being polled.
     again: Cell<bool>,
-    /// Where this task's request is, when geography is simulated.
-    region: Cell<Option<Region>>,
+    /// Where this task's request is.
+    place: Cell<Place>,
+}
+
+/// Where a task's client is, and whether that place is simulated (`TEST_GEO`).
+#[derive(Debug, Clone, Copy, Default)]
+struct Place {
+    region: Option<Region>,
+    simulated: bool,
 }
 
 thread_local! {
-    /// The region of the task being polled now.
-    static CURRENT: Cell<Option<Region>> = const { Cell::new(None) };
+    /// The place of the task being polled now.
+    static CURRENT: Cell<Place> = const { Cell::new(Place { region: None, simulated: false }) };
 }
 
-/// The region of the running task (None unless geography is simulated).
+/// The simulated region of the running task (None unless geography is simulated):
+/// object calls from it wait their round trip.
 pub fn region() -> Option<Region> {
-    CURRENT.with(Cell::get)
+    let place = CURRENT.with(Cell::get);
+    place.region.filter(|_| place.simulated)
 }
 
-/// Places the running task (and the tasks it spawns from now on) in `region`.
+/// The region of the running task's client, simulated or real (`None`: unknown).
+pub fn client() -> Option<Region> {
+    CURRENT.with(Cell::get).region
+}
+
+/// Places the running task (and the tasks it spawns from now on) in `region`,
+/// simulated.
 pub fn set_region(region: Option<Region>) {
-    CURRENT.with(|c| c.set(region));
+    CURRENT.with(|c| {
+        c.set(Place {
+            region,
+            simulated: true,
+        })
+    });
+}
+
+/// The running task's client is in `region` (from `request.cf`: nothing simulated).
+pub fn set_client(region: Option<Region>) {
+    CURRENT.with(|c| {
+        c.set(Place {
+            region,
+            simulated: false,
+        })
+    });
 }
 
 // Wasm32 without threads: there is one thread, so nothing is shared across
@@ -72,7 +103,7 @@ fn run(task: &Arc<Task>) {
         return;
     }
     task.polling.set(true);
-    let outer = CURRENT.with(|c| c.replace(task.region.get()));
+    let outer = CURRENT.with(|c| c.replace(task.place.get()));
     loop {
         task.again.set(false);
         let waker = Waker::from(task.clone());
@@ -94,7 +125,7 @@ fn run(task: &Arc<Task>) {
             break;
         }
     }
-    task.region.set(CURRENT.with(|c| c.replace(outer)));
+    task.place.set(CURRENT.with(|c| c.replace(outer)));
     task.polling.set(false);
 }
 
@@ -104,7 +135,7 @@ pub fn spawn(future: impl Future<Output = ()> + 'static) {
         future: RefCell::new(Some(Box::pin(future))),
         polling: Cell::new(false),
         again: Cell::new(false),
-        region: Cell::new(region()),
+        place: Cell::new(CURRENT.with(Cell::get)),
     });
     run(&task);
 }

@@ -10,6 +10,7 @@ use crate::admin::listing::{self, ListQuery};
 use crate::config::Config;
 use crate::edge::js::rpc::{self, Object};
 use crate::edge::js::runtime::{now_ms, random};
+use crate::edge::js::task;
 use crate::edge::objects::copies;
 use crate::edge::objects::directory_object as directory;
 use crate::edge::request::kv_index;
@@ -144,10 +145,12 @@ pub async fn create(
         };
         let _ = rpc::ask::<Value>(env, Object::Account(&rec.account), &remove).await;
     };
+    // The key's object is made here: where its account's clients are, if declared,
+    // else where the admin is (it moves to its clients on their first request).
     let create = KeyCommand::Create {
         record: Box::new(rec.clone()),
+        home: account_state.region.or_else(task::client),
     };
-    // The key's object is made here: where its account's clients are, if declared.
     let placed =
         rpc::ask_placed::<KeyRecord>(env, Object::Key(&rec.id), &create, account_state.region);
     if let Err(e) = placed.await {
@@ -158,6 +161,7 @@ pub async fn create(
         id: rec.id.clone(),
         account: account.clone(),
         written_at: None,
+        object: None,
     };
     if let Err(e) = kv_index::put(env, cfg, &hash, &entry, None).await {
         let _ = key_call(env, &rec.id, &KeyCommand::Delete).await;
@@ -423,6 +427,7 @@ pub async fn rotate(
             id: rec.id.clone(),
             account: rec.account.clone(),
             written_at: None,
+            object: None,
         },
         None,
     )

@@ -54,6 +54,7 @@ pub fn index(rec: &KeyRecord, hash: &str, expires_at: Option<u64>) -> Notice {
             id: rec.id.clone(),
             account: rec.account.clone(),
             written_at: None,
+            object: None,
         },
         expires_at,
     }

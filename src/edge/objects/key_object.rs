@@ -6,13 +6,15 @@
 //! releases overdue reservations, ends suspensions, sends alerts and delivers the
 //! outbox.
 
+use super::key_move::{self, Handover, Tombstone};
 use super::{key_store, object_stats, outbox};
 use crate::edge::js::rpc;
 use crate::edge::js::runtime::{self, now_ms};
 use crate::edge::js::{deadline, task};
 use crate::error::ApiError;
 use crate::limits::budget_lease::LeaseBook;
-use crate::objects::batch;
+use crate::objects::batch::{self, Answer};
+use crate::objects::key::placement::{generation, predecessor};
 use crate::objects::key::{apply, next_alert_at, KeyCommand, KeyState};
 use serde_json::Value;
 use std::cell::{Cell, RefCell};
@@ -41,6 +43,10 @@ struct Key {
     /// made-up key names: `key::lookup`) creates none until a key is created in it,
     /// so such keys leave nothing behind.
     stored: Cell<bool>,
+    /// Where the key went, once it has moved away (read on first use).
+    moved: RefCell<Option<Option<Tombstone>>>,
+    /// A move into this object is taking the key over from its predecessor.
+    taking_over: Cell<bool>,
 }
 
 #[wasm_bindgen]
@@ -60,6 +66,8 @@ impl KeyObject {
                 alarm_scheduled: Cell::new(false),
                 alarm_at: Cell::new(None),
                 stored: Cell::new(stored),
+                moved: RefCell::new(None),
+                taking_over: Cell::new(false),
             }),
         }
     }
@@ -72,16 +80,27 @@ impl KeyObject {
     /// it is decided at once too, but answered only once every lease lent under
     /// the old record has ended (`batch_later`), so it bites on the next request
     /// everywhere when it answers.
+    ///
+    /// So is a move into this object (`MoveIn`) that has to take the key over
+    /// from its predecessor, and any command that arrives meanwhile.
     pub fn batch_now(&self, items: Vec<String>) -> Option<Vec<String>> {
-        if self.inner.leases_outstanding() && items.iter().any(|i| changes_key(i)) {
+        let me = &self.inner;
+        if me.taking_over.get() || (!me.stored.get() && items.iter().any(|i| moves_in(i))) {
             return None;
         }
-        Some(self.inner.decide(items))
+        if me.tombstone().is_none()
+            && me.leases_outstanding()
+            && items.iter().any(|i| changes_key(i))
+        {
+            return None;
+        }
+        Some(me.decide(items))
     }
 
     pub fn batch_later(&self, items: Vec<String>) -> js_sys::Promise {
         let me = self.inner.clone();
         task::promise(async move {
+            me.move_in(&items).await;
             let answers = me.decide(items);
             let wait = me.lease_wait_ms();
             deadline::sleep(wait.min(10_000)).await;
@@ -100,6 +119,10 @@ impl KeyObject {
             Ok(JsValue::UNDEFINED)
         })
     }
+}
+
+fn moves_in(item: &str) -> bool {
+    item.starts_with(r#"{"move_in""#)
 }
 
 /// Whether a command changes what a lease's copy of the record decides.
@@ -140,7 +163,101 @@ impl Key {
         self.state.storage().sql()
     }
 
+    /// Where the key went, if it has moved away.
+    fn tombstone(&self) -> Option<Tombstone> {
+        let mut known = self.moved.try_borrow_mut().ok()?;
+        if known.is_none() {
+            *known = Some(key_move::tombstone(&self.sql()).ok()?);
+        }
+        known.clone().flatten()
+    }
+
+    /// A moved key's old object answers every command with its new object's name;
+    /// it hands the key over again to that object, and learns of later moves.
+    fn answer_moved(&self, stone: &Tombstone, item: &str) -> String {
+        let encode = |a: Answer| {
+            serde_json::to_string(&a)
+                .unwrap_or_else(|_| rpc::encode(Err(ApiError::internal("unencodable"))))
+        };
+        match rpc::parse::<KeyCommand>(item) {
+            Ok(KeyCommand::Export { to }) if to == stone.to => {
+                let handed = key_move::hand_over(&self.sql(), &to, stone.at);
+                rpc::encode(
+                    handed.and_then(|h| serde_json::to_value(h).map_err(ApiError::internal)),
+                )
+            }
+            Ok(KeyCommand::Export { .. }) => rpc::encode(Err(ApiError::Conflict {
+                reason: format!("the key moved to {}", stone.to),
+            })),
+            Ok(KeyCommand::Relocated { to }) => {
+                let later = generation(&to) > generation(&stone.to);
+                if later {
+                    if let Err(e) = key_move::point(&self.sql(), &to, now_ms()) {
+                        return rpc::encode(Err(e));
+                    }
+                    *self.moved.borrow_mut() = None;
+                }
+                rpc::encode(Ok(Value::Null))
+            }
+            _ => encode(Answer::Moved(stone.to.clone())),
+        }
+    }
+
+    /// The first handover of the key to `to`: everything, then the tombstone.
+    fn export(&self, to: &str) -> Result<Value, ApiError> {
+        if !self.stored.get() {
+            return Err(ApiError::NotFound { what: "key".into() });
+        }
+        let handed = key_move::hand_over(&self.sql(), to, now_ms())?;
+        *self.moved.borrow_mut() = None;
+        *self.memory.borrow_mut() = None;
+        serde_json::to_value(handed).map_err(ApiError::internal)
+    }
+
+    /// A move into this object: takes the key over from its predecessor unless
+    /// it holds it already. Commands that came meanwhile wait for it.
+    async fn move_in(&self, items: &[String]) {
+        while self.taking_over.get() {
+            deadline::sleep(5).await;
+        }
+        let Some((name, region)) = items.iter().find_map(|i| match rpc::parse(i) {
+            Ok(KeyCommand::MoveIn { name, region }) => Some((name, region)),
+            _ => None,
+        }) else {
+            return;
+        };
+        if self.stored.get() {
+            return;
+        }
+        let Some(from) = predecessor(&name) else {
+            return;
+        };
+        self.taking_over.set(true);
+        // Where this object is, when geography is simulated: the handover comes
+        // from its predecessor to here, and pays that round trip.
+        if runtime::config(&self.env).is_ok_and(|c| c.test_geo.is_some()) {
+            task::set_region(region);
+        }
+        let export = KeyCommand::Export { to: name.clone() };
+        let handover = rpc::ask::<Handover>(&self.env, rpc::Object::KeyAt(&from), &export).await;
+        let taken = handover.and_then(|h| {
+            key_move::take_over(&self.state, h)?;
+            self.stored.set(true);
+            *self.memory.borrow_mut() = None;
+            self.run(KeyCommand::Arrived { name, region }).0
+        });
+        // The move's audit event and index entries go out with the alarm.
+        let _ = self.schedule_alarm();
+        if let Err(e) = taken {
+            console_error!("key object: cannot take the key over from {from}: {e:?}");
+        }
+        self.taking_over.set(false);
+    }
+
     fn decide(&self, items: Vec<String>) -> Vec<String> {
+        if let Some(stone) = self.tombstone() {
+            return items.iter().map(|i| self.answer_moved(&stone, i)).collect();
+        }
         if let Ok(cfg) = runtime::config(&self.env) {
             let checks = items
                 .iter()
@@ -174,6 +291,16 @@ impl Key {
     fn handle(&self, cmd: KeyCommand) -> Result<Value, ApiError> {
         if let Ok(cfg) = runtime::config(&self.env) {
             object_stats::count(&self.sql(), cfg.object_stats, now_ms());
+        }
+        match cmd {
+            KeyCommand::Export { to } => return self.export(&to),
+            // Here when it holds the key (`move_in`).
+            KeyCommand::MoveIn { .. } if self.stored.get() => return Ok(Value::Null),
+            KeyCommand::MoveIn { .. } => return Err(ApiError::Unavailable { retry_after: 1 }),
+            KeyCommand::Relocated { .. } => {
+                return Err(ApiError::internal("a key that has not moved"))
+            }
+            _ => {}
         }
         if let KeyCommand::Logs { query } = cmd {
             if !self.stored.get() {
@@ -301,8 +428,11 @@ impl Key {
 
     async fn alarm(&self) {
         self.alarm_at.set(None);
-        if let (Err(e), _) = self.run(KeyCommand::Wake) {
-            console_error!("key object wake failed: {e:?}");
+        // A moved key is woken where it is now; here only the outbox is left.
+        if self.tombstone().is_none() {
+            if let (Err(e), _) = self.run(KeyCommand::Wake) {
+                console_error!("key object wake failed: {e:?}");
+            }
         }
         if let Ok(cfg) = runtime::config(&self.env) {
             let object = self.state.id().to_string();

@@ -11,6 +11,7 @@ use crate::limits::ledger::KEY_LEVELS;
 use crate::limits::reservation::{Reservation, Reservations};
 use crate::limits::usage::{Tally, Usage};
 use crate::notify::logs::{LogEntry, LogQuery, LogUpdate};
+use crate::objects::key::placement::Placement;
 use crate::objects::key::{Change, Effects, KeyState};
 use crate::paging;
 use crate::time_fmt::to_rfc3339;
@@ -44,7 +45,8 @@ const LOG_COLUMNS: [&str; 6] = [
 
 /// Creates the tables (and columns) this build uses that are missing.
 pub fn create_tables(sql: &SqlStorage) {
-    for schema in [SCHEMA, ledger_store::SCHEMA, &sql_row::schema("lease_book")] {
+    let rows = [sql_row::schema("lease_book"), sql_row::schema("placement")];
+    for schema in [SCHEMA, ledger_store::SCHEMA, &rows[0], &rows[1]] {
         if let Err(e) = sql.exec(schema, None) {
             console_error!("key object: cannot create its tables: {e}");
         }
@@ -137,6 +139,7 @@ pub fn load(sql: &SqlStorage) -> std::result::Result<KeyState, ApiError> {
         usage,
         reservations,
         book: sql_row::read(sql, "lease_book")?.unwrap_or_default(),
+        placement: Placement::at(sql_row::read(sql, "placement")?.unwrap_or_default()),
     })
 }
 
@@ -176,6 +179,7 @@ pub fn persist(
                 "usage",
                 "uses",
                 "lease_book",
+                "placement",
             ] {
                 exec(&format!("DELETE FROM {table}"), vec![])?;
             }
@@ -185,6 +189,9 @@ pub fn persist(
     ledger_store::write(sql, &state.ledger, &fx.buckets, &fx.prune)?;
     if fx.lease_book {
         sql_row::write(sql, "lease_book", &state.book)?;
+    }
+    if fx.home {
+        sql_row::write(sql, "placement", &state.placement.home)?;
     }
     for (hour, t) in &fx.usage {
         exec(

@@ -4,13 +4,15 @@
 //! index and trail in `index_store`), an address's guard (`ip_guard_object`), the
 //! directory of accounts (`directory_object`). Shared: ledgers in SQLite
 //! (`ledger_store`), one-row JSON tables (`sql_row`), call counters
-//! (`object_stats`), and the copies of a key outside its object (`copies`).
+//! (`object_stats`), the copies of a key outside its object (`copies`), and a
+//! key's move to an object nearer its clients (`key_move`).
 
 pub mod account_object;
 pub mod copies;
 pub mod directory_object;
 pub mod index_store;
 pub mod ip_guard_object;
+pub mod key_move;
 pub mod key_object;
 pub mod key_store;
 pub mod ledger_store;

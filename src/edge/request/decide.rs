@@ -10,6 +10,7 @@
 use super::account_leased;
 use super::context::{Presented, RequestContext};
 use super::leased;
+use super::relocate;
 use super::settle::{self, Admission};
 use crate::edge::js::rpc::{self, Object, Waits};
 use crate::edge::js::runtime::{self, now_ms};
@@ -94,6 +95,7 @@ pub async fn admit(
         undo,
         want_lease: if undo.is_none() { want_lease } else { 0 },
         hot,
+        region: task::client(),
     };
     // One round trip: the key's object and the account's, concurrently. The key's
     // check carries the account's plan as this isolate last saw it. While this
@@ -232,7 +234,7 @@ async fn check_key(
     cmd: KeyCommand,
 ) -> Result<Admitted, ApiError> {
     let fault = rc.fault(Target::KeyObject);
-    rpc::submit(
+    let admitted: Admitted = rpc::submit(
         rc.env,
         rc.ctx,
         Object::Key(id),
@@ -240,5 +242,9 @@ async fn check_key(
         fault,
         Waits::ForAdmissions,
     )
-    .await
+    .await?;
+    if let Some(region) = admitted.move_to {
+        relocate::start(rc.ctx, rc.env, id, region);
+    }
+    Ok(admitted)
 }

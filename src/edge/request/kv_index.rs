@@ -71,6 +71,15 @@ pub async fn resolve(
             }
         }
     };
+    // An entry written after a move leads to the key's object now.
+    if let Some(HashEntry {
+        id,
+        object: Some(at),
+        ..
+    }) = &found
+    {
+        runtime::learn_key_home(id, at);
+    }
     if found.is_some() || lookup::remember_unknown(asked, key.key_id.as_deref()) {
         runtime::cache_hash(&key.hash, found.clone(), until);
     }

@@ -2,8 +2,9 @@
 //! phases (`gate`), the client's address and row 2 (`guard`), locating the key
 //! (row 3: `locate`, `kv_index`), deciding rows 4–15 in the key's and the
 //! account's objects (`decide`) or from budget leases held here (`leased`,
-//! `account_leased`, `lease_slots`), compensating after the answer (`settle`), the
-//! origin (`forward`) and rendering answers (`respond`).
+//! `account_leased`, `lease_slots`), compensating after the answer (`settle`), moving a
+//! key's object near its clients (`relocate`), the origin (`forward`) and rendering
+//! answers (`respond`).
 
 pub mod account_leased;
 pub mod context;
@@ -15,5 +16,6 @@ pub mod kv_index;
 pub mod lease_slots;
 pub mod leased;
 pub mod locate;
+pub mod relocate;
 pub mod respond;
 pub mod settle;

@@ -7,6 +7,9 @@ use super::*;
 pub enum KeyCommand {
     Create {
         record: Box<KeyRecord>,
+        /// Where the object is made (`placement`).
+        #[serde(default)]
+        home: Option<Region>,
     },
     /// The record and the live state of every limit.
     Get,
@@ -79,6 +82,29 @@ pub enum KeyCommand {
     Enqueue {
         notices: Vec<Notice>,
     },
+    /// A move (`placement`), to the key's next object `name`, near `region`: it
+    /// takes the key from its predecessor (`Export`) unless it holds it already.
+    /// Performed by the edge object.
+    MoveIn {
+        name: String,
+        region: Option<Region>,
+    },
+    /// A move, to the predecessor: everything it holds, in one step, after which
+    /// it answers every command with `to`'s name. Again for the same `to`: the
+    /// same. Performed by the edge object.
+    Export {
+        to: String,
+    },
+    /// To a key's first object: the key now lives in `to` (a later move).
+    Relocated {
+        to: String,
+    },
+    /// The key arrived in this object (`name`), in `region`: its home, the audit
+    /// event, and the KV index entries that lead here.
+    Arrived {
+        name: String,
+        region: Option<Region>,
+    },
 }
 
 /// One request's rows 3–14.
@@ -103,6 +129,9 @@ pub struct CheckItem {
     /// the request.
     #[serde(default)]
     pub hot: bool,
+    /// Where the request's client is, when known (`placement`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<Region>,
 }
 
 /// What `Check` answers when the request is admitted.
@@ -120,6 +149,9 @@ pub struct Admitted {
     /// A budget lease, when one was asked for and could be lent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<LeaseGrant>,
+    /// The key's object asks to be moved near this region (`placement`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub move_to: Option<Region>,
 }
 
 /// `Get`'s answer: the record and the live state of every limit.

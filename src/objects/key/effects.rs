@@ -75,6 +75,8 @@ pub struct Effects {
     pub log_updates: Vec<LogUpdate>,
     /// The lease book changed (`limits::budget_lease`).
     pub lease_book: bool,
+    /// The object's home changed (`placement`).
+    pub home: bool,
 }
 
 impl Effects {
@@ -91,6 +93,7 @@ impl Effects {
             && self.release.is_empty()
             && self.log_updates.is_empty()
             && !self.lease_book
+            && !self.home
     }
 
     /// These effects followed by `later`'s (storage writes in that order).
@@ -112,6 +115,7 @@ impl Effects {
         self.release.extend(later.release);
         self.log_updates.extend(later.log_updates);
         self.lease_book |= later.lease_book;
+        self.home |= later.home;
         self
     }
 
@@ -138,6 +142,7 @@ impl Effects {
             release: Vec::new(),
             log_updates: Vec::new(),
             lease_book: false,
+            home: false,
         }
     }
 

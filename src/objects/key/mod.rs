@@ -7,6 +7,7 @@ mod effects;
 mod lending;
 mod management;
 mod notices;
+pub mod placement;
 mod request_path;
 #[cfg(test)]
 mod tests;
@@ -46,7 +47,9 @@ use crate::notify::audit::AuditEvent;
 use crate::notify::logs::{LogEntry, LogQuery, LogState, LogUpdate, RequestFacts, Via};
 use crate::notify::webhook::key_data;
 use crate::objects::batch::Answer;
+use crate::request::regions::Region;
 use crate::time_fmt::to_rfc3339;
+use placement::Placement;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -57,6 +60,8 @@ pub struct KeyState {
     pub reservations: Reservations,
     /// Budget leases outstanding (`limits::budget_lease`).
     pub book: LeaseBook,
+    /// Where the object is and where its admissions come from (`placement`).
+    pub placement: Placement,
 }
 
 impl KeyState {
@@ -68,6 +73,7 @@ impl KeyState {
             usage: Usage::default(),
             reservations: Reservations::default(),
             book: LeaseBook::default(),
+            placement: Placement::default(),
         }
     }
 }
@@ -109,6 +115,7 @@ fn apply_one(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
         usage,
         reservations,
         book,
+        placement,
     } = state;
     let (rec, cmd) = match (record.as_mut(), cmd) {
         (_, KeyCommand::Enqueue { notices }) => {
@@ -118,10 +125,18 @@ fn apply_one(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
             };
             return (fx, Ok(Value::Null));
         }
-        (None, KeyCommand::Create { record: new }) => {
+        (None, KeyCommand::Create { record: new, home }) => {
             let reply = to_value(&new);
             *record = Some(*new);
-            return (Effects::put(), reply);
+            *placement = Placement::at(placement::Home {
+                region: home,
+                ..Default::default()
+            });
+            let fx = Effects {
+                home: true,
+                ..Effects::put()
+            };
+            return (fx, reply);
         }
         // An index entry without a record (a deleted key) is an unknown key.
         (None, KeyCommand::Check { .. } | KeyCommand::Locate { .. }) => {
@@ -153,7 +168,21 @@ fn apply_one(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
             };
             (Effects::none(), to_value(&read))
         }
-        KeyCommand::Check(item) => check_item(rec, ledger, reservations, book, cfg, item, now),
+        KeyCommand::Check(item) => {
+            let (from, first) = (item.region, rec.last_used_at.is_none());
+            let (fx, mut reply) = check_item(rec, ledger, reservations, book, cfg, item, now);
+            if let Ok(Value::Object(admitted)) = &mut reply {
+                if let Some(to) = placement.admitted(from, first, cfg.key_move_every_ms, now) {
+                    admitted.insert("move_to".into(), json!(to));
+                }
+            }
+            (fx, reply)
+        }
+        KeyCommand::Arrived { name, region } => {
+            let from = placement.home.region;
+            placement.arrived(region, now);
+            (arrived(rec, cfg, &name, from, region, now), Ok(Value::Null))
+        }
         KeyCommand::Lease {
             request,
             want,
@@ -174,6 +203,7 @@ fn apply_one(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
                 id: rec.id.clone(),
                 account: rec.account.clone(),
                 written_at: None,
+                object: None,
             });
             (
                 Effects::none(),
@@ -278,10 +308,56 @@ fn apply_one(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
             url,
         } => leak(rec, &hash, action, source, url, now),
         KeyCommand::Enqueue { .. } => (Effects::none(), Ok(Value::Null)), // taken above
+        KeyCommand::MoveIn { .. } | KeyCommand::Export { .. } | KeyCommand::Relocated { .. } => (
+            Effects::none(),
+            Err(ApiError::internal("a move is performed by the edge object")),
+        ),
         KeyCommand::Batch { .. } => (
             Effects::none(),
             Err(ApiError::internal("a batch inside a batch")),
         ),
+    }
+}
+
+/// The key arrived in the object `name` by a move: its home is written, the move
+/// audited, and the KV index entries of its live secrets lead here.
+fn arrived(
+    rec: &KeyRecord,
+    cfg: &Config,
+    name: &str,
+    from: Option<Region>,
+    region: Option<Region>,
+    now: i64,
+) -> Effects {
+    let details = json!({ "from": from, "to": region, "object": name });
+    let mut notices = vec![Notice::Audit {
+        event: AuditEvent {
+            actor: "keyward".into(),
+            ..event(rec, cfg, now, "key.moved", details)
+        },
+    }];
+    let live = std::iter::once((rec.hash.clone(), None)).chain(
+        rec.previous_hash
+            .clone()
+            .zip(rec.previous_hash_until.filter(|until| *until > now))
+            .map(|(h, until)| (h, Some((until / 1000) as u64 + 1))),
+    );
+    for (hash, expires_at) in live {
+        notices.push(Notice::KvPut {
+            hash,
+            entry: HashEntry {
+                id: rec.id.clone(),
+                account: rec.account.clone(),
+                written_at: None,
+                object: Some(name.to_string()),
+            },
+            expires_at,
+        });
+    }
+    Effects {
+        home: true,
+        notices,
+        ..Effects::none()
     }
 }
 

@@ -24,6 +24,7 @@ pub(super) fn check_item(
         undo,
         want_lease,
         hot,
+        region: _,
     } = item;
     let mut fx = Effects::none();
     if let Some(r) = undo.and_then(|id| reservations.take(id)) {
@@ -272,6 +273,7 @@ pub(super) fn check(
                 limit,
                 plan_version: rec.plan_version,
                 lease: grant,
+                move_to: None,
             };
             (fx, to_value(&reply))
         }

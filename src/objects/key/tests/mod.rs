@@ -2,6 +2,7 @@
 
 mod batches;
 mod leases;
+mod moves;
 mod reservations;
 mod transitions;
 
@@ -62,6 +63,7 @@ fn item(hash: &str, cost: u64) -> CheckItem {
         undo: None,
         want_lease: 0,
         hot: false,
+        region: None,
     }
 }
 
@@ -109,6 +111,7 @@ fn create_then_duplicate_create() {
         &mut s,
         KeyCommand::Create {
             record: Box::new(rec()),
+            home: None,
         },
         &cfg,
         NOW,
@@ -119,6 +122,7 @@ fn create_then_duplicate_create() {
         &mut s,
         KeyCommand::Create {
             record: Box::new(rec()),
+            home: None,
         },
         &cfg,
         NOW,
