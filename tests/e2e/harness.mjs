@@ -353,7 +353,8 @@ export async function startReceiver(status = () => 204) {
  * their SQLite files under the state directory: per object its class, its file
  * (`id`), whose it is (`key`: the key id; `account`: the account), the calls it
  * served (`calls`, `first`, `last`: Unix ms) and the group commits among them
- * (`batches`, `requests` carried, `largest`).
+ * (`batches`, `requests` carried, `largest`); a key's object that handed its key
+ * over names the object it went to (`moved_to`).
  */
 export function objectStats(persistDir) {
   const script = `
@@ -376,6 +377,12 @@ for cls in sorted(os.listdir(root)):
                         o.setdefault("key" if k == "id" else k, j.get(k))
             except sqlite3.Error:
                 pass
+        try:
+            r = db.execute("SELECT json FROM moved").fetchone()
+            if r:
+                o["moved_to"] = json.loads(r[0])["to"]
+        except sqlite3.Error:
+            pass
         for q, fields in (("SELECT batches, requests, largest FROM batch_stats", ("batches", "requests", "largest")),
                           ("SELECT calls, first_at, last_at FROM object_stats", ("calls", "first", "last"))):
             try:

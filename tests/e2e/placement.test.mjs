@@ -6,16 +6,16 @@
 // by a move, and it is always found by its id.
 import assert from "node:assert/strict";
 import { before, test } from "node:test";
-import { eventually, expectError, settledUsage, useKeyward } from "./harness.mjs";
+import { eventually, expectError, objectStats, settledUsage, useKeyward } from "./harness.mjs";
 
 // Round trips of src/request/regions.rs.
 const RTT = { weur_oc: 280, weur_enam: 85, oc_enam: 210, near: 5 };
 // objects::key::placement::STREAK
 const STREAK = 8;
 
-let api;
+let api, kw;
 const setup = useKeyward({ TEST_GEO: "weur", KEY_MOVE_EVERY_SECONDS: "2" });
-before(async () => ({ api } = await setup.ready));
+before(async () => ({ api, server: kw } = await setup.ready));
 
 let seq = 0;
 const unique = (label) => `${label}-${Date.now().toString(36)}-${seq++}`;
@@ -39,6 +39,17 @@ async function untilNear(key, region, sent) {
 
 const moves = async (account) =>
   (await api.admin("GET", `/events?account=${account}&action=key.moved`)).json.items;
+
+/** One object holds the key; each it moved through holds only a tombstone. */
+async function heldOnce(id, moved) {
+  await eventually(() => {
+    const objects = objectStats(kw.persistDir);
+    const holders = objects.filter((o) => o.key === id);
+    const stones = objects.filter((o) => o.moved_to?.startsWith(`${id}~`));
+    assert.equal(holders.length, 1, JSON.stringify(holders));
+    assert.equal(stones.length, moved, JSON.stringify(stones));
+  });
+}
 
 test("a key made from Europe moves to Oceania on its first request there, with its limit, count, log and trail", async () => {
   const account = unique("moves");
@@ -71,6 +82,7 @@ test("a key made from Europe moves to Oceania on its first request there, with i
   assert.equal(events[0].key_id, k.id);
   assert.equal(events[0].details.from, "weur");
   assert.equal(events[0].details.to, "oc");
+  await heldOnce(k.id, 1);
   // Found by its id, from the admin's region: read and revoked there, refused in oc.
   const read = await api.admin("GET", `/keys/${k.id}`);
   assert.equal(read.status, 200, read.text);
@@ -101,6 +113,7 @@ test("a key whose traffic moves follows it, and is still found by its id", async
   });
   const hops = events.map((e) => `${e.details.from}>${e.details.to}`).sort();
   assert.deepEqual(hops, ["oc>enam", "weur>oc"]);
+  await heldOnce(k.id, 2);
   assert.equal(await settledUsage(api, k.id), 1 + STREAK + sent.length);
   // Its first object leads to the latest: a revocation from weur bites everywhere.
   assert.equal((await api.admin("POST", `/keys/${k.id}/revoke`)).status, 200);

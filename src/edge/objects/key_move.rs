@@ -63,7 +63,8 @@ pub fn point(sql: &SqlStorage, to: &str, now: i64) -> Result<(), ApiError> {
 }
 
 /// The key's tables, read and tombstoned in one step (no `.await` in between):
-/// nothing decided here after it is missing from them.
+/// nothing decided here after it is missing from them. A copy already released
+/// is not handed over (it would hand over no key).
 pub fn hand_over(sql: &SqlStorage, to: &str, now: i64) -> Result<Handover, ApiError> {
     let mut tables = Vec::with_capacity(TABLES.len());
     for table in TABLES {
@@ -71,10 +72,23 @@ pub fn hand_over(sql: &SqlStorage, to: &str, now: i64) -> Result<Handover, ApiEr
             .exec(&format!("SELECT * FROM {table}"), None)
             .and_then(|c| c.to_array())
             .map_err(ApiError::internal)?;
+        if table == "record" && rows.is_empty() {
+            return Err(ApiError::NotFound { what: "key".into() });
+        }
         tables.push((table.to_string(), rows));
     }
     point(sql, to, now)?;
     Ok(Handover { tables })
+}
+
+/// Drops the copy once the next object holds the key: a deleted key leaves
+/// nothing behind in the objects it moved through.
+pub fn release(sql: &SqlStorage) -> Result<(), ApiError> {
+    for table in TABLES {
+        sql.exec(&format!("DELETE FROM {table}"), None)
+            .map_err(ApiError::internal)?;
+    }
+    Ok(())
 }
 
 /// Writes a handover into this object's (empty) tables, all or nothing (one

@@ -186,6 +186,9 @@ impl Key {
                     handed.and_then(|h| serde_json::to_value(h).map_err(ApiError::internal)),
                 )
             }
+            Ok(KeyCommand::Release { to }) if to == stone.to => {
+                rpc::encode(key_move::release(&self.sql()).map(|()| Value::Null))
+            }
             Ok(KeyCommand::Export { .. }) => rpc::encode(Err(ApiError::Conflict {
                 reason: format!("the key moved to {}", stone.to),
             })),
@@ -238,6 +241,7 @@ impl Key {
         if runtime::config(&self.env).is_ok_and(|c| c.test_geo.is_some()) {
             task::set_region(region);
         }
+        let here = name.clone();
         let export = KeyCommand::Export { to: name.clone() };
         let handover = rpc::ask::<Handover>(&self.env, rpc::Object::KeyAt(&from), &export).await;
         let taken = handover.and_then(|h| {
@@ -248,10 +252,17 @@ impl Key {
         });
         // The move's audit event and index entries go out with the alarm.
         let _ = self.schedule_alarm();
-        if let Err(e) = taken {
-            console_error!("key object: cannot take the key over from {from}: {e:?}");
-        }
         self.taking_over.set(false);
+        match taken {
+            Ok(_) => {
+                let release = KeyCommand::Release { to: here };
+                let released = rpc::ask::<Value>(&self.env, rpc::Object::KeyAt(&from), &release);
+                if let Err(e) = released.await {
+                    console_error!("key object: {from} keeps its copy of the key: {e:?}");
+                }
+            }
+            Err(e) => console_error!("key object: cannot take the key over from {from}: {e:?}"),
+        }
     }
 
     fn decide(&self, items: Vec<String>) -> Vec<String> {
@@ -297,7 +308,7 @@ impl Key {
             // Here when it holds the key (`move_in`).
             KeyCommand::MoveIn { .. } if self.stored.get() => return Ok(Value::Null),
             KeyCommand::MoveIn { .. } => return Err(ApiError::Unavailable { retry_after: 1 }),
-            KeyCommand::Relocated { .. } => {
+            KeyCommand::Relocated { .. } | KeyCommand::Release { .. } => {
                 return Err(ApiError::internal("a key that has not moved"))
             }
             _ => {}

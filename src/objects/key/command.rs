@@ -95,6 +95,11 @@ pub enum KeyCommand {
     Export {
         to: String,
     },
+    /// A move, to the predecessor, once `to` holds the key: it drops its copy
+    /// (its tombstone and outbox stay).
+    Release {
+        to: String,
+    },
     /// To a key's first object: the key now lives in `to` (a later move).
     Relocated {
         to: String,

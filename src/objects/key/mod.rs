@@ -308,7 +308,10 @@ fn apply_one(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
             url,
         } => leak(rec, &hash, action, source, url, now),
         KeyCommand::Enqueue { .. } => (Effects::none(), Ok(Value::Null)), // taken above
-        KeyCommand::MoveIn { .. } | KeyCommand::Export { .. } | KeyCommand::Relocated { .. } => (
+        KeyCommand::MoveIn { .. }
+        | KeyCommand::Export { .. }
+        | KeyCommand::Release { .. }
+        | KeyCommand::Relocated { .. } => (
             Effects::none(),
             Err(ApiError::internal("a move is performed by the edge object")),
         ),
