@@ -17,8 +17,10 @@ use crate::error::ApiError;
 use crate::request::inbound::{self, RequestLine};
 use crate::request::regions::{self, Region};
 use js::{runtime, task};
+use request::gate::Reply;
 use request::respond;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 use worker::worker_sys::{web_sys, Context as JsContext};
 use worker::{Context, Env, Request, Response};
 
@@ -32,7 +34,12 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: JsContext) -> js_sys::Promise
             Ok(cfg) => route(req, &env, &cfg, &ctx).await,
             Err(e) => Err(e),
         };
-        let resp = outcome.or_else(|e| respond::error(&e)).or_else(|e| {
+        let resp = match outcome {
+            Ok(Reply::Passed(raw)) => return Ok(JsValue::from(raw)),
+            Ok(Reply::Built(resp)) => Ok(resp),
+            Err(e) => respond::error(&e),
+        };
+        let resp = resp.or_else(|e| {
             worker::console_error!("cannot answer: {e}");
             Response::error("Internal error", 500)
         });
@@ -61,27 +68,38 @@ async fn route(
     env: &Env,
     cfg: &crate::config::Config,
     ctx: &Context,
-) -> std::result::Result<Response, ApiError> {
-    match cfg.test_geo {
-        Some(default) => {
-            let header = req.headers().get(regions::HEADER).ok().flatten();
-            task::set_region(Some(regions::of_request(header.as_deref(), default)?));
-        }
-        None => task::set_client(client_region(&req)),
+) -> std::result::Result<Reply, ApiError> {
+    if let Some(default) = cfg.test_geo {
+        let header = req.headers().get(regions::HEADER).ok().flatten();
+        task::set_region(Some(regions::of_request(header.as_deref(), default)?));
     }
     let line = inbound::request_line(&req.method(), &req.url(), cfg.allow_http)?;
     let under_admin = line
         .path
         .strip_prefix(cfg.admin_prefix.as_str())
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+    // Where the client is matters to a key's object (where it lives), not to a
+    // public path: read then, from `request.cf`.
+    let placed = {
+        // The same request (a handle; `Request::clone` would copy its body).
+        let req: web_sys::Request = JsValue::clone(req.as_ref()).unchecked_into();
+        move || {
+            if cfg.test_geo.is_none() {
+                task::set_client(client_region(&req));
+            }
+        }
+    };
     if !under_admin {
-        return request::gate::handle(req, env, cfg, ctx, &line).await;
+        return request::gate::handle(req, env, cfg, ctx, &line, placed).await;
     }
+    placed();
     // HEAD on a GET route is that GET without its body (RFC 9110 §9.3.2); the
     // origin answers the gate's HEADs itself.
     let req = Request::from(req);
     if line.method != "HEAD" {
-        return management::handle(req, env, cfg, ctx, &line).await;
+        return management::handle(req, env, cfg, ctx, &line)
+            .await
+            .map(Reply::Built);
     }
     let as_get = RequestLine {
         method: "GET".into(),
@@ -90,5 +108,5 @@ async fn route(
     let answer = management::handle(req, env, cfg, ctx, &as_get)
         .await
         .or_else(|e| respond::error(&e).map_err(ApiError::internal))?;
-    respond::empty(answer.status_code(), answer.headers().clone())
+    respond::empty(answer.status_code(), answer.headers().clone()).map(Reply::Built)
 }

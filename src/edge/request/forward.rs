@@ -7,11 +7,13 @@
 
 use super::context::RequestContext;
 use crate::edge::js::deadline;
+use crate::edge::js::origin;
 use crate::error::ApiError;
 use crate::key::identity::Identity;
 use crate::request::faults::{Mode, Target};
 use crate::request::inbound::{is_proxy_header, is_reserved_header, RequestLine};
-use worker::{web_sys, AbortController, Fetch, Headers, Request, Response};
+use wasm_bindgen::{JsCast, JsValue};
+use worker::{web_sys, Headers};
 
 pub const HEADER_KEY_ID: &str = "X-Keyward-Key-Id";
 pub const HEADER_ACCOUNT: &str = "X-Keyward-Account";
@@ -25,7 +27,7 @@ pub async fn to_origin(
     line: &RequestLine,
     client_ip: Option<&str>,
     identity: Option<&Identity>,
-) -> Result<Response, ApiError> {
+) -> Result<web_sys::Response, ApiError> {
     let cfg = rc.cfg;
     let target = format!("{}{}", cfg.origin_url, line.target());
     // A copy of the client's headers (one call), less those keyward owns: header
@@ -36,8 +38,8 @@ pub async fn to_origin(
     let headers = Headers(copy);
     // A credential sent to a proxy is keyward's, not the origin's. (`Connection`
     // and the headers it names never reach the worker: the runtime consumes them.)
-    let owned: Vec<String> = headers
-        .keys()
+    let owned: Vec<String> = origin::header_names(&headers.0)
+        .into_iter()
         .filter(|name| {
             matches!(
                 name.as_str(),
@@ -75,32 +77,27 @@ pub async fn to_origin(
             raw.set_body(&body);
         }
     }
-    let outbound = web_sys::Request::new_with_str_and_init(&target, &raw)
-        .map(Request::from)
-        .map_err(|e| ApiError::internal(format!("{e:?}")))?;
     // Within ORIGIN_TIMEOUT_SECONDS, or the fetch is aborted and the answer is 504.
-    let controller = AbortController::default();
-    let signal = controller.signal();
-    let fetch = async {
-        match rc.fault(Target::Origin) {
-            Some(Mode::Fail) => Err(worker::Error::RustError("TEST_FAULTS".into())),
-            Some(Mode::Stall) => deadline::never().await,
-            None => Fetch::Request(outbound).send_with_signal(&signal).await,
-        }
+    let ms = cfg.origin_timeout_ms;
+    let answer = match rc.fault(Target::Origin) {
+        Some(Mode::Fail) => Err(JsValue::from_str("TEST_FAULTS")),
+        Some(Mode::Stall) => match deadline::within(ms, deadline::never()).await {
+            Ok(never) => never,
+            Err(deadline::Elapsed) => Ok(JsValue::UNDEFINED),
+        },
+        None => origin::fetch_within(&target, &raw, ms).await,
     };
-    match deadline::within(cfg.origin_timeout_ms, fetch).await {
-        Ok(Ok(resp)) => Ok(resp),
-        Ok(Err(e)) => {
-            worker::console_error!("origin {target}: {e}");
-            Err(ApiError::OriginUnreachable)
-        }
-        Err(deadline::Elapsed) => {
-            worker::console_error!(
-                "origin {target}: no answer within {} ms",
-                cfg.origin_timeout_ms
-            );
-            controller.abort();
+    match answer {
+        Ok(resp) if resp.is_undefined() => {
+            worker::console_error!("origin {target}: no answer within {ms} ms");
             Err(ApiError::OriginTimeout)
+        }
+        Ok(resp) => resp
+            .dyn_into::<web_sys::Response>()
+            .map_err(|_| ApiError::internal("the origin's answer is not a Response")),
+        Err(e) => {
+            worker::console_error!("origin {target}: {e:?}");
+            Err(ApiError::OriginUnreachable)
         }
     }
 }

@@ -30,14 +30,19 @@ pub async fn handle(
     cfg: &Config,
     ctx: &Context,
     line: &RequestLine,
-) -> Result<Response, ApiError> {
+    placed: impl FnOnce(),
+) -> Result<Reply, ApiError> {
     let headers = Headers(req.headers());
     let rc = RequestContext::new(env, cfg, ctx, &headers)?;
     inbound::check_method(&line.method)?;
     let ip = guard::client_ip(&headers);
     if policy::is_public(&cfg.public_paths, &line.path) {
-        return forward::to_origin(&rc, req, line, ip.as_deref(), None).await;
+        return forward::to_origin(&rc, req, line, ip.as_deref(), None)
+            .await
+            .map(Reply::Passed);
     }
+    // The client's region, for its key's object (`placement`).
+    placed();
     let needs = needs(cfg, &headers, line)?;
     let admission = authenticate(&rc, &headers, line, &needs, true)
         .await
@@ -46,7 +51,7 @@ pub async fn handle(
         forward::to_origin(&rc, req, line, ip.as_deref(), Some(&admission.identity)).await;
     // An error here is keyward's own answer: the origin never answered.
     let (status, origin_status) = match &outcome {
-        Ok(resp) => (resp.status_code(), Some(resp.status_code())),
+        Ok(resp) => (resp.status(), Some(resp.status())),
         Err(e) => (e.status(), None),
     };
     settle::settle(
@@ -59,6 +64,13 @@ pub async fn handle(
         rc.elapsed(),
     );
     with_rate_limit_headers(outcome?, admission.limit.as_ref())
+}
+
+/// The gate's answer: the origin's response as the runtime gave it (nothing of it
+/// read or rebuilt), or one keyward made or changed.
+pub enum Reply {
+    Passed(web_sys::Response),
+    Built(Response),
 }
 
 /// What the request needs, for every method the origin may run: the request's own
@@ -152,15 +164,17 @@ async fn check_located(
 /// The origin's answer with `RateLimit-Policy` and `RateLimit` for the tightest
 /// limit (a fetched response's headers are immutable: copy them).
 fn with_rate_limit_headers(
-    resp: Response,
+    resp: web_sys::Response,
     limit: Option<&LimitState>,
-) -> Result<Response, ApiError> {
-    let Some(limit) = limit else { return Ok(resp) };
-    let copy = web_sys::Headers::new_with_headers(&resp.headers().0)
+) -> Result<Reply, ApiError> {
+    let Some(limit) = limit else {
+        return Ok(Reply::Passed(resp));
+    };
+    let copy = web_sys::Headers::new_with_headers(&resp.headers())
         .map_err(|e| ApiError::internal(format!("{e:?}")))?;
     let headers = Headers(copy);
     for (name, value) in admission::rate_limit_headers(limit) {
         headers.set(name, &value).map_err(ApiError::internal)?;
     }
-    Ok(resp.with_headers(headers))
+    Ok(Reply::Built(Response::from(resp).with_headers(headers)))
 }
