@@ -22,6 +22,9 @@ pub struct Config {
     pub allow_http: bool,
     pub origin_url: String,
     pub public_paths: Vec<String>,
+    /// Header names, lowercased, that carry a key as-is beside `Authorization:
+    /// Bearer` (`KEY_HEADERS`, default none).
+    pub key_headers: Vec<String>,
     pub route_rules: Vec<RouteRule>,
     pub admin_prefix: String,
     pub project_segment: String,
@@ -196,6 +199,20 @@ impl Config {
             .filter(|s| !s.is_empty())
             .map(|p| check_pattern(p).map_err(|e| format!("PUBLIC_PATHS: {e}")))
             .collect::<Result<Vec<_>, _>>()?;
+        let mut key_headers = Vec::new();
+        for name in text("KEY_HEADERS", "")
+            .split(',')
+            .filter(|n| !n.trim().is_empty())
+        {
+            let name = crate::request::inbound::key_header_name(name)
+                .map_err(|e| format!("KEY_HEADERS: {e}"))?;
+            if !key_headers.contains(&name) {
+                key_headers.push(name);
+            }
+        }
+        if key_headers.len() > 8 {
+            return Err("KEY_HEADERS: at most 8 header names".into());
+        }
         let admin_prefix = text("ADMIN_PREFIX", "/admin/v1")
             .trim_end_matches('/')
             .to_string();
@@ -401,6 +418,7 @@ impl Config {
             allow_http: flag("ALLOW_HTTP", false)?,
             origin_url: origin_url.trim_end_matches('/').to_string(),
             public_paths,
+            key_headers,
             route_rules,
             admin_prefix,
             project_segment,

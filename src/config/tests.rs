@@ -166,6 +166,18 @@ fn errors_name_the_variable() {
     assert!(bad("KEY_LEASE_MS", "-5").contains("KEY_LEASE_MS"));
     assert!(bad("KEY_MOVE_EVERY_SECONDS", "86401").contains("KEY_MOVE_EVERY_SECONDS"));
     assert!(bad("KEY_MOVE_EVERY_SECONDS", "soon").contains("KEY_MOVE_EVERY_SECONDS"));
+    assert!(bad("KEY_HEADERS", "X-API-Key, Authorization")
+        .contains("KEY_HEADERS: 'Authorization' cannot carry a key"));
+    assert!(bad("KEY_HEADERS", "x api").contains("KEY_HEADERS"));
+    let kh = config(
+        &[
+            &[("ORIGIN_URL", "http://o")][..],
+            &[("KEY_HEADERS", "X-API-Key, apikey,x-api-key")],
+        ]
+        .concat(),
+    )
+    .unwrap();
+    assert_eq!(kh.key_headers, ["x-api-key", "apikey"]);
     assert!(bad("SETTLE_LINGER_MS", "1s").contains("SETTLE_LINGER_MS"));
     let short = [
         ("RESERVATION_TIMEOUT_SECONDS", "1"),

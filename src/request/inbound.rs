@@ -188,6 +188,85 @@ pub fn is_reserved_header(name: &str) -> bool {
         })
 }
 
+/// Headers the origin needs as the client sent them, or that the runtime owns:
+/// never a key header (`KEY_HEADERS`).
+const NOT_KEY_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "host",
+    "cookie",
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+    "trailer",
+    "cf-connecting-ip",
+];
+
+/// A `KEY_HEADERS` name, checked and lowercased: a header token, not one the
+/// origin or the runtime needs, not keyward's own, not a proxy header.
+pub fn key_header_name(name: &str) -> Result<String, String> {
+    let name = name.trim();
+    let lower = name.to_ascii_lowercase();
+    if !is_token(&lower) || lower.len() > 64 {
+        return Err(format!("'{name}' is not a header name"));
+    }
+    if NOT_KEY_HEADERS.contains(&folded(&lower).as_str())
+        || is_reserved_header(&lower)
+        || is_proxy_header(&lower)
+        || is_override_header(&lower)
+    {
+        return Err(format!("'{name}' cannot carry a key"));
+    }
+    Ok(lower)
+}
+
+/// Whether a client header is one of the key headers (`KEY_HEADERS`, lowercased),
+/// in any spelling a server folds into one: such a header is keyward's, stripped
+/// before forwarding, like `Authorization`.
+pub fn is_key_header(key_headers: &[String], name: &str) -> bool {
+    let name = folded(name);
+    key_headers.iter().any(|k| folded(k) == name)
+}
+
+/// The credential a request presents: the `Authorization: Bearer` token, or the
+/// value of one of the key headers (`(name, value)`, as sent). Two different ones
+/// — a Bearer token and another key, two key headers, or another `Authorization`
+/// scheme beside a key header — are 400 naming the second header; the same key
+/// twice is that key. A key in the query string is never read.
+pub fn credential<'a>(
+    authorization: Option<&'a str>,
+    key_headers: &[(&str, Option<&'a str>)],
+) -> Result<Option<&'a str>, ApiError> {
+    let mut found: Option<(&str, &'a str)> = authorization.map(|a| {
+        let value = bearer_token(Some(a)).unwrap_or(a.trim());
+        ("authorization", value)
+    });
+    for (name, value) in key_headers {
+        let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        match found {
+            Some((first, seen)) if seen != value => {
+                return Err(ApiError::InvalidHeader {
+                    name: name.to_string(),
+                    reason: format!("a second, different credential ({first} carries one)"),
+                })
+            }
+            Some(_) => {}
+            None => found = Some((name, value)),
+        }
+    }
+    Ok(match found {
+        Some(("authorization", _)) => bearer_token(authorization),
+        Some((_, value)) => Some(value),
+        None => None,
+    })
+}
+
 /// Row 1: plain HTTP passes only where configuration allows it.
 pub fn check_transport(scheme: &str, allow_http: bool) -> Result<(), ApiError> {
     if scheme == "https" || allow_http {
@@ -208,6 +287,56 @@ pub fn bearer_token(authorization: Option<&str>) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_comes_from_bearer_or_a_key_header_never_two_different_ones() {
+        let key = |v| [("x-api-key", v)];
+        assert_eq!(credential(Some("Bearer k1"), &key(None)), Ok(Some("k1")));
+        assert_eq!(credential(None, &key(Some(" k1 "))), Ok(Some("k1")));
+        assert_eq!(
+            credential(Some("Bearer k1"), &key(Some("k1"))),
+            Ok(Some("k1"))
+        );
+        assert_eq!(credential(None, &key(Some(""))), Ok(None));
+        assert_eq!(credential(None, &[]), Ok(None));
+        // Another scheme alone is no key (401 later), as before.
+        assert_eq!(credential(Some("Basic dXNlcg=="), &key(None)), Ok(None));
+        for (auth, value) in [(Some("Bearer k1"), "k2"), (Some("Basic dXNlcg=="), "k1")] {
+            let e = credential(auth, &key(Some(value))).unwrap_err();
+            assert!(
+                matches!(&e, ApiError::InvalidHeader { name, .. } if name == "x-api-key"),
+                "{e:?}"
+            );
+        }
+        let two = [("x-api-key", Some("k1")), ("apikey", Some("k2"))];
+        assert!(credential(None, &two).is_err());
+        let same = [("x-api-key", Some("k1")), ("apikey", Some("k1"))];
+        assert_eq!(credential(None, &same), Ok(Some("k1")));
+    }
+
+    #[test]
+    fn key_header_names_are_checked_and_matched_in_every_folded_spelling() {
+        assert_eq!(key_header_name(" X-API-Key "), Ok("x-api-key".to_string()));
+        for bad in [
+            "",
+            "x api key",
+            "Authorization",
+            "host",
+            "Cookie",
+            "X-Keyward-Key-Id",
+            "X_Forwarded_For",
+            "x-http-method-override",
+            "content_type",
+        ] {
+            assert!(key_header_name(bad).is_err(), "{bad}");
+        }
+        let names = vec!["x-api-key".to_string()];
+        for spelling in ["x-api-key", "X-API-KEY", "x_api_key", "X_Api-Key"] {
+            assert!(is_key_header(&names, spelling), "{spelling}");
+        }
+        assert!(!is_key_header(&names, "x-api-keys"));
+        assert!(!is_key_header(&[], "x-api-key"));
+    }
 
     #[test]
     fn the_request_line_is_read_once_in_canonical_form() {

@@ -51,6 +51,9 @@ pub async fn authenticate(
     permission: &str,
 ) -> Result<Caller, Refused> {
     guard::check_not_blocked(env, cfg, req.headers()).await?;
+    // Two different credentials are refused before either is compared; the
+    // bootstrap token is read from `Authorization: Bearer` only.
+    gate::credential(cfg, req.headers()).map_err(|error| Refused { error, key: None })?;
     let header = req.headers().get("Authorization").ok().flatten();
     if let Some(token) = crate::request::inbound::bearer_token(header.as_deref()) {
         if let Ok(secret) = env.secret("ADMIN_TOKEN").map(|s| s.to_string()) {

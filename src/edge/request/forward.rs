@@ -1,7 +1,8 @@
 //! The origin forwarder: the method as sent (PURGE stays PURGE), the canonical path,
-//! the query and body unchanged; `Authorization`, `Proxy-Authorization`, every
-//! client header that could be read as keyward's identity and every proxy header a
-//! client sent removed;
+//! the query and body unchanged; `Authorization`, `Proxy-Authorization`, the key
+//! headers (`KEY_HEADERS`, in every folded spelling), every client header that
+//! could be read as keyward's identity and every proxy header a client sent
+//! removed;
 //! `X-Forwarded-For` (the address keyward judged) and keyward's identity headers
 //! added; the origin waited for at most `ORIGIN_TIMEOUT_SECONDS`.
 
@@ -11,7 +12,7 @@ use crate::edge::js::origin;
 use crate::error::ApiError;
 use crate::key::identity::Identity;
 use crate::request::faults::{Mode, Target};
-use crate::request::inbound::{is_proxy_header, is_reserved_header, RequestLine};
+use crate::request::inbound::{is_key_header, is_proxy_header, is_reserved_header, RequestLine};
 use wasm_bindgen::{JsCast, JsValue};
 use worker::{web_sys, Headers};
 
@@ -46,6 +47,7 @@ pub async fn to_origin(
                 "authorization" | "proxy-authorization" | "host"
             ) || is_reserved_header(name)
                 || is_proxy_header(name)
+                || is_key_header(&cfg.key_headers, name)
         })
         .collect();
     for name in owned {

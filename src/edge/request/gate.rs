@@ -19,7 +19,7 @@ use crate::error::ApiError;
 use crate::key::record::HashEntry;
 use crate::limits::admission::{self, LimitState};
 use crate::notify::logs::{RequestFacts, Via};
-use crate::request::inbound::{self, bearer_token, RequestLine};
+use crate::request::inbound::{self, RequestLine};
 use crate::request::policy::{self, Needs};
 use worker::worker_sys::web_sys;
 use worker::{Context, Env, Headers, Response};
@@ -106,9 +106,9 @@ pub async fn authenticate(
     needs: &Needs,
     grace: bool,
 ) -> Result<Admission, (ApiError, Option<HashEntry>)> {
-    let header = headers.get("Authorization").ok().flatten();
+    let token = credential(rc.cfg, headers).map_err(|e| (e, None))?;
     let presented = Presented {
-        token: bearer_token(header.as_deref()),
+        token: token.as_deref(),
         facts: RequestFacts {
             method: line.method.clone(),
             path: line.path.clone(),
@@ -119,6 +119,19 @@ pub async fn authenticate(
         grace,
     };
     check_located(rc, presented, needs).await
+}
+
+/// The key a request presents: `Authorization: Bearer`, or a key header
+/// (`KEY_HEADERS`); two different credentials are 400 (`inbound::credential`).
+pub fn credential(cfg: &Config, headers: &Headers) -> Result<Option<String>, ApiError> {
+    let header = headers.get("Authorization").ok().flatten();
+    let keyed: Vec<(&str, Option<String>)> = cfg
+        .key_headers
+        .iter()
+        .map(|name| (name.as_str(), headers.get(name).ok().flatten()))
+        .collect();
+    let keyed: Vec<(&str, Option<&str>)> = keyed.iter().map(|(n, v)| (*n, v.as_deref())).collect();
+    inbound::credential(header.as_deref(), &keyed).map(|t| t.map(str::to_string))
 }
 
 /// Rows 2–15, the one implementation for the gate, the management routes and
