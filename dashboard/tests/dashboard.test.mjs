@@ -372,6 +372,22 @@ describe("the admin token's dashboard", () => {
       const width = await page.evaluate(() => document.documentElement.scrollWidth);
       assert.ok(width <= 390, `${hash}: ${width}px wide`);
     }
+    // The key list reads without scrolling a table sideways: every cell of every
+    // row, the actions included, is on screen, under its column's name.
+    await page.goto(`${kw.base}/admin/#/keys`);
+    await page.locator("table.keys tbody tr").first().waitFor();
+    const layout = await page.evaluate(() => {
+      const host = document.querySelector(".table-host");
+      const cells = [...document.querySelectorAll("table.keys tbody td")];
+      return {
+        scroll: host.scrollWidth - host.clientWidth,
+        right: Math.max(...cells.map((c) => c.getBoundingClientRect().right)),
+        labels: [...new Set(cells.map((c) => getComputedStyle(c, "::before").content))],
+      };
+    });
+    assert.ok(layout.scroll <= 0, `the key table scrolls ${layout.scroll}px sideways`);
+    assert.ok(layout.right <= 390, `a cell ends at ${layout.right}px`);
+    for (const label of ["Expires", "Actions", "Usage"]) assert.ok(layout.labels.includes(`"${label}"`), JSON.stringify(layout.labels));
     await page.setViewportSize({ width: 1280, height: 900 });
   });
 

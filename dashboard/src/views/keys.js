@@ -4,6 +4,9 @@ import { api, latest, query } from "../api.js";
 import { confirmAction, errorBox, modal, showSecret } from "../dialogs.js";
 import { announce, badge, exact, field, h, mount, select, time } from "../dom.js";
 
+// The key list's columns, in order (its cells carry them as `data-label`).
+const COLUMNS = ["Name", "Prefix", "Category", "Environment", "Status", "Usage", "Last used", "Expires", "Actions"];
+
 const STATUSES = [["", "Any status"], ["active", "Active"], ["inactive", "Inactive"], ["revoked", "Revoked"], ["expired", "Expired"]];
 const ENVIRONMENTS = [["", "Any environment"], ["production", "Production"], ["staging", "Staging"], ["development", "Development"]];
 
@@ -82,7 +85,7 @@ export function keysPage(main, me) {
       "table",
       { class: "keys" },
       h("caption", { class: "visually-hidden" }, "API keys"),
-      h("thead", {}, h("tr", {}, ["Name", "Prefix", "Category", "Environment", "Status", "Usage", "Last used", "Expires", "Actions"].map((c) => h("th", { scope: "col" }, c)))),
+      h("thead", {}, h("tr", {}, COLUMNS.map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, items.map(row)),
     );
   }
@@ -97,18 +100,20 @@ export function keysPage(main, me) {
       actions.push(act("Revoke", revoke, "danger"));
     }
     if (k.usage_count === 0) actions.push(act("Delete", remove, "danger"));
+    // Each cell names its column (`data-label`): on a phone the rows are cards.
+    const cell = (i, attrs, ...children) => h("td", { "data-label": COLUMNS[i], ...attrs }, ...children);
     return h(
       "tr",
       { "data-key-id": k.id },
-      h("td", {}, h("a", { href: `#/keys/${k.id}` }, k.name), k.alias ? h("div", { class: "muted" }, k.alias) : null),
-      h("td", {}, h("code", {}, k.prefix)),
-      h("td", {}, k.category ?? h("span", { class: "muted" }, "—")),
-      h("td", {}, k.environment),
-      h("td", {}, badge(k.status)),
-      h("td", { class: "num", "data-usage": k.usage_count }, k.usage_count.toLocaleString("en")),
-      h("td", { "data-last-used": k.last_used_at ?? "" }, time(k.last_used_at)),
-      h("td", {}, k.expires_at ? h("span", { title: exact(k.expires_at) }, time(k.expires_at)) : h("span", { class: "muted" }, "never")),
-      h("td", {}, h("div", { class: "row-actions" }, actions)),
+      cell(0, {}, h("a", { href: `#/keys/${k.id}` }, k.name), k.alias ? h("div", { class: "muted" }, k.alias) : null),
+      cell(1, {}, h("code", {}, k.prefix)),
+      cell(2, {}, k.category ?? h("span", { class: "muted" }, "—")),
+      cell(3, {}, k.environment),
+      cell(4, {}, badge(k.status)),
+      cell(5, { class: "num", "data-usage": k.usage_count }, k.usage_count.toLocaleString("en")),
+      cell(6, { "data-last-used": k.last_used_at ?? "" }, time(k.last_used_at)),
+      cell(7, {}, k.expires_at ? h("span", { title: exact(k.expires_at) }, time(k.expires_at)) : h("span", { class: "muted" }, "never")),
+      cell(8, {}, h("div", { class: "row-actions" }, actions)),
     );
   }
 
