@@ -42,7 +42,9 @@ test("a key created from Europe costs a client in Oceania the round trip to Euro
 
 test("two requests at a time from Oceania each pay one round trip to Europe, not one behind the other", async () => {
   const k = await api.createKey({ account: unique("geo-two") });
-  assert.equal((await timed(k.key, "oc")).res.status, 200);
+  // First used where it was made, so it stays in Europe: 6 requests from oc are
+  // fewer than a run that moves it (placement.test.mjs).
+  assert.equal((await timed(k.key)).res.status, 200);
   for (let round = 0; round < 3; round++) {
     const both = await Promise.all([timed(k.key, "oc"), timed(k.key, "oc")]);
     for (const { res, ms } of both) {
@@ -54,7 +56,7 @@ test("two requests at a time from Oceania each pay one round trip to Europe, not
   }
 });
 
-test("an object stays where its first call came from: created from Oceania, Europe pays", async () => {
+test("an object is made where its first call came from: created from Oceania, a first request from Europe pays", async () => {
   const account = unique("geo-oc");
   const created = await api.call("POST", "/admin/v1/keys", {
     key: ADMIN_TOKEN,
