@@ -1,8 +1,9 @@
 // SPEC §3 over HTTP: every row of the check table this build enforces (1, 3–11),
-// public paths, forwarding, and the order in which rows are checked.
+// public paths, forwarding, the order in which rows are checked, and keys in
+// configured headers.
 import assert from "node:assert/strict";
 import { before, describe, test } from "node:test";
-import { eventually, expectError, settledUsage, useKeyward } from "./harness.mjs";
+import { ADMIN_TOKEN, eventually, expectError, settledUsage, useKeyward } from "./harness.mjs";
 
 let origin, kw, api;
 
@@ -12,6 +13,7 @@ const setup = useKeyward({
     { path: "/customers/**", permission: "customer:read" },
   ]),
   PUBLIC_PATHS: "/health,/docs/**",
+  KEY_HEADERS: "X-API-Key, apikey",
 });
 before(async () => ({ origin, server: kw, api } = await setup.ready));
 
@@ -193,4 +195,68 @@ test("rows are checked in table order", async () => {
   expectError(assert, await req3("10.0.0.1"), 403, "insufficient_permissions");
   await api.admin("PATCH", `/keys/${k3.id}`, { permissions: ["write:all"] });
   expectError(assert, await req3("10.0.0.1"), 403, "project_forbidden");
+});
+
+// Credentials where clients put them (issue 22 §4): KEY_HEADERS names headers that
+// carry a key as-is beside `Authorization: Bearer`. Two different credentials are
+// 400; a key in the query string is never read; the key headers, in every
+// spelling a server folds into them, never reach the origin.
+describe("row 3: a key in a configured header (KEY_HEADERS)", () => {
+  let seq = 0;
+  const fresh = (label) => `${label}-${Date.now().toString(36)}-${seq++}`;
+  const viaHeaders = (headers, path = "/things") => api.call("GET", path, { headers });
+
+  test("a key in a configured header is accepted, and that header never reaches the origin", async () => {
+    const k = await api.createKey({ account: fresh("kh") });
+    for (const name of ["X-API-Key", "x-api-key", "apikey"]) {
+      const res = await viaHeaders({ [name]: k.key, "x_api_key": "not-for-the-origin", "X-Other": "kept" });
+      assert.equal(res.status, 200, `${name}: ${res.text}`);
+      const seen = origin.received().at(-1).headers;
+      for (const h of ["x-api-key", "apikey", "x_api_key", "authorization"]) assert.equal(seen[h], undefined, `${h} reached the origin`);
+      assert.equal(seen["x-other"], "kept");
+      assert.equal(seen["x-keyward-key-id"], k.id);
+    }
+    // Bearer keeps working; the same key in both is that key.
+    assert.equal((await api.call("GET", "/things", { key: k.key })).status, 200);
+    assert.equal((await api.call("GET", "/things", { key: k.key, headers: { "x-api-key": k.key } })).status, 200);
+  });
+
+  test("two different credentials are 400 naming the second header", async () => {
+    const a = await api.createKey({ account: fresh("kh-a") });
+    const b = await api.createKey({ account: fresh("kh-b") });
+    const sent = origin.received().length;
+    const both = await api.call("GET", "/things", { key: a.key, headers: { "x-api-key": b.key } });
+    expectError(assert, both, 400, "invalid_request", "invalid header 'x-api-key': a second, different credential (authorization carries one)");
+    const two = await viaHeaders({ "x-api-key": a.key, apikey: b.key });
+    expectError(assert, two, 400, "invalid_request", "invalid header 'apikey': a second, different credential (x-api-key carries one)");
+    // Another Authorization scheme beside a key is a second credential too.
+    const basic = await viaHeaders({ authorization: "Basic dXNlcjpwdw==", "x-api-key": a.key });
+    expectError(assert, basic, 400, "invalid_request");
+    assert.equal(origin.received().length, sent, "a refused request reached the origin");
+  });
+
+  test("a key in the query string is never accepted", async () => {
+    const k = await api.createKey({ account: fresh("kh-q") });
+    for (const q of [`api_key=${k.key}`, `apikey=${k.key}`, `x-api-key=${k.key}`, `key=${k.key}`]) {
+      const res = await viaHeaders({}, `/things?${q}`);
+      expectError(assert, res, 401, "invalid_key", "Invalid API Key");
+    }
+    // A header that is not configured carries nothing.
+    expectError(assert, await viaHeaders({ "x-key": k.key }), 401, "invalid_key");
+  });
+
+  test("an admin key in a key header is confined as by Bearer; the bootstrap token is Bearer only", async () => {
+    const account = fresh("kh-admin");
+    const admin = await api.createKey({ account, permissions: ["admin"] });
+    const reader = await api.createKey({ account, permissions: ["read:all"] });
+    const other = await api.createKey({ account: fresh("kh-other"), permissions: ["admin"] });
+    const target = await api.createKey({ account });
+    const as = (key, path) => api.call("GET", `/admin/v1${path}`, { headers: { "x-api-key": key } });
+    assert.equal((await as(admin.key, `/keys/${target.id}`)).status, 200);
+    expectError(assert, await as(other.key, `/keys/${target.id}`), 404, "not_found");
+    expectError(assert, await as(reader.key, `/keys/${target.id}`), 403, "insufficient_permissions");
+    expectError(assert, await as(ADMIN_TOKEN, `/keys/${target.id}`), 401, "invalid_key");
+    const mixed = await api.call("GET", `/admin/v1/keys/${target.id}`, { key: ADMIN_TOKEN, headers: { "x-api-key": other.key } });
+    expectError(assert, mixed, 400, "invalid_request");
+  });
 });
