@@ -171,21 +171,33 @@ async fn call<A: DeserializeOwned>(
     fault: Option<Mode>,
     hint: Option<Region>,
 ) -> Result<A, ApiError> {
-    to.check()?;
     let body = serde_json::to_string(cmd).map_err(ApiError::internal)?;
-    let mut name = to.name();
-    for _ in 0..MAX_HOPS {
-        let promise = js_call(
+    hopping(env, to, |name| {
+        js_call(
             env,
             to.binding(),
-            &name,
+            name,
             body.clone(),
             deadline_ms(env),
             fault_word(fault),
             from(),
             hint.map_or("", Region::name),
-        );
-        match answer(to, &name, promise).await? {
+        )
+    })
+    .await
+}
+
+/// `send(name)` to `to`'s object, then to the object a moved key went to, and so
+/// on (at most `MAX_HOPS`): the one loop every call follows moves by.
+async fn hopping<A: DeserializeOwned>(
+    env: &Env,
+    to: Object<'_>,
+    send: impl Fn(&str) -> Promise,
+) -> Result<A, ApiError> {
+    to.check()?;
+    let mut name = to.name();
+    for _ in 0..MAX_HOPS {
+        match answer(to, &name, send(&name)).await? {
             Reply::Done(v) => return Ok(v),
             Reply::Moved(next) => name = follow(env, next).await?,
         }
@@ -260,16 +272,14 @@ pub async fn submit<A: DeserializeOwned>(
     fault: Option<Mode>,
     waits: Waits,
 ) -> Result<A, ApiError> {
-    to.check()?;
     let body = serde_json::to_string(cmd).map_err(ApiError::internal)?;
     let js_ctx: &JsValue = ctx.as_ref();
-    let mut name = to.name();
-    for _ in 0..MAX_HOPS {
-        let promise = js_submit(
+    hopping(env, to, |name| {
+        js_submit(
             env,
             js_ctx,
             to.binding(),
-            &name,
+            name,
             body.clone(),
             deadline_ms(env),
             fault_word(fault),
@@ -279,13 +289,9 @@ pub async fn submit<A: DeserializeOwned>(
                 Waits::ForAdmissions => 0.0,
                 Waits::Settles { linger_ms } => linger_ms as f64,
             },
-        );
-        match answer(to, &name, promise).await? {
-            Reply::Done(v) => return Ok(v),
-            Reply::Moved(next) => name = follow(env, next).await?,
-        }
-    }
-    Err(moved_too_often(&name))
+        )
+    })
+    .await
 }
 
 /// The object's answer, decoded once as `A`; its refusals come back as they are.
