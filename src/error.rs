@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ApiError {
-    // --- check table, rows 1..15 ---
+    // --- check table, rows 1..16 ---
     HttpsRequired,
     IpBlocked {
         retry_after: u64,
@@ -38,6 +38,11 @@ pub enum ApiError {
     PlanRateLimited {
         window: String,
         retry_after: u64,
+    },
+    /// Row 16: the key's or its account's balance cannot pay the request;
+    /// `retry_after`, the seconds until a refill, when one is due.
+    CreditsExhausted {
+        retry_after: Option<u64>,
     },
     // --- management API ---
     /// 400: bad input; `field` names what is wrong.
@@ -134,6 +139,7 @@ impl ApiError {
             RateLimited { .. } => 13,
             QuotaExceeded { .. } => 14,
             PlanRateLimited { .. } => 15,
+            CreditsExhausted { .. } => 16,
             _ => 100,
         }
     }
@@ -150,6 +156,7 @@ impl ApiError {
             | RateLimited { .. }
             | QuotaExceeded { .. }
             | PlanRateLimited { .. } => 429,
+            CreditsExhausted { .. } => 402,
             InvalidField { .. }
             | InvalidBody { .. }
             | InvalidPath { .. }
@@ -186,6 +193,7 @@ impl ApiError {
             RateLimited { .. } => "rate_limited",
             QuotaExceeded { .. } => "quota_exceeded",
             PlanRateLimited { .. } => "plan_rate_limited",
+            CreditsExhausted { .. } => "credits_exhausted",
             InvalidField { .. }
             | InvalidBody { .. }
             | InvalidPath { .. }
@@ -226,6 +234,7 @@ impl ApiError {
             PlanRateLimited { window, .. } => {
                 format!("exceeded the {window} rate limit on your subscription")
             }
+            CreditsExhausted { .. } => "Credits exhausted".into(),
             InvalidField { field, reason } => format!("invalid field '{field}': {reason}"),
             InvalidBody { reason } => format!("invalid request body: {reason}"),
             InvalidPath { reason } => format!("invalid request path: {reason}"),
@@ -260,6 +269,9 @@ impl ApiError {
             | QuotaExceeded {
                 retry_after: Some(retry_after),
                 ..
+            }
+            | CreditsExhausted {
+                retry_after: Some(retry_after),
             } => vec![("Retry-After", retry_after.to_string())],
             // keyward could not get an answer: worth retrying soon.
             OriginUnreachable | OriginTimeout => vec![("Retry-After", "1".into())],
@@ -375,6 +387,12 @@ mod tests {
                 "exceeded the per-minute rate limit on your subscription",
                 "plan_rate_limited",
             ),
+            (
+                ApiError::CreditsExhausted { retry_after: None },
+                402,
+                "Credits exhausted",
+                "credits_exhausted",
+            ),
         ];
         for (i, (err, status, msg, code)) in cases.iter().enumerate() {
             assert_eq!(err.row() as usize, i + 1, "{err:?} is out of table order");
@@ -401,6 +419,16 @@ mod tests {
         };
         assert!(total.headers().is_empty());
         assert!(ApiError::KeyRevoked.headers().is_empty());
+        assert!(ApiError::CreditsExhausted { retry_after: None }
+            .headers()
+            .is_empty());
+        assert_eq!(
+            ApiError::CreditsExhausted {
+                retry_after: Some(60)
+            }
+            .headers(),
+            vec![("Retry-After", "60".into())]
+        );
     }
 
     #[test]

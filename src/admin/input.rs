@@ -31,7 +31,7 @@ pub struct NewKey {
     pub settings: KeyPatch,
 }
 
-const PATCH_FIELDS: [&str; 11] = [
+const PATCH_FIELDS: [&str; 12] = [
     "name",
     "alias",
     "category",
@@ -43,6 +43,7 @@ const PATCH_FIELDS: [&str; 11] = [
     "quotas",
     "ip_allowlist",
     "metadata",
+    "credits",
 ];
 
 pub fn parse_create(body: &Value, now: i64) -> Result<NewKey, ApiError> {
@@ -230,6 +231,9 @@ fn parse_settings(obj: &Map<String, Value>, now: i64) -> Result<KeyPatch, ApiErr
     }
     if let Some(v) = obj.get("metadata") {
         p.metadata = Some(metadata(v)?);
+    }
+    if let Some(v) = obj.get("credits") {
+        p.credits = Some(nullable(v, |v| crate::limits::credits::parse(v, now))?);
     }
     Ok(p)
 }

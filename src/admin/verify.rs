@@ -130,6 +130,7 @@ impl VerifyCall {
                 None => derived.projects,
             },
             cost: self.cost.unwrap_or(derived.cost),
+            spends: true,
         };
         Ok((path, needs))
     }

@@ -133,6 +133,10 @@ impl std::fmt::Debug for Webhook {
 pub struct AlertConfig {
     pub expiry_notice_ms: Vec<i64>,
     pub quota_percents: Vec<u32>,
+    /// `credits.low` when a balance falls to these percentages of its last
+    /// refill or set (`CREDIT_ALERT_PERCENTS`, default 10).
+    #[serde(default)]
+    pub credit_percents: Vec<u32>,
 }
 
 /// How long request logs are kept, per key.
@@ -346,6 +350,14 @@ impl Config {
         )?;
         quota_percents.sort_unstable();
         quota_percents.dedup();
+        let mut credit_percents = list_of(
+            "CREDIT_ALERT_PERCENTS",
+            &text("CREDIT_ALERT_PERCENTS", "10"),
+            |s| s.parse::<u32>().ok().filter(|p| *p <= 100),
+            "a whole percentage from 0 to 100",
+        )?;
+        credit_percents.sort_unstable_by(|a, b| b.cmp(a));
+        credit_percents.dedup();
         if plan_update_batch > 500 {
             return Err("PLAN_UPDATE_BATCH must be at most 500 (one subrequest per key)".into());
         }
@@ -435,6 +447,7 @@ impl Config {
             alerts: AlertConfig {
                 expiry_notice_ms,
                 quota_percents,
+                credit_percents,
             },
             audit_retention_ms,
             plan_update_batch: plan_update_batch as usize,

@@ -136,6 +136,7 @@ mod tests {
             suspended_until: None,
             revision: 1,
             alerts: Default::default(),
+            credits: None,
         }
     }
 

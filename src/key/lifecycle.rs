@@ -3,6 +3,7 @@
 
 use crate::error::ApiError;
 use crate::key::record::{AdminStatus, Environment, KeyRecord};
+use crate::limits::credits::Credits;
 use crate::limits::plans::Quotas;
 use crate::limits::plans::RateLimits;
 
@@ -54,6 +55,7 @@ pub fn create(birth: Birth, settings: &KeyPatch) -> KeyRecord {
         suspended_until: None,
         revision: 1,
         alerts: Default::default(),
+        credits: None,
     };
     apply_patch(&mut rec, settings, birth.now);
     rec
@@ -89,6 +91,9 @@ pub fn apply_patch(rec: &mut KeyRecord, p: &KeyPatch, now: i64) {
     }
     if let Some(v) = &p.metadata {
         rec.metadata = v.clone();
+    }
+    if let Some(v) = &p.credits {
+        rec.credits = v.clone();
     }
     rec.updated_at = now;
 }
@@ -201,6 +206,16 @@ pub fn view(rec: &KeyRecord, now: i64) -> Value {
             .previous_hash_until
             .filter(|until| *until > now)
             .map(to_rfc3339),
+        "credits": credits_view(rec.credits.as_ref(), now),
+    })
+}
+
+/// A balance as it reads at `now` (a refill due is shown done); null: unlimited.
+pub fn credits_view(credits: Option<&Credits>, now: i64) -> Value {
+    credits.map_or(Value::Null, |c| {
+        let mut c = c.clone();
+        c.refill(now);
+        c.view()
     })
 }
 
@@ -230,6 +245,9 @@ pub struct KeyPatch {
     pub ip_allowlist: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Map<String, Value>>,
+    /// A new balance (`null`: none, unlimited).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "clearable")]
+    pub credits: Option<Option<Credits>>,
 }
 
 /// Keeps "clear" (`Some(None)`, sent as `null`) apart from "leave as is" (absent)

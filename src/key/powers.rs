@@ -11,6 +11,7 @@
 use crate::limits::plans::Plan;
 
 use crate::key::record::{Environment, KeyRecord};
+use crate::limits::credits::{Credits, Interval, Refill};
 use crate::limits::plans::Quotas;
 use crate::limits::plans::RateLimits;
 
@@ -47,6 +48,63 @@ pub struct Powers {
     pub rate_limits: Option<RateLimits>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quotas: Option<Quotas>,
+    /// What it may spend: none recorded (`None`), unlimited, or a balance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credits: Option<Spend>,
+}
+
+/// A key's credits as a power.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Spend {
+    Unlimited,
+    Balance {
+        remaining: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        refill: Option<Refill>,
+    },
+}
+
+impl Spend {
+    /// What either may spend: the larger balance, the larger and more frequent refill.
+    fn wider(self, other: Spend) -> Spend {
+        let (
+            Spend::Balance {
+                remaining: a,
+                refill: ra,
+            },
+            Spend::Balance {
+                remaining: b,
+                refill: rb,
+            },
+        ) = (self, other)
+        else {
+            return Spend::Unlimited;
+        };
+        let refill = match (ra, rb) {
+            (Some(p), Some(q)) => Some(Refill {
+                amount: p.amount.max(q.amount),
+                interval: if p.interval == Interval::Day || q.interval == Interval::Day {
+                    Interval::Day
+                } else {
+                    Interval::Month
+                },
+                day: None,
+            }),
+            (p, q) => p.or(q),
+        };
+        Spend::Balance {
+            remaining: a.max(b),
+            refill,
+        }
+    }
+
+    fn of(credits: Option<&Credits>) -> Self {
+        credits.map_or(Spend::Unlimited, |c| Spend::Balance {
+            remaining: c.remaining,
+            refill: c.refill,
+        })
+    }
 }
 
 /// How `Powers::of` treats a field of `KeyRecord`.
@@ -60,7 +118,7 @@ pub enum Decision {
 
 /// Every field of a key's record (its wire names) and its decision; kept equal to
 /// `Powers::of` by a test.
-pub const DECIDED: [(&str, Decision); 27] = [
+pub const DECIDED: [(&str, Decision); 28] = [
     ("id", Decision::Neutral),
     ("account", Decision::Power),
     ("name", Decision::Neutral),
@@ -92,6 +150,7 @@ pub const DECIDED: [(&str, Decision); 27] = [
     ("suspended_until", Decision::Neutral),
     ("revision", Decision::Neutral),
     ("alerts", Decision::Neutral),
+    ("credits", Decision::Power),
 ];
 
 impl Powers {
@@ -126,6 +185,7 @@ impl Powers {
             suspended_until: _,
             revision: _,
             alerts: _,
+            credits,
         } = rec;
         Powers {
             account: Some(account.clone()),
@@ -137,6 +197,7 @@ impl Powers {
             ip_allowlist: ip_allowlist.clone(),
             rate_limits: Some(effective_rate_limits(rate_limits, plan)),
             quotas: Some(*quotas),
+            credits: Some(Spend::of(credits.as_ref())),
         }
     }
 
@@ -180,6 +241,7 @@ impl Powers {
                 weekly: looser(a.weekly, b.weekly),
                 monthly: looser(a.monthly, b.monthly),
             }),
+            credits: a.credits.zip(b.credits).map(|(x, y)| x.wider(y)),
         }
     }
 }
@@ -197,6 +259,7 @@ pub fn excess(granter: &Powers, target: &Powers) -> Option<String> {
         ip_allowlist,
         rate_limits,
         quotas,
+        credits,
     } = target;
     if let (Some(mine), Some(theirs)) = (&granter.account, account) {
         if mine != theirs {
@@ -295,7 +358,43 @@ pub fn excess(granter: &Powers, target: &Powers) -> Option<String> {
             _ => {}
         }
     }
-    None
+    match (&granter.credits, credits) {
+        (Some(g), Some(t)) => credits_excess(g, t),
+        _ => None,
+    }
+}
+
+/// How the credits `target` may spend exceed `granter`'s: a larger balance, a
+/// refill where it has none, a larger refill or one more often.
+fn credits_excess(granter: &Spend, target: &Spend) -> Option<String> {
+    let Spend::Balance {
+        remaining: mine,
+        refill: my_refill,
+    } = granter
+    else {
+        return None;
+    };
+    let Spend::Balance { remaining, refill } = target else {
+        return Some(format!(
+            "unlimited credits, while this admin key has {mine} left"
+        ));
+    };
+    if remaining > mine {
+        return Some(format!(
+            "credits.remaining of {remaining}, above this admin key's {mine}"
+        ));
+    }
+    match (my_refill, refill) {
+        (None, Some(_)) => Some("a credits refill, while this admin key has none".into()),
+        (Some(m), Some(t)) if t.amount > m.amount => Some(format!(
+            "credits.refill.amount of {}, above this admin key's {}",
+            t.amount, m.amount
+        )),
+        (Some(m), Some(t)) if t.interval == Interval::Day && m.interval == Interval::Month => {
+            Some("a daily credits refill, while this admin key's is monthly".into())
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -324,6 +423,14 @@ mod tests {
             quotas: Some(Quotas {
                 daily: Some(1_000),
                 ..Default::default()
+            }),
+            credits: Some(Spend::Balance {
+                remaining: 500,
+                refill: Some(Refill {
+                    amount: 500,
+                    interval: Interval::Month,
+                    day: None,
+                }),
             }),
         }
     }
@@ -358,6 +465,10 @@ mod tests {
                 rate(o).per_second = Some(1);
                 quota(o).daily = Some(5);
                 quota(o).total = Some(50);
+                o.credits = Some(Spend::Balance {
+                    remaining: 7,
+                    refill: None,
+                });
             })),
             None
         );
@@ -408,6 +519,45 @@ mod tests {
                 target(|o| quota(o).daily = Some(1_001)),
                 "quotas.daily of 1001",
             ),
+            (
+                target(|o| o.credits = Some(Spend::Unlimited)),
+                "unlimited credits",
+            ),
+            (
+                target(|o| {
+                    o.credits = Some(Spend::Balance {
+                        remaining: 501,
+                        refill: None,
+                    })
+                }),
+                "credits.remaining of 501",
+            ),
+            (
+                target(|o| {
+                    o.credits = Some(Spend::Balance {
+                        remaining: 5,
+                        refill: Some(Refill {
+                            amount: 501,
+                            interval: Interval::Month,
+                            day: Some(3),
+                        }),
+                    })
+                }),
+                "credits.refill.amount of 501",
+            ),
+            (
+                target(|o| {
+                    o.credits = Some(Spend::Balance {
+                        remaining: 5,
+                        refill: Some(Refill {
+                            amount: 5,
+                            interval: Interval::Day,
+                            day: None,
+                        }),
+                    })
+                }),
+                "a daily credits refill",
+            ),
         ];
         for (t, word) in cases {
             let why = excess(&admin(), &t).expect(word);
@@ -442,7 +592,9 @@ mod tests {
 
     #[test]
     fn every_field_of_a_key_is_decided() {
-        let rec = crate::key::lifecycle::test_key(T);
+        let mut rec = crate::key::lifecycle::test_key(T);
+        // Every optional field present, so its wire name shows.
+        rec.credits = Some(Credits::new(1, None, T));
         let wire = serde_json::to_value(&rec).unwrap();
         let fields: Vec<&String> = wire.as_object().unwrap().keys().collect();
         for f in &fields {

@@ -97,6 +97,9 @@ pub struct KeyRecord {
     /// What the key's alerts already announced (`alerts`).
     #[serde(default)]
     pub alerts: crate::key::record::AlertState,
+    /// A prepaid balance each admitted request spends (row 16); none: unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credits: Option<crate::limits::credits::Credits>,
 }
 
 impl KeyRecord {

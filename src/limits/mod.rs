@@ -1,5 +1,6 @@
 pub mod admission;
 pub mod budget_lease;
+pub mod credits;
 pub mod failed_attempts;
 pub mod ledger;
 pub mod plan_lease;

@@ -48,6 +48,10 @@ pub struct Reservation {
     pub cost: u64,
     /// When the alarm releases it if no settlement came.
     pub due: i64,
+    /// What it took from the key's balance (`limits::credits`): given back with
+    /// its release. 0 for a management call or a key without credits.
+    #[serde(default)]
+    pub spent: u64,
 }
 
 /// How the gate reports one reservation's request, after the answer.
@@ -91,6 +95,7 @@ impl Reservations {
             at,
             cost,
             due: at.saturating_add(timeout_ms),
+            spent: 0,
         };
         self.open.insert(id, r);
         r
@@ -105,6 +110,13 @@ impl Reservations {
 
     /// Settles (or releases) `id`: `None` when it is not open any more, so nothing
     /// is ever given back or counted twice.
+    /// Records what the open reservation `id` took from the key's balance.
+    pub fn spending(&mut self, id: u64, spent: u64) -> Option<Reservation> {
+        let r = self.open.get_mut(&id)?;
+        r.spent = spent;
+        Some(*r)
+    }
+
     pub fn take(&mut self, id: u64) -> Option<Reservation> {
         self.open.remove(&id)
     }

@@ -163,6 +163,9 @@ pub struct Needs {
     pub permissions: Vec<String>,
     pub projects: Vec<String>,
     pub cost: u64,
+    /// Whether the request spends credits (row 16): an admin key's management
+    /// call counts against its limits but is not the API its credits buy.
+    pub spends: bool,
 }
 
 /// The needs of `path` under each of `methods` (the request's own and any method
@@ -191,6 +194,7 @@ pub fn needs(
             .map(String::from)
             .collect(),
         cost,
+        spends: true,
     }
 }
 

@@ -358,6 +358,8 @@ describe("OpenAPI document", () => {
       rotateKey: { grace_period_seconds: 0 },
       verifyKey: { key: "kw_dev_not-a-key" },
       reportLeak: { key: "kw_dev_not-a-key", source: "e2e" },
+      changeKeyCredits: { op: "set", amount: 10 },
+      changeAccountCredits: { op: "increment", amount: 5 },
     };
     const ops = [];
     for (const [path, item] of Object.entries(doc.paths)) {
@@ -368,7 +370,7 @@ describe("OpenAPI document", () => {
     // Revoke, then delete (never used), come last.
     const rank = (o) => ["revokeKey", "deleteKey"].indexOf(o.op.operationId);
     ops.sort((a, b) => rank(a) - rank(b));
-    assert.equal(ops.length, 19);
+    assert.equal(ops.length, 21);
     for (const { path, method, op } of ops) {
       const url = path.replace("{id}", path.startsWith("/accounts") ? account : k.id);
       const r = await api.admin(method, url, bodies[op.operationId]);

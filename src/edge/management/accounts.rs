@@ -6,8 +6,11 @@ use crate::admin::input;
 use crate::config::Config;
 use crate::edge::js::deadline;
 use crate::edge::js::rpc::{self, Object};
+use crate::edge::js::runtime::now_ms;
 use crate::edge::request::respond;
 use crate::error::ApiError;
+use crate::key::lifecycle::credits_view;
+use crate::limits::credits;
 use crate::objects::account::{AccountCommand, AccountView, Declared};
 use serde_json::{json, Value};
 use worker::{Env, Response};
@@ -21,6 +24,7 @@ fn view(cfg: &Config, id: &str, state: &AccountView) -> Result<Response, ApiErro
             "plan_version": state.plan_version,
             "keys_total": state.keys_total, "keys_updated": state.keys_updated,
             "region": state.region,
+            "credits": credits_view(state.credits.as_ref(), now_ms()),
         }),
     )
 }
@@ -52,7 +56,24 @@ pub async fn put(
         });
     }
     let id = input::account_id(&Value::String(id.to_string()), "account")?;
-    let (plan, region) = input::parse_account(body, cfg.plans.keys())?;
+    // `credits` beside the plan, or alone: every part is checked before any is written.
+    let mut rest = body.clone();
+    let given = rest.as_object_mut().and_then(|o| o.remove("credits"));
+    let set = match given {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(v) => Some(Some(credits::parse(&v, now_ms())?)),
+    };
+    let credits_alone = set.is_some() && rest.as_object().is_some_and(|o| o.is_empty());
+    if credits_alone {
+        super::credits::account(caller, env, cfg, &id, set, None, None).await?;
+        let state: AccountView = rpc::ask(env, Object::Account(&id), &AccountCommand::Get).await?;
+        return view(cfg, &id, &state);
+    }
+    let (plan, region) = input::parse_account(&rest, cfg.plans.keys())?;
+    if set.is_some() {
+        super::credits::account(caller, env, cfg, &id, set, None, None).await?;
+    }
     let event = caller.event(
         cfg,
         "account.plan_changed",

@@ -66,6 +66,7 @@ pub async fn authenticate(
         permissions: vec![permission.into()],
         projects: Vec::new(),
         cost: 1,
+        spends: false,
     };
     let rc = RequestContext::plain(env, cfg, ctx);
     gate::authenticate(&rc, req.headers(), line, &needs, false)

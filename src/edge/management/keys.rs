@@ -35,7 +35,12 @@ async fn key_call(env: &Env, id: &str, cmd: &KeyCommand) -> Result<KeyRecord, Ap
 }
 
 /// A key, if the caller reaches it; to the caller, keys beyond its reach do not exist.
-async fn load(caller: &Caller, env: &Env, cfg: &Config, id: &str) -> Result<KeyRead, ApiError> {
+pub(super) async fn load(
+    caller: &Caller,
+    env: &Env,
+    cfg: &Config,
+    id: &str,
+) -> Result<KeyRead, ApiError> {
     let not_found = || ApiError::NotFound { what: "key".into() };
     let well_formed = id.len() <= 64
         && id.strip_prefix("key_").is_some_and(|rest| {

@@ -5,6 +5,7 @@
 
 mod accounts;
 mod caller;
+mod credits;
 mod events;
 mod keys;
 mod leak_reports;
@@ -95,6 +96,14 @@ pub async fn handle(
         Operation::RevokeKey => keys::revoke(&caller, env, cfg, id).await,
         Operation::KeyLogs => keys::logs(&caller, env, cfg, id, &query).await,
         Operation::KeyUsage => keys::usage(&caller, env, cfg, id, &query).await,
+        Operation::KeyCredits => {
+            let body = read_json(&mut req).await?;
+            credits::key(&caller, env, cfg, id, &body, idempotency_key(&headers)).await
+        }
+        Operation::AccountCredits => {
+            let body = read_json(&mut req).await?;
+            credits::change_account(&caller, env, cfg, id, &body, idempotency_key(&headers)).await
+        }
         Operation::ListEvents => events::list(&caller, env, &query).await,
         Operation::GetAccount => accounts::get(&caller, env, cfg, id).await,
         Operation::PutAccount => {
@@ -119,6 +128,10 @@ pub async fn handle(
         refused(who, e);
     }
     outcome
+}
+
+fn idempotency_key(headers: &worker::Headers) -> Option<String> {
+    headers.get("Idempotency-Key").ok().flatten()
 }
 
 /// A declared length over the limit is refused before anything is read.

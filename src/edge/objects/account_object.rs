@@ -52,9 +52,11 @@ impl AccountObject {
         let state = State::from(state);
         let sql = state.storage().sql();
         let meta = sql_row::schema("meta");
+        let replays = sql_row::schema("replays");
         for schema in [
             SCHEMA,
             meta.as_str(),
+            replays.as_str(),
             ledger_store::SCHEMA,
             index_store::SCHEMA,
         ] {
@@ -124,6 +126,7 @@ fn load(sql: &SqlStorage) -> Result<AccountState, ApiError> {
         plan: rows.first().map(|r| r.plan.clone()),
         ledger: ledger_store::load(sql, &ACCOUNT_LEVELS)?,
         meta: sql_row::read::<Meta>(sql, "meta")?.unwrap_or_default(),
+        replays: sql_row::read(sql, "replays")?.unwrap_or_default(),
     })
 }
 
@@ -350,6 +353,9 @@ fn perform(
     }
     if fx.meta {
         sql_row::write(sql, "meta", &state.meta)?;
+    }
+    if fx.replays {
+        sql_row::write(sql, "replays", &state.replays)?;
     }
     ledger_store::write(sql, &state.ledger, &fx.buckets, &fx.prune)?;
     let mut last = None;

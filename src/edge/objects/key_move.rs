@@ -16,7 +16,7 @@ use wasm_bindgen::JsCast;
 use worker::{SqlStorage, SqlStorageValue, State};
 
 /// The tables that move with a key (the outbox and the object's counters stay).
-const TABLES: [&str; 8] = [
+const TABLES: [&str; 9] = [
     "record",
     "uses",
     "buckets",
@@ -25,6 +25,7 @@ const TABLES: [&str; 8] = [
     "usage",
     "lease_book",
     "placement",
+    "replays",
 ];
 
 /// Where a moved key went (the old object's one row).

@@ -130,6 +130,7 @@ fn changes_key(item: &str) -> bool {
     matches!(
         rpc::parse::<KeyCommand>(item),
         Ok(KeyCommand::Patch { .. }
+            | KeyCommand::Credits { .. }
             | KeyCommand::Rotate { .. }
             | KeyCommand::Deactivate
             | KeyCommand::Revoke

@@ -34,19 +34,27 @@ CREATE TABLE IF NOT EXISTS uses (one INTEGER PRIMARY KEY CHECK (one = 1), count 
 /// harmlessly), then the indexes settlements and restores find their rows by. An
 /// admitted request's reservation is its `pending` row (with `due`): the row and
 /// the reservation are one write, and its settlement one update.
-const LOG_COLUMNS: [&str; 6] = [
+const LOG_COLUMNS: [&str; 8] = [
     "ALTER TABLE logs ADD COLUMN via TEXT NOT NULL DEFAULT 'gate'",
     "ALTER TABLE logs ADD COLUMN state TEXT NOT NULL DEFAULT 'completed'",
     "ALTER TABLE logs ADD COLUMN reservation INTEGER",
     "ALTER TABLE logs ADD COLUMN due INTEGER",
     "CREATE INDEX IF NOT EXISTS logs_reservation ON logs(reservation) WHERE reservation IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS logs_pending ON logs(reservation) WHERE state = 'pending'",
+    // The key's balance, spent with every admission (`limits::credits`).
+    "ALTER TABLE uses ADD COLUMN credits TEXT",
+    // What a pending row's request took from that balance.
+    "ALTER TABLE logs ADD COLUMN spent INTEGER",
 ];
 
 /// Creates the tables (and columns) this build uses that are missing.
 pub fn create_tables(sql: &SqlStorage) {
-    let rows = [sql_row::schema("lease_book"), sql_row::schema("placement")];
-    for schema in [SCHEMA, ledger_store::SCHEMA, &rows[0], &rows[1]] {
+    let rows = [
+        sql_row::schema("lease_book"),
+        sql_row::schema("placement"),
+        sql_row::schema("replays"),
+    ];
+    for schema in [SCHEMA, ledger_store::SCHEMA, &rows[0], &rows[1], &rows[2]] {
         if let Err(e) = sql.exec(schema, None) {
             console_error!("key object: cannot create its tables: {e}");
         }
@@ -92,14 +100,22 @@ pub fn load(sql: &SqlStorage) -> std::result::Result<KeyState, ApiError> {
     struct Uses {
         count: i64,
         last_used_at: Option<i64>,
+        credits: Option<String>,
     }
     let uses: Vec<Uses> = sql
-        .exec("SELECT count, last_used_at FROM uses WHERE one = 1", None)
+        .exec(
+            "SELECT count, last_used_at, credits FROM uses WHERE one = 1",
+            None,
+        )
         .and_then(|c| c.to_array())
         .map_err(ApiError::internal)?;
     if let (Some(rec), Some(u)) = (record.as_mut(), uses.first()) {
         rec.usage_count = u.count.max(0) as u64;
         rec.last_used_at = u.last_used_at;
+        rec.credits = match &u.credits {
+            Some(json) => serde_json::from_str(json).map_err(ApiError::internal)?,
+            None => None,
+        };
     }
     #[derive(Deserialize)]
     struct Open {
@@ -107,10 +123,12 @@ pub fn load(sql: &SqlStorage) -> std::result::Result<KeyState, ApiError> {
         at: i64,
         cost: i64,
         due: i64,
+        spent: i64,
     }
     let open: Vec<Open> = sql
         .exec(
-            "SELECT reservation AS id, at, credits AS cost, COALESCE(due, at + 30000) AS due
+            "SELECT reservation AS id, at, credits AS cost, COALESCE(due, at + 30000) AS due,
+               COALESCE(spent, 0) AS spent
              FROM logs WHERE state = 'pending' AND reservation IS NOT NULL",
             None,
         )
@@ -130,6 +148,7 @@ pub fn load(sql: &SqlStorage) -> std::result::Result<KeyState, ApiError> {
             at: r.at,
             cost: r.cost.max(0) as u64,
             due: r.due,
+            spent: r.spent.max(0) as u64,
         }),
         last.first().and_then(|l| l.n).unwrap_or(0).max(0) as u64,
     );
@@ -140,6 +159,7 @@ pub fn load(sql: &SqlStorage) -> std::result::Result<KeyState, ApiError> {
         reservations,
         book: sql_row::read(sql, "lease_book")?.unwrap_or_default(),
         placement: Placement::at(sql_row::read(sql, "placement")?.unwrap_or_default()),
+        replays: sql_row::read(sql, "replays")?.unwrap_or_default(),
     })
 }
 
@@ -158,9 +178,13 @@ pub fn persist(
         let last = rec
             .last_used_at
             .map_or(SqlStorageValue::Null, SqlStorageValue::from);
+        let credits = match &rec.credits {
+            Some(c) => serde_json::to_string(c).map_err(ApiError::internal)?.into(),
+            None => SqlStorageValue::Null,
+        };
         exec(
-            "INSERT OR REPLACE INTO uses (one, count, last_used_at) VALUES (1, ?, ?)",
-            vec![(rec.usage_count as i64).into(), last],
+            "INSERT OR REPLACE INTO uses (one, count, last_used_at, credits) VALUES (1, ?, ?, ?)",
+            vec![(rec.usage_count as i64).into(), last, credits],
         )
     };
     match (&fx.record, &state.record) {
@@ -180,6 +204,7 @@ pub fn persist(
                 "uses",
                 "lease_book",
                 "placement",
+                "replays",
             ] {
                 exec(&format!("DELETE FROM {table}"), vec![])?;
             }
@@ -192,6 +217,9 @@ pub fn persist(
     }
     if fx.home {
         sql_row::write(sql, "placement", &state.placement.home)?;
+    }
+    if fx.replays {
+        sql_row::write(sql, "replays", &state.replays)?;
     }
     for (hour, t) in &fx.usage {
         exec(
@@ -267,10 +295,13 @@ fn insert_logs(
     for chunk in logs.chunks(8) {
         let mut args: Vec<SqlStorageValue> = Vec::with_capacity(chunk.len() * 12);
         for l in chunk {
-            let due = l
+            let held = l
                 .reservation
-                .and_then(|id| reserved.iter().find(|r| r.id == id))
-                .map_or(SqlStorageValue::Null, |r| SqlStorageValue::from(r.due));
+                .and_then(|id| reserved.iter().find(|r| r.id == id));
+            let due = held.map_or(SqlStorageValue::Null, |r| SqlStorageValue::from(r.due));
+            let spent = held.map_or(SqlStorageValue::Null, |r| {
+                SqlStorageValue::from(r.spent as i64)
+            });
             args.extend([
                 l.at.into(),
                 l.method.as_str().into(),
@@ -285,11 +316,12 @@ fn insert_logs(
                 l.reservation
                     .map_or(SqlStorageValue::Null, |r| SqlStorageValue::from(r as i64)),
                 due,
+                spent,
             ]);
         }
-        let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
         sql.exec(
-            &format!("INSERT INTO logs (at, method, path, status, code, duration_ms, ip, credits, via, state, reservation, due) VALUES {rows}"),
+            &format!("INSERT INTO logs (at, method, path, status, code, duration_ms, ip, credits, via, state, reservation, due, spent) VALUES {rows}"),
             args,
         )
         .map_err(ApiError::internal)?;

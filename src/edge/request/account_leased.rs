@@ -123,7 +123,11 @@ fn flush(ctx: &Context, env: &Env, account: &str) {
 fn renew_later(ctx: &Context, env: &Env, account: &str, want: u64) {
     let (ctx2, env2, name) = (task::owned_context(ctx), env.clone(), account.to_string());
     task::wait_until(ctx, async move {
-        let cmd = AccountCommand::Admit { cost: 0, want };
+        let cmd = AccountCommand::Admit {
+            cost: 0,
+            want,
+            free: false,
+        };
         let to = Object::Account(&name);
         let answer =
             rpc::submit::<AccountAdmitted>(&env2, &ctx2, to, &cmd, None, Waits::ForAdmissions)

@@ -96,6 +96,7 @@ pub async fn admit(
         want_lease: if undo.is_none() { want_lease } else { 0 },
         hot,
         region: task::client(),
+        free: !needs.spends,
     };
     // One round trip: the key's object and the account's, concurrently. The key's
     // check carries the account's plan as this isolate last saw it. While this
@@ -112,6 +113,7 @@ pub async fn admit(
                 plan,
                 lease_until: None,
                 budget: None,
+                credits_low: None,
             };
             (key, Ok(known))
         }
@@ -127,7 +129,11 @@ pub async fn admit(
                     rc.env,
                     rc.ctx,
                     Object::Account(&entry.account),
-                    &AccountCommand::Admit { cost, want },
+                    &AccountCommand::Admit {
+                        cost,
+                        want,
+                        free: !needs.spends,
+                    },
                     rc.fault(Target::AccountObject),
                     Waits::ForAdmissions,
                 ),
@@ -138,6 +144,9 @@ pub async fn admit(
     if let Ok(a) = &mut account {
         if let Some(grant) = a.budget.take() {
             account_leased::install(rc.ctx, rc.env, &entry.account, grant, a.plan.clone());
+        }
+        if let Some(data) = a.credits_low.take() {
+            settle::announce(rc.ctx, rc.env, &entry.id, "credits.low", data);
         }
     }
     // The plan rule (`limits::plans`): a request the key admitted under an older
@@ -217,7 +226,11 @@ fn renew_plan(rc: &RequestContext<'_>, account: &str) {
     let account = account.to_string();
     let ctx = task::owned_context(rc.ctx);
     task::wait_until(rc.ctx, async move {
-        let cmd = AccountCommand::Admit { cost: 0, want: 0 };
+        let cmd = AccountCommand::Admit {
+            cost: 0,
+            want: 0,
+            free: false,
+        };
         let to = Object::Account(&account);
         let answer =
             rpc::submit::<AccountAdmitted>(&env, &ctx, to, &cmd, None, Waits::ForAdmissions).await;

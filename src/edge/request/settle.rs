@@ -5,12 +5,15 @@
 //! or alone after `SETTLE_LINGER_MS`; none delays the answer.
 
 use crate::config::Config;
-use crate::edge::js::rpc::{background, To};
+use crate::edge::js::rpc::{self, background, Object, To};
+use crate::edge::js::runtime::now_ms;
+use crate::edge::js::task;
 use crate::key::identity::Identity;
 use crate::limits::admission::LimitState;
 use crate::limits::reservation::Settlement;
 use crate::objects::account::AccountCommand;
-use crate::objects::key::KeyCommand;
+use crate::objects::key::{KeyCommand, Notice};
+use serde_json::Value;
 use worker::{console_error, Context, Env};
 
 /// A request the key's and the account's objects both admitted: its credits are
@@ -37,6 +40,25 @@ pub fn refund(ctx: &Context, env: &Env, cfg: &Config, account: &str, at: i64, co
     let cmd = AccountCommand::Refund { at, cost };
     let to = To::Account(account.to_string());
     background(ctx, env, cfg.settle_linger_ms, to, cmd);
+}
+
+/// A webhook the account's object decided on (its `credits.low`), queued in the
+/// outbox of the key whose request crossed the mark, after the answer.
+pub fn announce(ctx: &Context, env: &Env, key_id: &str, event: &str, data: Value) {
+    let notice = Notice::Webhook {
+        event: event.to_string(),
+        at: now_ms(),
+        data,
+    };
+    let cmd = KeyCommand::Enqueue {
+        notices: vec![notice],
+    };
+    let (env, id) = (env.clone(), key_id.to_string());
+    task::wait_until(ctx, async move {
+        if let Err(e) = rpc::ask::<Value>(&env, Object::Key(&id), &cmd).await {
+            console_error!("{id}: webhook not queued: {e:?}");
+        }
+    });
 }
 
 /// The settlement rides the key's lane. A settlement lost with the isolate (at

@@ -4,10 +4,12 @@ use super::lending::BudgetGrant;
 use crate::admin::listing::ListQuery;
 use crate::key::record::IndexRow;
 use crate::limits::admission::LimitState;
+use crate::limits::credits::{Change, Credits};
 use crate::limits::plans::PlanCopy;
 use crate::notify::audit::{AuditEvent, EventPos, EventQuery, Listed};
 use crate::request::regions::Region;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -28,6 +30,9 @@ pub enum AccountCommand {
         cost: u64,
         #[serde(default)]
         want: u64,
+        /// A management call: the balance is neither checked nor spent.
+        #[serde(default)]
+        free: bool,
     },
     /// What a retired budget lease charged (`lending`).
     Report {
@@ -38,6 +43,18 @@ pub enum AccountCommand {
     /// one step; a list of answers.
     Batch {
         items: Vec<AccountCommand>,
+    },
+    /// `PUT /accounts/{id}`'s `credits` (`set`: a new balance, or none) or
+    /// `POST /accounts/{id}/credits` (`change`, once per `Idempotency-Key`);
+    /// audited with `event`. Answers `AccountCredits`.
+    Credits {
+        #[serde(default)]
+        set: Option<Option<Credits>>,
+        #[serde(default)]
+        change: Option<Change>,
+        #[serde(default)]
+        idempotency_key: Option<String>,
+        event: AuditEvent,
     },
     /// Gives back an admission that a key's limit refused, or that was not charged.
     Refund {
@@ -96,6 +113,18 @@ pub struct AccountView {
     /// the change waits before it answers.
     #[serde(default)]
     pub leases_wait_ms: i64,
+    /// The account's balance, if it has one.
+    #[serde(default)]
+    pub credits: Option<Credits>,
+}
+
+/// `Credits`' answer: the route's body (the same again for the same
+/// `Idempotency-Key`), and how long the change must wait for plan leases.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountCredits {
+    pub answer: Value,
+    pub replayed: bool,
+    pub leases_wait_ms: i64,
 }
 
 /// What a `SetPlan` says of the account's region.
@@ -124,6 +153,10 @@ pub struct AccountAdmitted {
     /// A slice of the account-wide limits lent with this answer.
     #[serde(default)]
     pub budget: Option<BudgetGrant>,
+    /// `credits.low` data, when this admission took the balance across a
+    /// `CREDIT_ALERT_PERCENTS` mark (sent through the key's outbox).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credits_low: Option<Value>,
 }
 
 /// `List`'s answer.

@@ -6,12 +6,15 @@
 //! names. Its alarm's decisions are here too: which keys a plan change reaches
 //! next, and when the object must wake.
 
+pub mod balance;
 mod command;
 mod lending;
 #[cfg(test)]
 mod tests;
 
-pub use command::{AccountAdmitted, AccountCommand, AccountView, Declared, EventsPage, KeyIds};
+pub use command::{
+    AccountAdmitted, AccountCommand, AccountCredits, AccountView, Declared, EventsPage, KeyIds,
+};
 pub use lending::BudgetGrant;
 
 use crate::admin::listing::ListQuery;
@@ -61,12 +64,17 @@ pub struct Meta {
     pub book: LeaseBook,
     #[serde(default)]
     pub last_lease: u64,
+    /// The account's balance, shared by its keys (`balance`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credits: Option<crate::limits::credits::Credits>,
 }
 
 pub struct AccountState {
     pub plan: Option<String>,
     pub ledger: Ledger,
     pub meta: Meta,
+    /// Answers of credit changes, by `Idempotency-Key` (`admin::replays`).
+    pub replays: crate::admin::replays::Replays,
 }
 
 impl AccountState {
@@ -75,6 +83,7 @@ impl AccountState {
             plan: None,
             ledger: Ledger::new(&ACCOUNT_LEVELS),
             meta: Meta::default(),
+            replays: Default::default(),
         }
     }
 }
@@ -115,6 +124,8 @@ pub struct Effects {
     pub buckets: Vec<StoredBucket>,
     pub prune: Vec<(usize, i64)>,
     pub index: Vec<IndexWrite>,
+    /// The kept answers of credit changes changed.
+    pub replays: bool,
 }
 
 /// What the object answers: now, after performing the effects (the answer of a
@@ -239,6 +250,20 @@ pub fn apply(
                 .collect();
             Reply::Now(to_value(&answers))
         }
+        AccountCommand::Credits {
+            set,
+            change,
+            idempotency_key,
+            event,
+        } => Reply::Now(balance::change(
+            state,
+            set,
+            change,
+            idempotency_key,
+            event,
+            now,
+            &mut fx,
+        )),
         AccountCommand::Claim { row, cap } => {
             fx.index.push(IndexWrite::Claim { row, cap });
             Reply::FromStore
@@ -318,6 +343,7 @@ fn view(state: &AccountState) -> AccountView {
         keys_updated: p.map_or(0, |p| p.keys_updated),
         region: state.meta.region,
         leases_wait_ms: 0,
+        credits: state.meta.credits.clone(),
     }
 }
 
@@ -338,8 +364,10 @@ fn admit(
         version: state.meta.plan_version,
     };
     let account_limits = plan.map(|p| p.account_limits).unwrap_or_default();
-    // Without account-wide limits the answer is the plan alone: leased.
-    let lease_until = (account_limits == Default::default() && cfg.plan_lease_ms > 0).then(|| {
+    balance::refill(state, now, fx);
+    // Without account-wide limits or a balance the answer is the plan alone: leased.
+    let plain = account_limits == Default::default() && state.meta.credits.is_none();
+    let lease_until = (plain && cfg.plan_lease_ms > 0).then(|| {
         let (until, renewed) = plan_lease::grant(state.meta.lease_until, now, cfg.plan_lease_ms);
         if renewed {
             state.meta.lease_until = until;
@@ -353,28 +381,47 @@ fn admit(
     let mut answers = Vec::with_capacity(items.len());
     for item in items {
         answers.push(match item {
-            AccountCommand::Admit { cost, want } => {
+            AccountCommand::Admit { cost, want, free } => {
                 let (mut one, touched) =
                     admission::admit_accounts(&mut state.ledger, &account_limits, now, &[cost]);
                 buckets.extend(touched);
                 one.pop()
                     .unwrap_or_else(|| Err(ApiError::internal("no answer")))
                     .and_then(|c| {
-                        let budget =
-                            lending::lend(state, &account_limits, cfg, want, now, &mut buckets);
+                        // Row 16 after row 15: a refusal gives the limits back.
+                        let spent = if free { 0 } else { cost };
+                        let credits_low = match balance::spend(state, cfg, spent, now, fx) {
+                            Ok(low) => low,
+                            Err(e) => {
+                                if c.charged > 0 {
+                                    buckets.extend(state.ledger.remove(now, c.charged));
+                                }
+                                return Err(e);
+                            }
+                        };
+                        let held = state.meta.credits.is_some() && !free;
+                        // A balance is spent here request by request: never lent.
+                        let budget = if held {
+                            None
+                        } else {
+                            lending::lend(state, &account_limits, cfg, want, now, &mut buckets)
+                        };
                         fx.meta |= budget.is_some();
                         to_value(&AccountAdmitted {
                             at: now,
                             limit: c.limit,
-                            charged: c.charged,
+                            // Given back (limits and balance) when not charged.
+                            charged: if held { cost } else { c.charged },
                             plan: copy.clone(),
                             lease_until,
                             budget,
+                            credits_low,
                         })
                     })
             }
             AccountCommand::Refund { at, cost } => {
                 buckets.extend(state.ledger.remove(at, cost));
+                balance::refund(state, at, cost, fx);
                 Ok(Value::Null)
             }
             AccountCommand::Report { lease, charged } => {

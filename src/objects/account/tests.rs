@@ -50,7 +50,11 @@ fn row_15_admits_up_to_the_account_limit_then_refuses_with_retry_after() {
     for i in 0..2 {
         let (fx, r) = apply(
             &mut s,
-            AccountCommand::Admit { cost: 1, want: 0 },
+            AccountCommand::Admit {
+                cost: 1,
+                want: 0,
+                free: false,
+            },
             &cfg,
             NOW + i,
             &keys,
@@ -61,7 +65,11 @@ fn row_15_admits_up_to_the_account_limit_then_refuses_with_retry_after() {
     }
     let (fx, r) = apply(
         &mut s,
-        AccountCommand::Admit { cost: 1, want: 0 },
+        AccountCommand::Admit {
+            cost: 1,
+            want: 0,
+            free: false,
+        },
         &cfg,
         NOW + 2,
         &keys,
@@ -82,7 +90,11 @@ fn row_15_admits_up_to_the_account_limit_then_refuses_with_retry_after() {
     assert_eq!(now(r), Ok(Value::Null));
     let (_, r) = apply(
         &mut s,
-        AccountCommand::Admit { cost: 1, want: 0 },
+        AccountCommand::Admit {
+            cost: 1,
+            want: 0,
+            free: false,
+        },
         &cfg,
         NOW + 4,
         &keys,
@@ -95,7 +107,11 @@ fn a_plan_without_account_limits_charges_nothing() {
     let mut s = AccountState::empty();
     let (fx, r) = apply(
         &mut s,
-        AccountCommand::Admit { cost: 5, want: 0 },
+        AccountCommand::Admit {
+            cost: 5,
+            want: 0,
+            free: false,
+        },
         &config(&[]),
         NOW,
         &KeyCount::default(),
@@ -109,11 +125,27 @@ fn a_batch_is_decided_in_order_with_one_write_per_bucket() {
     let cfg = capped();
     let mut s = AccountState::empty();
     let items = vec![
-        AccountCommand::Admit { cost: 1, want: 0 },
-        AccountCommand::Admit { cost: 1, want: 0 },
-        AccountCommand::Admit { cost: 1, want: 0 },
+        AccountCommand::Admit {
+            cost: 1,
+            want: 0,
+            free: false,
+        },
+        AccountCommand::Admit {
+            cost: 1,
+            want: 0,
+            free: false,
+        },
+        AccountCommand::Admit {
+            cost: 1,
+            want: 0,
+            free: false,
+        },
         AccountCommand::Refund { at: NOW, cost: 1 },
-        AccountCommand::Admit { cost: 1, want: 0 },
+        AccountCommand::Admit {
+            cost: 1,
+            want: 0,
+            free: false,
+        },
     ];
     let (fx, r) = apply(
         &mut s,
@@ -156,6 +188,7 @@ fn a_plan_change_records_a_version_its_event_and_its_progress() {
             keys_updated: 0,
             region: None,
             leases_wait_ms: 0,
+            credits: None,
         }
     );
     assert_eq!((fx.plan.as_deref(), fx.meta), (Some("business"), true));
@@ -405,7 +438,11 @@ fn a_plan_without_account_limits_is_leased_and_a_change_waits_the_lease_out() {
     let admit = |s: &mut AccountState, at: i64| {
         let (fx, r) = apply(
             s,
-            AccountCommand::Admit { cost: 1, want: 0 },
+            AccountCommand::Admit {
+                cost: 1,
+                want: 0,
+                free: false,
+            },
             &cfg,
             at,
             &keys,
@@ -468,7 +505,11 @@ fn admit_wanting(
     want: u64,
     at: i64,
 ) -> Result<AccountAdmitted, ApiError> {
-    let cmd = AccountCommand::Admit { cost: 1, want };
+    let cmd = AccountCommand::Admit {
+        cost: 1,
+        want,
+        free: false,
+    };
     admitted(now(apply(s, cmd, cfg, at, &KeyCount::default()).1))
 }
 

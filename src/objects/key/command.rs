@@ -44,6 +44,12 @@ pub enum KeyCommand {
     Patch {
         patch: Box<KeyPatch>,
     },
+    /// `POST /keys/{id}/credits`: answers `CreditsChanged`.
+    Credits {
+        change: crate::limits::credits::Change,
+        #[serde(default)]
+        idempotency_key: Option<String>,
+    },
     Rotate {
         hash: String,
         prefix: String,
@@ -137,6 +143,10 @@ pub struct CheckItem {
     /// Where the request's client is, when known (`placement`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<Region>,
+    /// A management call of an admin key: its balance is neither checked nor
+    /// spent (`Needs::spends`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub free: bool,
 }
 
 /// What `Check` answers when the request is admitted.

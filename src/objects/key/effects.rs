@@ -77,6 +77,8 @@ pub struct Effects {
     pub lease_book: bool,
     /// The object's home changed (`placement`).
     pub home: bool,
+    /// The kept answers of credit changes changed (`admin::replays`).
+    pub replays: bool,
 }
 
 impl Effects {
@@ -94,6 +96,7 @@ impl Effects {
             && self.log_updates.is_empty()
             && !self.lease_book
             && !self.home
+            && !self.replays
     }
 
     /// These effects followed by `later`'s (storage writes in that order).
@@ -116,6 +119,7 @@ impl Effects {
         self.log_updates.extend(later.log_updates);
         self.lease_book |= later.lease_book;
         self.home |= later.home;
+        self.replays |= later.replays;
         self
     }
 
@@ -143,6 +147,7 @@ impl Effects {
             log_updates: Vec::new(),
             lease_book: false,
             home: false,
+            replays: false,
         }
     }
 

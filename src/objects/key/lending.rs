@@ -45,7 +45,8 @@ pub(super) fn lend(
     now: i64,
 ) -> (Effects, Option<LeaseGrant>) {
     let none = (Effects::none(), None);
-    if cfg.key_lease_ms == 0 || want == 0 || rec.hash != request.hash {
+    // A balance is spent request by request here: never lent (row 16 stays exact).
+    if cfg.key_lease_ms == 0 || want == 0 || rec.hash != request.hash || rec.credits.is_some() {
         return none;
     }
     let plan = cfg.plan(rec.plan.as_deref()).1;

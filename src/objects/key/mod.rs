@@ -9,6 +9,7 @@ mod management;
 mod notices;
 pub mod placement;
 mod request_path;
+mod spending;
 #[cfg(test)]
 mod tests;
 
@@ -18,6 +19,7 @@ pub use command::{
 pub use effects::{Change, Effects, Notice};
 pub use lending::{LeaseGrant, LeaseReport};
 pub use notices::next_alert_at;
+pub use spending::CreditsChanged;
 
 use management::{leak, record_result};
 use notices::{announce, event, wake};
@@ -62,6 +64,8 @@ pub struct KeyState {
     pub book: LeaseBook,
     /// Where the object is and where its admissions come from (`placement`).
     pub placement: Placement,
+    /// Answers of credit changes, by `Idempotency-Key` (`admin::replays`).
+    pub replays: crate::admin::replays::Replays,
 }
 
 impl KeyState {
@@ -74,6 +78,7 @@ impl KeyState {
             reservations: Reservations::default(),
             book: LeaseBook::default(),
             placement: Placement::default(),
+            replays: Default::default(),
         }
     }
 }
@@ -116,6 +121,7 @@ fn apply_one(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
         reservations,
         book,
         placement,
+        replays,
     } = state;
     let (rec, cmd) = match (record.as_mut(), cmd) {
         (_, KeyCommand::Enqueue { notices }) => {
@@ -218,6 +224,10 @@ fn apply_one(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
             (fx.compact(), Ok(Value::Null))
         }
         KeyCommand::Patch { patch } => record_result(rec, |r| lifecycle::patch(r, &patch, now)),
+        KeyCommand::Credits {
+            change,
+            idempotency_key,
+        } => spending::change(rec, replays, cfg, change, idempotency_key, now),
         KeyCommand::Rotate {
             hash,
             prefix,

@@ -25,10 +25,12 @@ pub(super) fn check_item(
         want_lease,
         hot,
         region: _,
+        free,
     } = item;
     let mut fx = Effects::none();
     if let Some(r) = undo.and_then(|id| reservations.take(id)) {
         fx.buckets.extend(ledger.remove(r.at, r.cost));
+        super::spending::refund(rec, r.at, r.spent, &mut fx);
         fx.release.push(r.id);
         fx.log_updates
             .push(LogUpdate::Discard { reservation: r.id });
@@ -36,6 +38,8 @@ pub(super) fn check_item(
     if let Some(copy) = plan {
         fx = fx.then(take_plan(rec, copy));
     }
+    // A refill that fell due is done before the request spends.
+    super::spending::refill(rec, cfg, now, &mut fx);
     // A hot isolate's request may bring back a lease for the next ones.
     let want = (facts.via == Via::Gate).then_some((book, want_lease, hot));
     let (checked, reply) = check(
@@ -47,6 +51,7 @@ pub(super) fn check_item(
         &facts,
         cost,
         want,
+        !free,
         now,
     );
     (fx.then(checked), reply)
@@ -81,6 +86,7 @@ pub(super) fn settle(
         }
     } else {
         fx.buckets.extend(ledger.remove(r.at, r.cost));
+        super::spending::refund(rec, r.at, r.spent, fx);
     }
     fx.log_updates.push(LogUpdate::Settle {
         reservation: r.id,
@@ -96,13 +102,14 @@ pub(super) fn settle(
 /// reported): its credits go back, here and in the account's object, and its
 /// row says so.
 pub(super) fn abandon(
-    rec: &KeyRecord,
+    rec: &mut KeyRecord,
     ledger: &mut Ledger,
     cfg: &Config,
     r: Reservation,
     fx: &mut Effects,
 ) {
     fx.buckets.extend(ledger.remove(r.at, r.cost));
+    super::spending::refund(rec, r.at, r.spent, fx);
     fx.release.push(r.id);
     fx.log_updates.push(LogUpdate::Settle {
         reservation: r.id,
@@ -144,6 +151,7 @@ pub(super) fn check(
     facts: &RequestFacts,
     cost: u64,
     lease: Option<(&mut LeaseBook, u64, bool)>,
+    spends: bool,
     now: i64,
 ) -> Outcome {
     let refuse = |mut fx: Effects, e: ApiError| {
@@ -229,9 +237,19 @@ pub(super) fn check(
             refuse(fx, ApiError::KeySuspended { retry_after })
         }
         Verdict::Admit(limit) => {
+            // Row 16, after every limit admitted: the balance pays or nothing is taken.
+            let spent = if spends { cost } else { 0 };
+            if let Err(e) = super::spending::covers(rec, spent, now) {
+                return refuse(Effects::none(), e);
+            }
             // Reserved: counted against every limit now, a use once settled.
             let r = reservations.open(now, cost, cfg.reservation_timeout_ms);
+            let r = match rec.credits.is_some() && spent > 0 {
+                true => reservations.spending(r.id, spent).unwrap_or(r),
+                false => r,
+            };
             let mut fx = Effects::none();
+            super::spending::spend(rec, cfg, spent, now, &mut fx);
             fx.buckets = ledger.add(now, cost);
             fx.prune = ledger.prune(now);
             fx.reserve.push(r);

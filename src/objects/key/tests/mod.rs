@@ -1,6 +1,7 @@
 //! The key object's core, command by command.
 
 mod batches;
+mod credits;
 mod leases;
 mod moves;
 mod reservations;
@@ -64,6 +65,7 @@ fn item(hash: &str, cost: u64) -> CheckItem {
         want_lease: 0,
         hot: false,
         region: None,
+        free: false,
     }
 }
 

@@ -1,0 +1,258 @@
+// Issue 22 §1, credits: a key's or an account's prepaid balance, spent by each
+// admitted request's route cost, all-or-nothing with the other limits (row 16,
+// 402 credits_exhausted), refilled on a calendar, changed by POST …/credits once
+// per Idempotency-Key, audited, and announced as credits.low (a Standard Webhook)
+// when it falls to CREDIT_ALERT_PERCENTS of its last refill or set.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { Webhook } from "standardwebhooks";
+import { client, eventually, expectError, startKeyward, startOrigin, startReceiver, stays } from "./harness.mjs";
+
+const SECRET = "whsec_" + Buffer.alloc(32, 7).toString("base64");
+let origin, kw, api, receiver;
+
+before(async () => {
+  origin = await startOrigin();
+  receiver = await startReceiver();
+  kw = await startKeyward({
+    originUrl: origin.url,
+    vars: {
+      WEBHOOK_URL: receiver.url,
+      WEBHOOK_SECRET: SECRET,
+      BREAKER_ENABLED: "false",
+      CREDIT_ALERT_PERCENTS: "50",
+      // An origin's 5xx is not charged: its credits come back.
+      CHARGE_ON: "success",
+      ROUTE_COSTS: JSON.stringify([{ method: "POST", path: "/reports", cost: 3 }]),
+    },
+  });
+  api = client(kw.base);
+});
+after(async () => {
+  await kw?.stop();
+  receiver?.close();
+  await origin?.stop();
+});
+
+let seq = 0;
+const unique = (label) => `${label}-${Date.now().toString(36)}-${seq++}`;
+const use = (key, path = "/things", method = "GET") => api.call(method, path, { key });
+const remaining = async (id) => (await api.admin("GET", `/keys/${id}`)).json.credits?.remaining;
+const events = async (id, action) =>
+  (await api.admin("GET", `/events?key_id=${id}&action=${action}&limit=100`)).json.items;
+const hooks = (type, pick) =>
+  receiver.received.map((r) => new Webhook(SECRET).verify(r.body, r.headers)).filter((b) => b.type === type && pick(b.data));
+const change = (path, body, idempotencyKey, token) =>
+  api.call("POST", `/admin/v1${path}`, {
+    key: token ?? "e2e-admin-token",
+    body,
+    headers: idempotencyKey ? { "idempotency-key": idempotencyKey } : {},
+  });
+
+/** The next UTC midnight after now, and the next `day` of a month (or its last day). */
+function nextMidnight(now = new Date()) {
+  return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1));
+}
+function nextMonthly(day, now = new Date()) {
+  const on = (y, m) => new Date(Date.UTC(y, m, Math.min(day, new Date(Date.UTC(y, m + 1, 0)).getUTCDate())));
+  const here = on(now.getUTCFullYear(), now.getUTCMonth());
+  return here > now ? here : on(now.getUTCFullYear(), now.getUTCMonth() + 1);
+}
+
+describe("a key's credits", () => {
+  test("each admitted request spends its route cost; the request that cannot pay is 402, nothing spent", async () => {
+    const k = await api.createKey({ account: unique("cr"), credits: { remaining: 5 }, permissions: ["write:all"] });
+    assert.deepEqual(k.credits, { remaining: 5, refill: null, next_refill_at: null });
+    assert.equal((await use(k.key)).status, 200);
+    assert.equal((await use(k.key, "/reports", "POST")).status, 200); // cost 3
+    assert.equal(await remaining(k.id), 1);
+    const refused = await use(k.key, "/reports", "POST");
+    expectError(assert, refused, 402, "credits_exhausted", "Credits exhausted");
+    assert.equal(refused.headers.get("retry-after"), null, "no refill is due");
+    assert.equal(await remaining(k.id), 1, "a refused request spends nothing");
+    assert.equal((await use(k.key)).status, 200, "a cost of 1 still fits");
+    expectError(assert, await use(k.key), 402, "credits_exhausted", "Credits exhausted");
+    const logs = (await api.admin("GET", `/keys/${k.id}/logs?limit=10`)).json.items;
+    assert.equal(logs.filter((l) => l.code === "credits_exhausted").length, 2);
+  });
+
+  test("a request refused by another row, or not charged, spends nothing", async () => {
+    const k = await api.createKey({ account: unique("cr"), credits: { remaining: 10 }, rate_limits: { per_minute: 2 } });
+    assert.equal((await use(k.key)).status, 200);
+    assert.equal((await use(k.key)).status, 200);
+    expectError(assert, await use(k.key), 429, "rate_limited");
+    assert.equal(await remaining(k.id), 8);
+    const failing = await api.createKey({ account: unique("cr"), credits: { remaining: 10 } });
+    assert.equal((await use(failing.key, "/status/503")).status, 503); // answered, not charged
+    await eventually(async () => assert.equal(await remaining(failing.id), 10), 10_000);
+  });
+
+  test("a refill sets the balance on its calendar; the 402 says when", async () => {
+    const daily = await api.createKey({
+      account: unique("cr"),
+      credits: { remaining: 1, refill: { amount: 50, interval: "day" } },
+    });
+    assert.equal(daily.credits.next_refill_at, nextMidnight().toISOString());
+    assert.equal((await use(daily.key)).status, 200);
+    const refused = await use(daily.key);
+    expectError(assert, refused, 402, "credits_exhausted");
+    const wait = Number(refused.headers.get("retry-after"));
+    const expected = Math.ceil((nextMidnight() - Date.now()) / 1000);
+    assert.ok(Math.abs(wait - expected) <= 2, `Retry-After ${wait}, expected about ${expected}`);
+    const monthly = await api.createKey({
+      account: unique("cr"),
+      credits: { remaining: 9, refill: { amount: 9, interval: "month", day: 31 } },
+    });
+    assert.equal(monthly.credits.next_refill_at, nextMonthly(31).toISOString());
+    assert.deepEqual(monthly.credits.refill, { amount: 9, interval: "month", day: 31 });
+  });
+
+  test("PATCH replaces the balance, and null removes it", async () => {
+    const k = await api.createKey({ account: unique("cr"), credits: { remaining: 0 } });
+    expectError(assert, await use(k.key), 402, "credits_exhausted");
+    const patched = await api.admin("PATCH", `/keys/${k.id}`, { credits: { remaining: 2 } });
+    assert.equal(patched.status, 200, patched.text);
+    assert.equal(patched.json.credits.remaining, 2);
+    assert.equal((await use(k.key)).status, 200);
+    assert.equal((await api.admin("PATCH", `/keys/${k.id}`, { credits: null })).json.credits, null);
+    for (let i = 0; i < 3; i++) assert.equal((await use(k.key)).status, 200);
+  });
+});
+
+describe("POST /keys/{id}/credits", () => {
+  test("increment, decrement and set; one Idempotency-Key applies once and answers the same", async () => {
+    const k = await api.createKey({ account: unique("cr"), credits: { remaining: 4 } });
+    const first = await change(`/keys/${k.id}/credits`, { op: "increment", amount: 6 }, "retry-1");
+    assert.equal(first.status, 200, first.text);
+    assert.deepEqual(first.json, { id: k.id, credits: { remaining: 10, refill: null, next_refill_at: null } });
+    const again = await change(`/keys/${k.id}/credits`, { op: "increment", amount: 6 }, "retry-1");
+    assert.equal(again.status, 200);
+    assert.deepEqual(again.json, first.json);
+    assert.equal(await remaining(k.id), 10, "applied once");
+    expectError(assert, await change(`/keys/${k.id}/credits`, { op: "set", amount: 1 }, "retry-1"), 409, "conflict");
+    assert.equal((await change(`/keys/${k.id}/credits`, { op: "decrement", amount: 3 })).json.credits.remaining, 7);
+    assert.equal((await change(`/keys/${k.id}/credits`, { op: "decrement", amount: 99 })).json.credits.remaining, 0);
+    expectError(assert, await use(k.key), 402, "credits_exhausted");
+    assert.equal((await change(`/keys/${k.id}/credits`, { op: "set", amount: 1 })).json.credits.remaining, 1);
+    assert.equal((await use(k.key)).status, 200, "the change bites on the next request");
+    const trail = await events(k.id, "key.credits_changed");
+    assert.equal(trail.length, 4, "the replay is not audited again");
+    assert.deepEqual(
+      trail.reverse().map((e) => [e.details.op, e.details.amount, e.details.before, e.details.after]),
+      [["increment", 6, 4, 10], ["decrement", 3, 10, 7], ["decrement", 99, 7, 0], ["set", 1, 0, 1]],
+    );
+    // A key without credits gets a balance from increment or set, not decrement.
+    const plain = await api.createKey({ account: unique("cr") });
+    assert.equal(plain.credits, null);
+    expectError(assert, await change(`/keys/${plain.id}/credits`, { op: "decrement", amount: 1 }), 409, "conflict");
+    assert.equal((await change(`/keys/${plain.id}/credits`, { op: "set", amount: 1 })).json.credits.remaining, 1);
+  });
+
+  test("hostile input is named and changes nothing", async () => {
+    const k = await api.createKey({ account: unique("cr"), credits: { remaining: 4 } });
+    const bad = async (body, field, key) => {
+      const r = await change(`/keys/${k.id}/credits`, body, key);
+      expectError(assert, r, 400, "invalid_request");
+      assert.equal(r.json.field, field, r.text);
+    };
+    await bad({ op: "add", amount: 1 }, "op");
+    await bad({ op: "increment", amount: 0 }, "amount");
+    await bad({ op: "increment", amount: -5 }, "amount");
+    await bad({ op: "set", amount: "5" }, "amount");
+    await bad({ op: "set", amount: 1.5 }, "amount");
+    await bad({ op: "set", amount: 9007199254740992 }, "amount");
+    await bad({ op: "set", amount: 1, extra: true }, "extra");
+    await bad({ op: "set", amount: 1 }, "Idempotency-Key", "has space");
+    await bad({ op: "set", amount: 1 }, "Idempotency-Key", "x".repeat(256));
+    expectError(assert, await change(`/keys/${k.id}/credits`, [1]), 400, "invalid_request");
+    expectError(assert, await change(`/keys/${k.id}/credits`, "{"), 400, "invalid_request");
+    const overflow = await change(`/keys/${k.id}/credits`, { op: "increment", amount: 9007199254740991 });
+    expectError(assert, overflow, 400, "invalid_request");
+    expectError(assert, await change(`/keys/key_nope/credits`, { op: "set", amount: 1 }), 404, "not_found");
+    for (const credits of [{ remaining: -1 }, { remaining: 1, refill: { amount: 1, interval: "week" } }, { remaining: 1, refill: { amount: 1, interval: "day", day: 2 } }, { remaining: 1, refill: { amount: 1, interval: "month", day: 0 } }, "lots"]) {
+      const r = await api.admin("POST", "/keys", { account: "acme", name: "x", credits });
+      expectError(assert, r, 400, "invalid_request");
+      assert.match(r.json.field, /^credits/);
+    }
+    assert.equal(await remaining(k.id), 4);
+  });
+
+  test("confinement: another account's admin key finds no key; one holding fewer credits cannot grant more", async () => {
+    const account = unique("cr-admin");
+    const k = await api.createKey({ account, credits: { remaining: 4 } });
+    const other = await api.createKey({ account: unique("cr-other"), permissions: ["admin"] });
+    expectError(assert, await change(`/keys/${k.id}/credits`, { op: "set", amount: 1 }, undefined, other.key), 404, "not_found");
+    // Its own management calls are requests of the key too: each spends 1.
+    const poor = await api.createKey({ account, permissions: ["admin"], credits: { remaining: 100 } });
+    expectError(assert, await change(`/keys/${k.id}/credits`, { op: "set", amount: 101 }, undefined, poor.key), 403, "forbidden");
+    assert.equal((await change(`/keys/${k.id}/credits`, { op: "set", amount: 9 }, undefined, poor.key)).status, 200);
+    expectError(assert, await api.admin("POST", "/keys", { account, name: "free" }, poor.key), 403, "forbidden");
+    const ok = await api.admin("POST", "/keys", { account, name: "carved", credits: { remaining: 50 } }, poor.key);
+    assert.equal(ok.status, 201, ok.text);
+    const refill = { remaining: 1, refill: { amount: 5, interval: "day" } };
+    expectError(assert, await api.admin("POST", "/keys", { account, name: "refilled", credits: refill }, poor.key), 403, "forbidden");
+    expectError(assert, await api.admin("PATCH", `/keys/${k.id}`, { credits: null }, poor.key), 403, "forbidden");
+    expectError(assert, await change(`/accounts/${account}/credits`, { op: "set", amount: 1 }, undefined, poor.key), 403, "forbidden");
+    assert.equal(await remaining(k.id), 9);
+  });
+
+  test("credits.low once when the balance falls to 50% of its last set, again after a set", async () => {
+    const k = await api.createKey({ account: unique("cr-low"), credits: { remaining: 4 } });
+    const low = () => hooks("credits.low", (d) => d.key_id === k.id);
+    assert.equal((await use(k.key)).status, 200);
+    assert.equal(low().length, 0);
+    assert.equal((await use(k.key)).status, 200); // 2 of 4 left
+    await eventually(() => assert.equal(low().length, 1), 10_000);
+    assert.equal((await use(k.key)).status, 200);
+    await stays(() => assert.equal(low().length, 1, "once per crossing"), 1_500);
+    assert.deepEqual([low()[0].data.remaining, low()[0].data.percent, low()[0].data.baseline], [2, 50, 4]);
+    assert.equal((await events(k.id, "credits.low")).length, 1);
+    await change(`/keys/${k.id}/credits`, { op: "set", amount: 2 });
+    assert.equal((await use(k.key)).status, 200);
+    await eventually(() => assert.equal(low().length, 2), 10_000);
+  });
+});
+
+describe("an account's credits", () => {
+  test("shared by its keys, all-or-nothing with each key's own balance", async () => {
+    const account = unique("cr-acct");
+    const put = await api.admin("PUT", `/accounts/${account}`, { credits: { remaining: 3 } });
+    assert.equal(put.status, 200, put.text);
+    assert.equal(put.json.credits?.remaining, 3, put.text);
+    const a = await api.createKey({ account, credits: { remaining: 10 } });
+    const b = await api.createKey({ account });
+    assert.equal((await use(a.key)).status, 200);
+    assert.equal((await use(b.key)).status, 200);
+    assert.equal((await use(a.key)).status, 200);
+    expectError(assert, await use(b.key), 402, "credits_exhausted", "Credits exhausted");
+    expectError(assert, await use(a.key), 402, "credits_exhausted");
+    // The key's own balance paid only for what the account admitted.
+    await eventually(async () => assert.equal(await remaining(a.id), 8), 10_000);
+    const view = await api.admin("GET", `/accounts/${account}`);
+    assert.deepEqual(view.json.credits, { remaining: 0, refill: null, next_refill_at: null });
+    const up = await change(`/accounts/${account}/credits`, { op: "increment", amount: 1 }, "acct-1");
+    assert.deepEqual(up.json, { id: account, credits: { remaining: 1, refill: null, next_refill_at: null } });
+    assert.deepEqual((await change(`/accounts/${account}/credits`, { op: "increment", amount: 1 }, "acct-1")).json, up.json);
+    assert.equal((await use(b.key)).status, 200);
+    expectError(assert, await use(b.key), 402, "credits_exhausted");
+    const trail = (await api.admin("GET", `/events?account=${account}&action=account.credits_changed&limit=10`)).json.items;
+    assert.equal(trail.length, 2, "the PUT and one increment");
+    // An account's admin key reads the balance; only the bootstrap token changes it.
+    const admin = await api.createKey({ account, permissions: ["admin"] });
+    assert.equal((await api.admin("GET", `/accounts/${account}`, undefined, admin.key)).json.credits.remaining, 0);
+    expectError(assert, await change(`/accounts/${account}/credits`, { op: "set", amount: 5 }, undefined, admin.key), 403, "forbidden");
+    const r = await change(`/accounts/${account}/credits`, { op: "sett", amount: 5 });
+    expectError(assert, r, 400, "invalid_request");
+    assert.equal(r.json.field, "op");
+  });
+
+  test("a plain account's keys spend from a balance set while its plan was leased, on their next request", async () => {
+    const account = unique("cr-lease");
+    const k = await api.createKey({ account });
+    for (let i = 0; i < 3; i++) assert.equal((await use(k.key)).status, 200); // the plan is leased here
+    const put = await api.admin("PUT", `/accounts/${account}`, { credits: { remaining: 1 } });
+    assert.equal(put.status, 200, put.text);
+    assert.equal((await use(k.key)).status, 200);
+    expectError(assert, await use(k.key), 402, "credits_exhausted");
+  });
+});
