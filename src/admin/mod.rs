@@ -1,3 +1,4 @@
+pub mod billing;
 pub mod fanout;
 pub mod input;
 pub mod listing;

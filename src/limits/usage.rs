@@ -34,6 +34,14 @@ pub enum Resolution {
 }
 
 impl Resolution {
+    /// The length of one bucket.
+    pub fn step(self) -> i64 {
+        match self {
+            Resolution::Hour => HOUR,
+            Resolution::Day => DAY,
+        }
+    }
+
     /// `resolution` of the query: `hour` (the default) or `day`.
     pub fn parse(v: Option<&str>) -> Result<Self, ApiError> {
         match v {
@@ -94,6 +102,30 @@ impl Usage {
     }
 
     /// The series ending with the current hour (24 points) or day (30 points).
+    /// The buckets (hours or UTC days) starting in `[from, to)` that hold any use,
+    /// oldest first; `from` is taken back to the start of its bucket.
+    pub fn between(&self, from: i64, to: i64, resolution: Resolution) -> Vec<Point> {
+        let step = resolution.step();
+        let first = from.div_euclid(step) * step;
+        let mut out: Vec<Point> = Vec::new();
+        for (hour, t) in self.hours.range(first..to.max(first)) {
+            let start = hour.div_euclid(step) * step;
+            match out.last_mut() {
+                Some(p) if p.start == start => {
+                    p.requests += t.requests;
+                    p.credits += t.credits;
+                }
+                _ => out.push(Point {
+                    start,
+                    requests: t.requests,
+                    credits: t.credits,
+                }),
+            }
+        }
+        out.retain(|p| p.requests > 0 || p.credits > 0);
+        out
+    }
+
     pub fn series(&self, now: i64, resolution: Resolution) -> Vec<Point> {
         let (step, points) = match resolution {
             Resolution::Hour => (HOUR, 24),
@@ -123,6 +155,28 @@ mod tests {
 
     // 2027-01-15T10:20:00Z
     const NOW: i64 = 1_800_000_000_000 - 1_800_000_000_000 % DAY + 10 * HOUR + 20 * 60_000;
+
+    #[test]
+    fn between_lists_the_used_buckets_of_a_range() {
+        let mut u = Usage::default();
+        u.add(NOW, 1);
+        u.add(NOW - 60_000, 5);
+        u.add(NOW - 2 * HOUR, 2);
+        u.add(NOW - 3 * DAY, 7);
+        let hours = u.between(NOW - 3 * HOUR, NOW + 1, Resolution::Hour);
+        let hour = NOW - NOW % HOUR;
+        let point = |start, requests, credits| Point {
+            start,
+            requests,
+            credits,
+        };
+        assert_eq!(hours, vec![point(hour - 2 * HOUR, 1, 2), point(hour, 2, 6)]);
+        let days = u.between(NOW - 4 * DAY, NOW + 1, Resolution::Day);
+        assert_eq!(days.iter().map(|p| p.requests).sum::<u64>(), 4);
+        assert_eq!(days.len(), 2);
+        assert!(u.between(NOW + HOUR, NOW + 2 * HOUR, Resolution::Hour).is_empty());
+        assert!(u.between(NOW, NOW - DAY, Resolution::Hour).is_empty(), "an empty range");
+    }
 
     #[test]
     fn hours_add_up_and_series_end_now() {

@@ -4,6 +4,7 @@
 //! operations is 404 or 405 and changes nothing.
 
 mod accounts;
+mod billing;
 mod caller;
 mod credits;
 mod events;
@@ -100,6 +101,7 @@ pub async fn handle(
             let body = read_json(&mut req).await?;
             credits::key(&caller, env, cfg, id, &body, idempotency_key(&headers)).await
         }
+        Operation::AccountUsage => billing::account_usage(&caller, env, cfg, id, &query).await,
         Operation::AccountCredits => {
             let body = read_json(&mut req).await?;
             credits::change_account(&caller, env, cfg, id, &body, idempotency_key(&headers)).await

@@ -72,6 +72,12 @@ pub enum KeyCommand {
     Usage {
         resolution: Resolution,
     },
+    /// The hours or days starting in `[from, to)` that hold any use (billing).
+    UsageBetween {
+        from: i64,
+        to: i64,
+        resolution: Resolution,
+    },
     /// The object's alarm: ends a suspension that is over.
     Wake,
     /// A report that the secret of `hash` leaked: `action` is applied when it is a

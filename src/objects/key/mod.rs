@@ -273,18 +273,17 @@ fn apply_one(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
                 Err(e) => (Effects::none(), Err(e)),
             }
         }
+        KeyCommand::UsageBetween {
+            from,
+            to,
+            resolution,
+        } => {
+            let points = usage.between(from, to, resolution);
+            (Effects::none(), to_value(&usage_series(resolution, &points)))
+        }
         KeyCommand::Usage { resolution } => {
-            let items = usage
-                .series(now, resolution)
-                .iter()
-                .map(|p| UsagePoint {
-                    start: to_rfc3339(p.start),
-                    requests: p.requests,
-                    credits: p.credits,
-                })
-                .collect();
-            let series = UsageSeries { resolution, items };
-            (Effects::none(), to_value(&series))
+            let points = usage.series(now, resolution);
+            (Effects::none(), to_value(&usage_series(resolution, &points)))
         }
         KeyCommand::Logs { .. } => (
             Effects::none(),
@@ -372,6 +371,18 @@ fn arrived(
         notices,
         ..Effects::none()
     }
+}
+
+fn usage_series(resolution: Resolution, points: &[crate::limits::usage::Point]) -> UsageSeries {
+    let items = points
+        .iter()
+        .map(|p| UsagePoint {
+            start: to_rfc3339(p.start),
+            requests: p.requests,
+            credits: p.credits,
+        })
+        .collect();
+    UsageSeries { resolution, items }
 }
 
 fn to_value<T: Serialize>(v: &T) -> Result<Value, ApiError> {

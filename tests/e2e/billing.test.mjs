@@ -1,8 +1,9 @@
-// Issue 22 §1, credits: a key's or an account's prepaid balance, spent by each
-// admitted request's route cost, all-or-nothing with the other limits (row 16,
-// 402 credits_exhausted), refilled on a calendar, changed by POST …/credits once
-// per Idempotency-Key, audited, and announced as credits.low (a Standard Webhook)
-// when it falls to CREDIT_ALERT_PERCENTS of its last refill or set.
+// Issue 22 §1 and §5, billing. Credits: a key's or an account's prepaid balance,
+// spent by each admitted request's route cost, all-or-nothing with the other
+// limits (row 16, 402 credits_exhausted), refilled on a calendar, changed by
+// POST …/credits once per Idempotency-Key, audited, and announced as credits.low
+// (a Standard Webhook) when it falls to CREDIT_ALERT_PERCENTS of its last refill
+// or set. Usage export: GET /accounts/{id}/usage, exact from the keys' own usage.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { Webhook } from "standardwebhooks";
@@ -254,5 +255,95 @@ describe("an account's credits", () => {
     assert.equal(put.status, 200, put.text);
     assert.equal((await use(k.key)).status, 200);
     expectError(assert, await use(k.key), 402, "credits_exhausted");
+  });
+});
+
+describe("GET /accounts/{id}/usage", () => {
+  const settled = async (id, n) =>
+    eventually(async () => {
+      const logs = (await api.admin("GET", `/keys/${id}/logs?limit=100`)).json.items;
+      assert.equal(logs.filter((l) => l.state === "completed").length, n);
+    }, 10_000);
+
+  test("each key's requests and credits per hour and per day, equal to the keys' own usage, paged by key", async () => {
+    const account = unique("usage");
+    const a = await api.createKey({ account, permissions: ["write:all"] });
+    const b = await api.createKey({ account });
+    const idle = await api.createKey({ account });
+    for (let i = 0; i < 3; i++) assert.equal((await use(a.key)).status, 200);
+    assert.equal((await use(a.key, "/reports", "POST")).status, 200); // cost 3
+    assert.equal((await use(b.key)).status, 200);
+    assert.equal((await use(b.key, "/status/503")).status, 503); // not charged
+    await settled(a.id, 4);
+    await settled(b.id, 2);
+    const from = new Date(Date.now() - 2 * 3600_000).toISOString();
+    const to = new Date(Date.now() + 1000).toISOString();
+    const hours = await api.admin("GET", `/accounts/${account}/usage?from=${from}&to=${to}&resolution=hour`);
+    assert.equal(hours.status, 200, hours.text);
+    assert.equal(hours.json.cursor, null);
+    const total = (items, id) =>
+      items.filter((i) => i.key_id === id).reduce((t, i) => ({ requests: t.requests + i.requests, credits: t.credits + i.credits }), { requests: 0, credits: 0 });
+    assert.deepEqual(total(hours.json.items, a.id), { requests: 4, credits: 6 });
+    assert.deepEqual(total(hours.json.items, b.id), { requests: 1, credits: 1 });
+    assert.ok(!hours.json.items.some((i) => i.key_id === idle.id), "a key without use has no rows");
+    for (const item of hours.json.items) {
+      assert.deepEqual(Object.keys(item).sort(), ["credits", "key_id", "requests", "start"]);
+      assert.match(item.start, /T\d\d:00:00\.000Z$/);
+    }
+    // The same totals as each key's own usage.
+    for (const k of [a, b]) {
+      const own = (await api.admin("GET", `/keys/${k.id}/usage?resolution=hour`)).json.items;
+      assert.deepEqual(total(hours.json.items, k.id), own.reduce((t, i) => ({ requests: t.requests + i.requests, credits: t.credits + i.credits }), { requests: 0, credits: 0 }));
+    }
+    const days = await api.admin("GET", `/accounts/${account}/usage?from=${from}&to=${to}&resolution=day`);
+    assert.deepEqual(total(days.json.items, a.id), { requests: 4, credits: 6 });
+    assert.ok(days.json.items.every((i) => i.start.endsWith("T00:00:00.000Z")));
+    // Paged by key: one key per page, three pages, the same rows.
+    let cursor = null;
+    const paged = [];
+    for (let page = 0; page < 4; page++) {
+      const q = `/accounts/${account}/usage?from=${from}&to=${to}&limit=1${cursor ? `&cursor=${cursor}` : ""}`;
+      const r = await api.admin("GET", q);
+      assert.equal(r.status, 200, r.text);
+      paged.push(...r.json.items);
+      cursor = r.json.cursor;
+      if (!cursor) break;
+    }
+    assert.equal(cursor, null);
+    assert.deepEqual(total(paged, a.id), total(hours.json.items, a.id));
+    assert.deepEqual(total(paged, b.id), total(hours.json.items, b.id));
+    // A range after the use holds nothing.
+    const later = await api.admin("GET", `/accounts/${account}/usage?from=${new Date(Date.now() + 7200_000).toISOString()}&to=${new Date(Date.now() + 10800_000).toISOString()}`);
+    assert.deepEqual(later.json.items, []);
+  });
+
+  test("confinement and hostile input", async () => {
+    const account = unique("usage-c");
+    const k = await api.createKey({ account });
+    assert.equal((await use(k.key)).status, 200);
+    await settled(k.id, 1);
+    const other = await api.createKey({ account: unique("usage-o"), permissions: ["admin"] });
+    expectError(assert, await api.admin("GET", `/accounts/${account}/usage`, undefined, other.key), 404, "not_found");
+    // An admin key of the account sees the keys within its reach only.
+    const narrow = await api.createKey({ account, permissions: ["admin"], projects: ["p1"] });
+    const seen = await api.admin("GET", `/accounts/${account}/usage`, undefined, narrow.key);
+    assert.equal(seen.status, 200, seen.text);
+    assert.ok(!seen.json.items.some((i) => i.key_id === k.id), "a key freer than the admin key is not shown");
+    const own = await api.admin("GET", `/accounts/${account}/usage`, undefined, (await api.createKey({ account, permissions: ["admin"] })).key);
+    assert.ok(own.json.items.some((i) => i.key_id === k.id));
+    const bad = async (q, field) => {
+      const r = await api.admin("GET", `/accounts/${account}/usage?${q}`);
+      expectError(assert, r, 400, "invalid_request");
+      assert.equal(r.json.field, field, r.text);
+    };
+    await bad("from=yesterday", "from");
+    await bad("to=2026-02-30T00:00:00Z", "to");
+    await bad("from=2026-11-02T00:00:00Z&to=2026-11-01T00:00:00Z", "to");
+    await bad("from=2026-01-01T00:00:00Z&to=2026-11-01T00:00:00Z", "from");
+    await bad("resolution=minute", "resolution");
+    await bad("limit=0", "limit");
+    await bad("cursor=%2E%2E%2Fx", "cursor");
+    await bad("key_id=x", "key_id");
+    expectError(assert, await api.admin("GET", `/accounts/${"x".repeat(300)}/usage`), 404, "not_found");
   });
 });
