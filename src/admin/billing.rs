@@ -41,7 +41,9 @@ pub fn parse_query<'a>(
             "to" => to = Some(time("to", v)?),
             "resolution" => resolution = Some(Resolution::parse(Some(v))?),
             "cursor" => {
-                let ok = v.len() <= 64 && v.starts_with("key_") && v[4..].bytes().all(|b| b.is_ascii_alphanumeric());
+                let ok = v.len() <= 64
+                    && v.starts_with("key_")
+                    && v[4..].bytes().all(|b| b.is_ascii_alphanumeric());
                 if !ok {
                     return Err(ApiError::field("cursor", "is not a cursor this route gave"));
                 }
@@ -53,7 +55,10 @@ pub fn parse_query<'a>(
                         .ok()
                         .filter(|n| (1..=MAX_KEYS).contains(n))
                         .ok_or_else(|| {
-                            ApiError::field("limit", format!("must be a whole number from 1 to {MAX_KEYS}"))
+                            ApiError::field(
+                                "limit",
+                                format!("must be a whole number from 1 to {MAX_KEYS}"),
+                            )
                         })?,
                 )
             }
@@ -66,7 +71,10 @@ pub fn parse_query<'a>(
         return Err(ApiError::field("to", "must be after from"));
     }
     if to - from > MAX_RANGE_MS {
-        return Err(ApiError::field("from", "the range is at most 31 days (usage is kept 30 days)"));
+        return Err(ApiError::field(
+            "from",
+            "the range is at most 31 days (usage is kept 30 days)",
+        ));
     }
     Ok(UsageQuery {
         from,
@@ -166,13 +174,34 @@ mod tests {
     #[test]
     fn the_query_and_its_defaults() {
         let d = q(&[]).unwrap();
-        assert_eq!((d.from, d.to, d.resolution, d.limit), (NOW - 86_400_000, NOW, Resolution::Hour, DEFAULT_KEYS));
-        let r = q(&[("from", "2026-11-01T00:00:00Z"), ("to", "2026-11-02T00:00:00Z"), ("resolution", "day"), ("limit", "5")]).unwrap();
+        assert_eq!(
+            (d.from, d.to, d.resolution, d.limit),
+            (NOW - 86_400_000, NOW, Resolution::Hour, DEFAULT_KEYS)
+        );
+        let r = q(&[
+            ("from", "2026-11-01T00:00:00Z"),
+            ("to", "2026-11-02T00:00:00Z"),
+            ("resolution", "day"),
+            ("limit", "5"),
+        ])
+        .unwrap();
         assert_eq!((r.resolution, r.limit), (Resolution::Day, 5));
         assert_eq!(field(q(&[("from", "yesterday")])), "from");
         assert_eq!(field(q(&[("to", "2026-13-01T00:00:00Z")])), "to");
-        assert_eq!(field(q(&[("from", "2026-11-02T00:00:00Z"), ("to", "2026-11-01T00:00:00Z")])), "to");
-        assert_eq!(field(q(&[("from", "2026-01-01T00:00:00Z"), ("to", "2026-11-01T00:00:00Z")])), "from");
+        assert_eq!(
+            field(q(&[
+                ("from", "2026-11-02T00:00:00Z"),
+                ("to", "2026-11-01T00:00:00Z")
+            ])),
+            "to"
+        );
+        assert_eq!(
+            field(q(&[
+                ("from", "2026-01-01T00:00:00Z"),
+                ("to", "2026-11-01T00:00:00Z")
+            ])),
+            "from"
+        );
         assert_eq!(field(q(&[("resolution", "week")])), "resolution");
         assert_eq!(field(q(&[("limit", "0")])), "limit");
         assert_eq!(field(q(&[("limit", "101")])), "limit");
@@ -184,18 +213,32 @@ mod tests {
     fn a_report_carries_what_a_stripe_meter_event_needs() {
         let start = 1_799_996_400_000; // on the hour
         let keys = vec![
-            KeyTotal { key_id: "key_a".into(), requests: 3, credits: 5 },
-            KeyTotal { key_id: "key_b".into(), requests: 1, credits: 1 },
+            KeyTotal {
+                key_id: "key_a".into(),
+                requests: 3,
+                credits: 5,
+            },
+            KeyTotal {
+                key_id: "key_b".into(),
+                requests: 1,
+                credits: 1,
+            },
         ];
         let r = report("acme", start + 5, Resolution::Hour, "api_requests", &keys);
         assert_eq!(r["idempotency_key"], "acme:hour:2027-01-15T07:00:00.000Z");
         assert_eq!(r["period"]["end"], "2027-01-15T08:00:00.000Z");
-        assert_eq!((r["requests"].as_u64(), r["credits"].as_u64()), (Some(4), Some(6)));
+        assert_eq!(
+            (r["requests"].as_u64(), r["credits"].as_u64()),
+            (Some(4), Some(6))
+        );
         let e = &r["meter_events"][0];
         assert_eq!(e["event_name"], "api_requests");
         assert_eq!(e["payload"]["stripe_customer_id"], "acme");
         assert_eq!(e["payload"]["value"], "5");
-        assert_eq!(e["timestamp"].as_i64(), Some((start + 3_600_000 - 1) / 1000));
+        assert_eq!(
+            e["timestamp"].as_i64(),
+            Some((start + 3_600_000 - 1) / 1000)
+        );
         assert_eq!(e["identifier"], "acme:hour:2027-01-15T07:00:00.000Z:key_a");
     }
 }

@@ -107,6 +107,14 @@ pub struct Config {
     /// its client is; every object call waits the round trip to the object's
     /// region, the region of its first call (`request::regions`).
     pub test_geo: Option<Region>,
+    /// `key.shared_suspected` past this many client networks in an hour, or from
+    /// a new country (`SHARING_NETWORKS_PER_HOUR`, default 20; 0: off).
+    pub sharing_networks_per_hour: u32,
+    /// `SHARING_ACTION`: `notify` (default) or `deactivate`.
+    pub sharing_action: crate::key::sharing::Action,
+    /// Test-only (`TEST_COUNTRY_HEADER`, refused in production): a request's
+    /// `X-Keyward-Test-Country` is its client's country (`request.cf.country`).
+    pub test_country_header: bool,
 }
 
 /// `WEBHOOK_URL` and its signing secrets — `WEBHOOK_SECRET`, then
@@ -373,6 +381,14 @@ impl Config {
                 )
             })?),
         };
+        let test_country_header = flag("TEST_COUNTRY_HEADER", false)?;
+        let sharing_networks_per_hour = number("SHARING_NETWORKS_PER_HOUR", 20, 0)?;
+        if sharing_networks_per_hour > 100_000 {
+            return Err("SHARING_NETWORKS_PER_HOUR must be at most 100000".into());
+        }
+        let sharing_action =
+            crate::key::sharing::Action::parse(text("SHARING_ACTION", "notify").trim())
+                .ok_or("SHARING_ACTION must be notify or deactivate")?;
         let test_kv_hide_writes_ms =
             number("TEST_KV_HIDE_WRITES_SECONDS", 0, 0)?.min(3600) as i64 * 1000;
         for (name, on) in [
@@ -381,6 +397,7 @@ impl Config {
             ("TEST_KV_HIDE_WRITES_SECONDS", test_kv_hide_writes_ms > 0),
             ("TEST_FAULTS", test_faults),
             ("TEST_GEO", test_geo.is_some()),
+            ("TEST_COUNTRY_HEADER", test_country_header),
         ] {
             if on && environment == Environment::Production {
                 return Err(format!(
@@ -467,6 +484,9 @@ impl Config {
             origin_timeout_ms,
             test_faults,
             test_geo,
+            sharing_networks_per_hour: sharing_networks_per_hour as u32,
+            sharing_action,
+            test_country_header,
         })
     }
 

@@ -169,6 +169,16 @@ fn errors_name_the_variable() {
     assert!(bad("KEY_HEADERS", "X-API-Key, Authorization")
         .contains("KEY_HEADERS: 'Authorization' cannot carry a key"));
     assert!(bad("KEY_HEADERS", "x api").contains("KEY_HEADERS"));
+    assert!(bad("SHARING_NETWORKS_PER_HOUR", "many").contains("SHARING_NETWORKS_PER_HOUR"));
+    assert!(bad("SHARING_NETWORKS_PER_HOUR", "100001").contains("SHARING_NETWORKS_PER_HOUR"));
+    assert!(bad("SHARING_ACTION", "revoke").contains("SHARING_ACTION"));
+    assert!(bad("CREDIT_ALERT_PERCENTS", "101").contains("CREDIT_ALERT_PERCENTS"));
+    let prod = [
+        ("ENVIRONMENT", "production"),
+        ("TEST_COUNTRY_HEADER", "true"),
+    ];
+    let e = config(&[&[("ORIGIN_URL", "http://o")][..], &prod].concat()).unwrap_err();
+    assert!(e.contains("TEST_COUNTRY_HEADER is a test switch"), "{e}");
     let kh = config(
         &[
             &[("ORIGIN_URL", "http://o")][..],

@@ -48,9 +48,12 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: JsContext) -> js_sys::Promise
     })
 }
 
-/// The region nearest the client, from `request.cf` (absent under `wrangler dev`).
-fn client_region(req: &web_sys::Request) -> Option<Region> {
-    let cf = js_sys::Reflect::get(req, &"cf".into()).ok()?;
+/// The region nearest the client and its country, from `request.cf` (absent
+/// under `wrangler dev`).
+fn client_place(req: &web_sys::Request) -> (Option<Region>, Option<String>) {
+    let Ok(cf) = js_sys::Reflect::get(req, &"cf".into()) else {
+        return (None, None);
+    };
     let text = |name: &str| {
         js_sys::Reflect::get(&cf, &name.into())
             .ok()
@@ -58,8 +61,13 @@ fn client_region(req: &web_sys::Request) -> Option<Region> {
             .unwrap_or_default()
     };
     let longitude = text("longitude").parse::<f32>().ok();
-    regions::nearest(&text("continent"), &text("country"), longitude)
+    let country = text("country");
+    let region = regions::nearest(&text("continent"), &country, longitude);
+    (region, Some(country).filter(|c| !c.is_empty()))
 }
+
+/// The header that names a request's client country (`TEST_COUNTRY_HEADER` only).
+const TEST_COUNTRY_HEADER: &str = "x-keyward-test-country";
 
 /// Row 1 and the request line, read once in canonical form; then the management
 /// routes or the gate, both deciding on that one form.
@@ -84,9 +92,15 @@ async fn route(
         // The same request (a handle; `Request::clone` would copy its body).
         let req: web_sys::Request = JsValue::clone(req.as_ref()).unchecked_into();
         move || {
+            let (region, country) = client_place(&req);
             if cfg.test_geo.is_none() {
-                task::set_client(client_region(&req));
+                task::set_client(region);
             }
+            let country = match cfg.test_country_header {
+                true => req.headers().get(TEST_COUNTRY_HEADER).ok().flatten(),
+                false => country,
+            };
+            task::set_country(country);
         }
     };
     if !under_admin {

@@ -7,3 +7,4 @@ pub mod lookup;
 pub mod names;
 pub mod powers;
 pub mod record;
+pub mod sharing;

@@ -174,8 +174,13 @@ mod tests {
         let days = u.between(NOW - 4 * DAY, NOW + 1, Resolution::Day);
         assert_eq!(days.iter().map(|p| p.requests).sum::<u64>(), 4);
         assert_eq!(days.len(), 2);
-        assert!(u.between(NOW + HOUR, NOW + 2 * HOUR, Resolution::Hour).is_empty());
-        assert!(u.between(NOW, NOW - DAY, Resolution::Hour).is_empty(), "an empty range");
+        assert!(u
+            .between(NOW + HOUR, NOW + 2 * HOUR, Resolution::Hour)
+            .is_empty());
+        assert!(
+            u.between(NOW, NOW - DAY, Resolution::Hour).is_empty(),
+            "an empty range"
+        );
     }
 
     #[test]

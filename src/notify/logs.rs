@@ -94,6 +94,9 @@ pub struct RequestFacts {
     pub ip: Option<String>,
     #[serde(default)]
     pub via: Via,
+    /// The client's country (`request.cf.country`), for sharing detection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
 }
 
 impl RequestFacts {
@@ -265,6 +268,7 @@ mod tests {
             path: "/x".into(),
             ip: Some("10.0.0.1".into()),
             via: Via::Verify,
+            country: None,
         };
         let e = facts.refused(5, &ApiError::RateLimited { retry_after: 1 });
         assert_eq!(

@@ -1,6 +1,9 @@
 // Leaked keys (issue 9 §2): reported by an admin or by GitHub's secret scanning
 // (ECDSA P-256 signatures made here with a fresh key pair), disabled before the
 // answer, recorded as key.leaked and announced by webhook — with the prefix only.
+// Shared keys (issue 22 §3): a working key used from more client networks in an
+// hour than SHARING_NETWORKS_PER_HOUR, or from a new country, is announced as
+// key.shared_suspected once per hour, and with SHARING_ACTION=deactivate stopped.
 import assert from "node:assert/strict";
 import crypto from "node:crypto";
 import { after, before, describe, test } from "node:test";
@@ -158,12 +161,60 @@ describe("with the default LEAK_ACTION (revoke)", () => {
   });
 });
 
-describe("LEAK_ACTION=deactivate and =notify", () => {
+/** Checks sharing detection under SHARING_ACTION=`action` (3 networks an hour). */
+async function sharing(api, action) {
+  const from = (ip, country) => ({ "cf-connecting-ip": ip, ...(country ? { "x-keyward-test-country": country } : {}) });
+  const use = (k, ip, country) => api.call("GET", "/things", { key: k.key, headers: from(ip, country) });
+  const suspected = async (id) => (await api.admin("GET", `/events?key_id=${id}&action=key.shared_suspected`)).json.items;
+  const hooks = (id) =>
+    receiver.received.map((r) => new Webhook(SECRET).verify(r.body, r.headers)).filter((b) => b.type === "key.shared_suspected" && b.data.key_id === id);
+  // Networks: three /24s (and the same /24 again, and garbage) are within the limit.
+  const k = await api.createKey({ account: unique(`share-${action}`) });
+  for (const ip of ["198.51.100.7", "198.51.100.200", "203.0.113.9", "2001:db8:1:5::1", "2001:db8:1:9::2"]) {
+    assert.equal((await use(k, ip)).status, 200);
+  }
+  assert.equal((await suspected(k.id)).length, 0, "3 networks: within 3");
+  assert.equal((await use(k, "192.0.2.44")).status, 200, "the request that passes the limit is answered");
+  const [event] = await suspected(k.id);
+  assert.equal(event?.details.networks, 4, JSON.stringify(event));
+  assert.equal(event.details.threshold, 3);
+  assert.equal(event.actor, "keyward");
+  await eventually(() => assert.equal(hooks(k.id).length, 1), 10_000);
+  assert.equal(hooks(k.id)[0].data.prefix, k.prefix);
+  const next = await use(k, "192.0.2.45");
+  const view = (await api.admin("GET", `/keys/${k.id}`)).json;
+  assert.equal(view.sharing.last_suspected.networks, 4);
+  if (action === "deactivate") {
+    expectError(assert, next, 401, "key_inactive", "Inactive API Key");
+    assert.equal(view.status, "inactive");
+    assert.equal((await api.admin("GET", `/events?key_id=${k.id}&action=key.deactivated`)).json.items[0]?.details.reason, "shared_suspected");
+  } else {
+    assert.equal(next.status, 200);
+    assert.equal(view.status, "active");
+    assert.equal(view.sharing.networks, 4, "counted up to the limit and one past it");
+    assert.equal((await use(k, "192.0.2.46")).status, 200);
+    assert.equal((await suspected(k.id)).length, 1, "once per hour");
+  }
+  // Countries: a key that had one, from another.
+  const c = await api.createKey({ account: unique(`country-${action}`) });
+  assert.equal((await use(c, "198.51.100.1", "DE")).status, 200);
+  assert.equal((await use(c, "198.51.100.1", "de")).status, 200);
+  assert.equal((await use(c, "198.51.100.1", "not-a-country")).status, 200, "a malformed country is not one");
+  assert.equal((await suspected(c.id)).length, 0);
+  assert.equal((await use(c, "198.51.100.1", "BR")).status, 200);
+  const [moved] = await suspected(c.id);
+  assert.equal(moved?.details.new_country, "BR", JSON.stringify(moved));
+  assert.deepEqual(moved.details.country_list, ["DE", "BR"]);
+}
+
+describe("LEAK_ACTION and SHARING_ACTION: deactivate and notify", () => {
   test("deactivate: reversible; notify: recorded and announced, key untouched", async () => {
     for (const [action, status, applied] of [["deactivate", "inactive", "deactivated"], ["notify", "active", "notified"]]) {
-      const kw = await startKeyward({ originUrl: origin.url, vars: { LEAK_ACTION: action, WEBHOOK_URL: receiver.url, WEBHOOK_SECRET: SECRET } });
+      const vars = { LEAK_ACTION: action, SHARING_ACTION: action, SHARING_NETWORKS_PER_HOUR: "3", TEST_COUNTRY_HEADER: "true" };
+      const kw = await startKeyward({ originUrl: origin.url, vars: { ...vars, WEBHOOK_URL: receiver.url, WEBHOOK_SECRET: SECRET } });
       try {
         const api = client(kw.base);
+        await sharing(api, action);
         const k = await api.createKey({ account: unique(action) });
         const res = await api.admin("POST", "/leaks", { key: k.key, source: "e2e" });
         assert.deepEqual([res.json.action, res.json.status], [applied, status]);

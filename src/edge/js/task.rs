@@ -42,11 +42,15 @@ struct Task {
 struct Place {
     region: Option<Region>,
     simulated: bool,
+    /// The client's country (`request.cf.country`), for sharing detection.
+    country: Option<[u8; 2]>,
 }
 
 thread_local! {
     /// The place of the task being polled now.
-    static CURRENT: Cell<Place> = const { Cell::new(Place { region: None, simulated: false }) };
+    static CURRENT: Cell<Place> = const {
+        Cell::new(Place { region: None, simulated: false, country: None })
+    };
 }
 
 /// The simulated region of the running task (None unless geography is simulated):
@@ -68,7 +72,26 @@ pub fn set_region(region: Option<Region>) {
         c.set(Place {
             region,
             simulated: true,
+            ..c.get()
         })
+    });
+}
+
+/// The running task's client's country, when known.
+pub fn country() -> Option<String> {
+    let c = CURRENT.with(Cell::get).country?;
+    std::str::from_utf8(&c).ok().map(str::to_string)
+}
+
+/// The running task's client is in `country` (two letters, from `request.cf`).
+pub fn set_country(country: Option<String>) {
+    let code = country
+        .and_then(|c| crate::key::sharing::country_of(&c))
+        .and_then(|c| c.as_bytes().try_into().ok());
+    CURRENT.with(|c| {
+        let mut place = c.get();
+        place.country = code;
+        c.set(place);
     });
 }
 
@@ -78,6 +101,7 @@ pub fn set_client(region: Option<Region>) {
         c.set(Place {
             region,
             simulated: false,
+            ..c.get()
         })
     });
 }

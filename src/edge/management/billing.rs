@@ -41,7 +41,9 @@ pub async fn account_usage(
         after: q.after.clone(),
         now,
     };
-    let mut ids = rpc::ask::<KeyIds>(env, Object::Account(id), &list).await?.ids;
+    let mut ids = rpc::ask::<KeyIds>(env, Object::Account(id), &list)
+        .await?
+        .ids;
     let more = ids.len() > q.limit as usize;
     ids.truncate(q.limit as usize);
     let read = |key: String| async move {

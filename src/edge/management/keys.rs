@@ -104,7 +104,27 @@ fn view_with_limits(read: &KeyRead, now: i64) -> Value {
         .collect();
     view["limits"] = Value::Array(limits);
     view["suspended"] = Value::Bool(read.record.effective_status(now) == "suspended");
+    view["sharing"] = sharing_view(read.sharing.as_ref(), now);
     view
+}
+
+/// This hour's client networks and countries, and the last suspicion of sharing.
+fn sharing_view(s: Option<&crate::key::sharing::Sharing>, now: i64) -> Value {
+    let Some(s) = s else { return Value::Null };
+    let current = s.hour == now.div_euclid(3_600_000) * 3_600_000;
+    let suspected = s.last.as_ref().map(|l| {
+        json!({
+            "at": to_rfc3339(l.at), "window_start": to_rfc3339(l.window_start),
+            "networks": l.networks, "countries": l.countries, "new_country": l.new_country,
+            "threshold": l.threshold,
+        })
+    });
+    json!({
+        "window_start": current.then(|| to_rfc3339(s.hour)),
+        "networks": if current { s.networks.len() as u32 + s.more_networks } else { 0 },
+        "countries": if current { s.countries.clone() } else { Vec::new() },
+        "last_suspected": suspected,
+    })
 }
 
 pub async fn create(

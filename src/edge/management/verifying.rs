@@ -33,6 +33,7 @@ pub async fn verify(
             path,
             ip: call.ip.clone(),
             via: Via::Verify,
+            country: None,
         },
         only_account: caller.key().map(|k| k.account.as_str()),
         // The checked key is presented on a request path: its grace period holds.

@@ -16,7 +16,7 @@ use wasm_bindgen::JsCast;
 use worker::{SqlStorage, SqlStorageValue, State};
 
 /// The tables that move with a key (the outbox and the object's counters stay).
-const TABLES: [&str; 9] = [
+const TABLES: [&str; 10] = [
     "record",
     "uses",
     "buckets",
@@ -26,6 +26,7 @@ const TABLES: [&str; 9] = [
     "lease_book",
     "placement",
     "replays",
+    "sharing",
 ];
 
 /// Where a moved key went (the old object's one row).

@@ -53,8 +53,16 @@ pub fn create_tables(sql: &SqlStorage) {
         sql_row::schema("lease_book"),
         sql_row::schema("placement"),
         sql_row::schema("replays"),
+        sql_row::schema("sharing"),
     ];
-    for schema in [SCHEMA, ledger_store::SCHEMA, &rows[0], &rows[1], &rows[2]] {
+    for schema in [
+        SCHEMA,
+        ledger_store::SCHEMA,
+        &rows[0],
+        &rows[1],
+        &rows[2],
+        &rows[3],
+    ] {
         if let Err(e) = sql.exec(schema, None) {
             console_error!("key object: cannot create its tables: {e}");
         }
@@ -160,6 +168,7 @@ pub fn load(sql: &SqlStorage) -> std::result::Result<KeyState, ApiError> {
         book: sql_row::read(sql, "lease_book")?.unwrap_or_default(),
         placement: Placement::at(sql_row::read(sql, "placement")?.unwrap_or_default()),
         replays: sql_row::read(sql, "replays")?.unwrap_or_default(),
+        sharing: sql_row::read(sql, "sharing")?.unwrap_or_default(),
     })
 }
 
@@ -205,6 +214,7 @@ pub fn persist(
                 "lease_book",
                 "placement",
                 "replays",
+                "sharing",
             ] {
                 exec(&format!("DELETE FROM {table}"), vec![])?;
             }
@@ -220,6 +230,9 @@ pub fn persist(
     }
     if fx.replays {
         sql_row::write(sql, "replays", &state.replays)?;
+    }
+    if fx.sharing {
+        sql_row::write(sql, "sharing", &state.sharing)?;
     }
     for (hour, t) in &fx.usage {
         exec(

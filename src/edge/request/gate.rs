@@ -15,6 +15,7 @@ use super::context::{Presented, RequestContext};
 use super::settle::{self, Admission};
 use super::{decide, forward, guard, locate};
 use crate::config::Config;
+use crate::edge::js::task;
 use crate::error::ApiError;
 use crate::key::record::HashEntry;
 use crate::limits::admission::{self, LimitState};
@@ -114,6 +115,7 @@ pub async fn authenticate(
             path: line.path.clone(),
             ip: guard::client_ip(headers),
             via: Via::Gate,
+            country: task::country(),
         },
         only_account: None,
         grace,

@@ -180,6 +180,9 @@ pub struct Admitted {
 pub struct KeyRead {
     pub record: KeyRecord,
     pub limits: Vec<LimitState>,
+    /// Where its requests came from this hour, and the last suspicion of sharing.
+    #[serde(default)]
+    pub sharing: Option<crate::key::sharing::Sharing>,
 }
 
 /// `Rotate`'s answer: the hash that stopped being current, and the record.

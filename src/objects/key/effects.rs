@@ -79,6 +79,8 @@ pub struct Effects {
     pub home: bool,
     /// The kept answers of credit changes changed (`admin::replays`).
     pub replays: bool,
+    /// The counts of sharing detection changed (`key::sharing`).
+    pub sharing: bool,
 }
 
 impl Effects {
@@ -97,6 +99,7 @@ impl Effects {
             && !self.lease_book
             && !self.home
             && !self.replays
+            && !self.sharing
     }
 
     /// These effects followed by `later`'s (storage writes in that order).
@@ -120,6 +123,7 @@ impl Effects {
         self.lease_book |= later.lease_book;
         self.home |= later.home;
         self.replays |= later.replays;
+        self.sharing |= later.sharing;
         self
     }
 
@@ -148,6 +152,7 @@ impl Effects {
             lease_book: false,
             home: false,
             replays: false,
+            sharing: false,
         }
     }
 

@@ -9,6 +9,7 @@ mod management;
 mod notices;
 pub mod placement;
 mod request_path;
+mod shared;
 mod spending;
 #[cfg(test)]
 mod tests;
@@ -66,6 +67,8 @@ pub struct KeyState {
     pub placement: Placement,
     /// Answers of credit changes, by `Idempotency-Key` (`admin::replays`).
     pub replays: crate::admin::replays::Replays,
+    /// Where its requests came from this hour (`key::sharing`).
+    pub sharing: crate::key::sharing::Sharing,
 }
 
 impl KeyState {
@@ -79,6 +82,7 @@ impl KeyState {
             book: LeaseBook::default(),
             placement: Placement::default(),
             replays: Default::default(),
+            sharing: Default::default(),
         }
     }
 }
@@ -122,6 +126,7 @@ fn apply_one(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
         book,
         placement,
         replays,
+        sharing,
     } = state;
     let (rec, cmd) = match (record.as_mut(), cmd) {
         (_, KeyCommand::Enqueue { notices }) => {
@@ -171,12 +176,18 @@ fn apply_one(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
             let read = KeyRead {
                 record: rec.clone(),
                 limits: states,
+                sharing: Some(sharing.clone()),
             };
             (Effects::none(), to_value(&read))
         }
         KeyCommand::Check(item) => {
             let (from, first) = (item.region, rec.last_used_at.is_none());
-            let (fx, mut reply) = check_item(rec, ledger, reservations, book, cfg, item, now);
+            let seen = (item.facts.ip.clone(), item.facts.country.clone());
+            let (mut fx, mut reply) = check_item(rec, ledger, reservations, book, cfg, item, now);
+            if reply.is_ok() {
+                let (ip, country) = (seen.0.as_deref(), seen.1.as_deref());
+                shared::see(rec, sharing, cfg, ip, country, now, &mut fx);
+            }
             if let Ok(Value::Object(admitted)) = &mut reply {
                 if let Some(to) = placement.admitted(from, first, cfg.key_move_every_ms, now) {
                     admitted.insert("move_to".into(), json!(to));
@@ -201,7 +212,18 @@ fn apply_one(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
             (fx, to_value(&grant))
         }
         KeyCommand::Report(report) => {
-            let fx = lending::take_report(rec, ledger, usage, book, report, now);
+            // Requests a lease admitted count for sharing detection too (by their
+            // address: an isolate's report carries no country).
+            let admitted: Vec<(i64, Option<String>)> = report
+                .rows
+                .iter()
+                .filter(|r| r.code.is_none())
+                .map(|r| (r.at, r.ip.clone()))
+                .collect();
+            let mut fx = lending::take_report(rec, ledger, usage, book, report, now);
+            for (at, ip) in admitted {
+                shared::see(rec, sharing, cfg, ip.as_deref(), None, at.min(now), &mut fx);
+            }
             (fx, Ok(Value::Null))
         }
         KeyCommand::Locate { hash } => {
@@ -279,11 +301,17 @@ fn apply_one(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
             resolution,
         } => {
             let points = usage.between(from, to, resolution);
-            (Effects::none(), to_value(&usage_series(resolution, &points)))
+            (
+                Effects::none(),
+                to_value(&usage_series(resolution, &points)),
+            )
         }
         KeyCommand::Usage { resolution } => {
             let points = usage.series(now, resolution);
-            (Effects::none(), to_value(&usage_series(resolution, &points)))
+            (
+                Effects::none(),
+                to_value(&usage_series(resolution, &points)),
+            )
         }
         KeyCommand::Logs { .. } => (
             Effects::none(),

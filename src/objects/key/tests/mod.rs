@@ -58,6 +58,7 @@ fn item(hash: &str, cost: u64) -> CheckItem {
             path: "/x".into(),
             ip: None,
             via: Default::default(),
+            country: None,
         },
         cost,
         plan: None,
