@@ -28,6 +28,8 @@ pub const MAX_LIMIT: u64 = 1_000_000_000_000;
 pub struct NewKey {
     pub account: Option<String>,
     pub environment: Option<Environment>,
+    /// The key it is carved from (`KeyRecord::parents`).
+    pub parent: Option<String>,
     pub settings: KeyPatch,
 }
 
@@ -50,7 +52,7 @@ pub fn parse_create(body: &Value, now: i64) -> Result<NewKey, ApiError> {
     let obj = as_object(body)?;
     reject_unknown(
         obj,
-        &[&PATCH_FIELDS[..], &["account", "environment"]].concat(),
+        &[&PATCH_FIELDS[..], &["account", "environment", "parent"]].concat(),
     )?;
     let account = match obj.get("account") {
         None => None,
@@ -62,6 +64,10 @@ pub fn parse_create(body: &Value, now: i64) -> Result<NewKey, ApiError> {
             ApiError::field("environment", "must be production, staging or development")
         })?),
     };
+    let parent = match obj.get("parent") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(crate::key::names::key_id(v, "parent")?),
+    };
     let settings = parse_settings(obj, now)?;
     if settings.name.is_none() {
         return Err(ApiError::field("name", "is required"));
@@ -69,13 +75,22 @@ pub fn parse_create(body: &Value, now: i64) -> Result<NewKey, ApiError> {
     Ok(NewKey {
         account,
         environment,
+        parent,
         settings,
     })
 }
 
 pub fn parse_patch(body: &Value, now: i64) -> Result<KeyPatch, ApiError> {
     let obj = as_object(body)?;
-    for fixed in ["account", "environment", "id", "key", "prefix", "status"] {
+    for fixed in [
+        "account",
+        "environment",
+        "id",
+        "key",
+        "prefix",
+        "status",
+        "parent",
+    ] {
         if obj.contains_key(fixed) {
             return Err(ApiError::field(fixed, "cannot be changed"));
         }

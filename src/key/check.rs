@@ -137,6 +137,7 @@ mod tests {
             revision: 1,
             alerts: Default::default(),
             credits: None,
+            parents: Vec::new(),
         }
     }
 

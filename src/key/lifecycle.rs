@@ -56,6 +56,7 @@ pub fn create(birth: Birth, settings: &KeyPatch) -> KeyRecord {
         revision: 1,
         alerts: Default::default(),
         credits: None,
+        parents: Vec::new(),
     };
     apply_patch(&mut rec, settings, birth.now);
     rec
@@ -207,6 +208,8 @@ pub fn view(rec: &KeyRecord, now: i64) -> Value {
             .filter(|until| *until > now)
             .map(to_rfc3339),
         "credits": credits_view(rec.credits.as_ref(), now),
+        "parent": rec.parents.first(),
+        "parents": rec.parents,
     })
 }
 

@@ -49,6 +49,7 @@ mod tests {
     fn entry(id: &str) -> HashEntry {
         HashEntry {
             id: id.into(),
+            parents: Vec::new(),
             account: "acme".into(),
             written_at: None,
             object: None,

@@ -37,3 +37,20 @@ pub fn identifier(v: &Value, field: &str) -> Result<String, ApiError> {
         )),
     }
 }
+
+/// Whether `s` is a key id as keyward makes them: `key_` and up to 60 letters and digits.
+pub fn is_key_id(s: &str) -> bool {
+    s.len() <= 64
+        && s.strip_prefix("key_")
+            .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// A key id in a body (`parent`).
+pub fn key_id(v: &Value, field: &str) -> Result<String, ApiError> {
+    v.as_str()
+        .filter(|s| is_key_id(s))
+        .map(str::to_string)
+        .ok_or_else(|| {
+            ApiError::field(field, "must be a key id such as key_0358Nx0rjOy299bq12djBX")
+        })
+}

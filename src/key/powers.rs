@@ -118,7 +118,7 @@ pub enum Decision {
 
 /// Every field of a key's record (its wire names) and its decision; kept equal to
 /// `Powers::of` by a test.
-pub const DECIDED: [(&str, Decision); 28] = [
+pub const DECIDED: [(&str, Decision); 29] = [
     ("id", Decision::Neutral),
     ("account", Decision::Power),
     ("name", Decision::Neutral),
@@ -151,6 +151,9 @@ pub const DECIDED: [(&str, Decision); 28] = [
     ("revision", Decision::Neutral),
     ("alerts", Decision::Neutral),
     ("credits", Decision::Power),
+    // Fixed at creation (from a parent the creator reaches and is no freer than):
+    // each ancestor admits every request too, so it only ever binds.
+    ("parents", Decision::Neutral),
 ];
 
 impl Powers {
@@ -186,6 +189,7 @@ impl Powers {
             revision: _,
             alerts: _,
             credits,
+            parents: _,
         } = rec;
         Powers {
             account: Some(account.clone()),
@@ -198,6 +202,18 @@ impl Powers {
             rate_limits: Some(effective_rate_limits(rate_limits, plan)),
             quotas: Some(*quotas),
             credits: Some(Spend::of(credits.as_ref())),
+        }
+    }
+
+    /// The powers a key's ancestor also decides on each of its requests (`Carve`):
+    /// its rate limits, quotas and credits are left out (not compared), since the
+    /// ancestor's own hold whatever the key's say.
+    pub fn carved(self) -> Powers {
+        Powers {
+            rate_limits: None,
+            quotas: None,
+            credits: None,
+            ..self
         }
     }
 
@@ -595,6 +611,7 @@ mod tests {
         let mut rec = crate::key::lifecycle::test_key(T);
         // Every optional field present, so its wire name shows.
         rec.credits = Some(Credits::new(1, None, T));
+        rec.parents = vec!["key_0".into()];
         let wire = serde_json::to_value(&rec).unwrap();
         let fields: Vec<&String> = wire.as_object().unwrap().keys().collect();
         for f in &fields {

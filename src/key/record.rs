@@ -100,7 +100,15 @@ pub struct KeyRecord {
     /// A prepaid balance each admitted request spends (row 16); none: unlimited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credits: Option<crate::limits::credits::Credits>,
+    /// A child key's ancestors, its parent first (at most `MAX_ANCESTORS`): each
+    /// admits every one of its requests too, all or nothing (`Carve`). Fixed at
+    /// creation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parents: Vec<String>,
 }
+
+/// A child key's ancestors at most: keys form trees at most three deep.
+pub const MAX_ANCESTORS: usize = 2;
 
 impl KeyRecord {
     /// The status a reader sees: an active key past its expiry reads `expired`.
@@ -140,6 +148,9 @@ pub struct HashEntry {
     /// (`objects::key::placement`); that one finds it too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object: Option<String>,
+    /// A child key's ancestors (`KeyRecord::parents`): asked on every request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parents: Vec<String>,
     /// When this copy was written (Unix ms), for `TEST_KV_HIDE_WRITES_SECONDS`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub written_at: Option<i64>,

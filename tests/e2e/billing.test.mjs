@@ -3,7 +3,8 @@
 // limits (row 16, 402 credits_exhausted), refilled on a calendar, changed by
 // POST …/credits once per Idempotency-Key, audited, and announced as credits.low
 // (a Standard Webhook) when it falls to CREDIT_ALERT_PERCENTS of its last refill
-// or set. Usage export: GET /accounts/{id}/usage, exact from the keys' own usage.
+// or set. Child keys (§2): held by their own limits and every ancestor's, all or
+// nothing. Usage export: GET /accounts/{id}/usage, exact from the keys' own usage.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { Webhook } from "standardwebhooks";
@@ -187,11 +188,14 @@ describe("POST /keys/{id}/credits", () => {
     const poor = await api.createKey({ account, permissions: ["admin"], credits: { remaining: 100 } });
     expectError(assert, await change(`/keys/${k.id}/credits`, { op: "set", amount: 101 }, undefined, poor.key), 403, "forbidden");
     assert.equal((await change(`/keys/${k.id}/credits`, { op: "set", amount: 9 }, undefined, poor.key)).status, 200);
-    expectError(assert, await api.admin("POST", "/keys", { account, name: "free" }, poor.key), 403, "forbidden");
-    const ok = await api.admin("POST", "/keys", { account, name: "carved", credits: { remaining: 50 } }, poor.key);
-    assert.equal(ok.status, 201, ok.text);
-    const refill = { remaining: 1, refill: { amount: 5, interval: "day" } };
-    expectError(assert, await api.admin("POST", "/keys", { account, name: "refilled", credits: refill }, poor.key), 403, "forbidden");
+    // What it makes is carved from it (its child), so spends from its balance.
+    const made = await api.admin("POST", "/keys", { account, name: "free" }, poor.key);
+    assert.equal(made.status, 201, made.text);
+    assert.equal(made.json.parent, poor.id);
+    // Made by the bootstrap token, a key with more credits than the admin key's
+    // own is beyond its reach.
+    const richer = await api.createKey({ account, credits: { remaining: 1000 } });
+    expectError(assert, await change(`/keys/${richer.id}/credits`, { op: "set", amount: 1 }, undefined, poor.key), 404, "not_found");
     expectError(assert, await api.admin("PATCH", `/keys/${k.id}`, { credits: null }, poor.key), 403, "forbidden");
     expectError(assert, await change(`/accounts/${account}/credits`, { op: "set", amount: 1 }, undefined, poor.key), 403, "forbidden");
     assert.equal(await remaining(k.id), 9);
@@ -345,5 +349,88 @@ describe("GET /accounts/{id}/usage", () => {
     await bad("cursor=%2E%2E%2Fx", "cursor");
     await bad("key_id=x", "key_id");
     expectError(assert, await api.admin("GET", `/accounts/${"x".repeat(300)}/usage`), 404, "not_found");
+  });
+});
+
+describe("child keys carved from a parent", () => {
+  test("children together never exceed their parent's quota or credits; a refusal up the chain spends nothing below", async () => {
+    const account = unique("tree");
+    const parent = await api.createKey({ account, quotas: { total: 4 }, permissions: ["write:all"] });
+    const a = await api.createKey({ account, parent: parent.id });
+    const b = await api.createKey({ account, parent: parent.id, credits: { remaining: 10 } });
+    assert.equal(a.parent, parent.id);
+    assert.deepEqual(a.parents, [parent.id]);
+    for (const k of [a, b, a, b]) assert.equal((await use(k.key)).status, 200);
+    expectError(assert, await use(a.key), 429, "quota_exceeded", "Rate limit exceeded: quota total");
+    expectError(assert, await use(b.key), 429, "quota_exceeded");
+    await eventually(async () => {
+      assert.equal((await api.admin("GET", `/keys/${parent.id}`)).json.usage_count, 4);
+      assert.equal((await api.admin("GET", `/keys/${a.id}`)).json.usage_count, 2);
+      assert.equal(await remaining(b.id), 8, "the refused request's credits came back");
+    }, 10_000);
+    // A parent's credits are its children's.
+    const funded = await api.createKey({ account, credits: { remaining: 2 } });
+    const c = await api.createKey({ account, parent: funded.id });
+    assert.equal((await use(c.key)).status, 200);
+    assert.equal((await use(c.key)).status, 200);
+    expectError(assert, await use(c.key), 402, "credits_exhausted", "Credits exhausted");
+    // The child's own permissions hold, and so do its parent's.
+    expectError(assert, await use(a.key, "/reports", "POST"), 403, "insufficient_permissions");
+  });
+
+  test("revoking or deactivating a parent stops its children on their next request; trees are three deep", async () => {
+    const account = unique("tree-stop");
+    const root = await api.createKey({ account });
+    const mid = await api.createKey({ account, parent: root.id });
+    const leaf = await api.createKey({ account, parent: mid.id });
+    assert.deepEqual(leaf.parents, [mid.id, root.id]);
+    assert.equal((await use(leaf.key)).status, 200);
+    const deeper = await api.admin("POST", "/keys", { account, name: "too deep", parent: leaf.id });
+    expectError(assert, deeper, 400, "invalid_request");
+    assert.equal(deeper.json.field, "parent");
+    assert.equal((await api.admin("POST", `/keys/${root.id}/deactivate`)).status, 200);
+    expectError(assert, await use(leaf.key), 401, "key_inactive", "Inactive API Key");
+    expectError(assert, await use(mid.key), 401, "key_inactive");
+    assert.equal((await api.admin("POST", `/keys/${root.id}/activate`)).status, 200);
+    assert.equal((await use(leaf.key)).status, 200);
+    assert.equal((await api.admin("POST", `/keys/${mid.id}/revoke`)).status, 200);
+    expectError(assert, await use(leaf.key), 401, "key_revoked", "Revoked API Key");
+    assert.equal((await use(root.key)).status, 200, "a parent is not held by its children");
+    // The listing shows the tree.
+    const rows = (await api.admin("GET", `/keys?account=${account}`)).json.items;
+    assert.deepEqual(
+      Object.fromEntries(rows.map((r) => [r.id, r.parent])),
+      { [root.id]: null, [mid.id]: root.id, [leaf.id]: mid.id },
+    );
+  });
+
+  test("confinement and hostile input: a child is never freer than its parent", async () => {
+    const account = unique("tree-c");
+    const parent = await api.createKey({ account, permissions: ["read:all"], projects: ["p1"] });
+    const wider = await api.admin("POST", "/keys", { account, name: "x", parent: parent.id, permissions: ["write:all"], projects: ["p1"] });
+    expectError(assert, wider, 403, "forbidden");
+    assert.match(wider.json.error, /write:all/);
+    expectError(assert, await api.admin("POST", "/keys", { account, name: "x", parent: parent.id }), 403, "forbidden", undefined);
+    assert.equal((await api.admin("POST", "/keys", { account, name: "x", parent: parent.id, projects: ["p1"] })).status, 201);
+    const elsewhere = await api.admin("POST", "/keys", { account: unique("tree-o"), name: "x", parent: parent.id });
+    expectError(assert, elsewhere, 400, "invalid_request");
+    assert.equal(elsewhere.json.field, "parent");
+    const other = await api.createKey({ account: unique("tree-o"), permissions: ["admin"] });
+    const hidden = await api.admin("POST", "/keys", { name: "x", parent: parent.id }, other.key);
+    expectError(assert, hidden, 400, "invalid_request");
+    assert.match(hidden.json.error, /not a key this caller can see/);
+    for (const bad of ["nope", 5, "key_../x", { id: parent.id }]) {
+      const r = await api.admin("POST", "/keys", { account, name: "x", parent: bad });
+      expectError(assert, r, 400, "invalid_request");
+      assert.equal(r.json.field, "parent");
+    }
+    const unknown = await api.admin("POST", "/keys", { account, name: "x", parent: "key_0000000000000000000000" });
+    assert.equal(unknown.json.field, "parent");
+    const patched = await api.admin("PATCH", `/keys/${parent.id}`, { parent: parent.id });
+    expectError(assert, patched, 400, "invalid_request");
+    assert.equal(patched.json.field, "parent");
+    const revoked = await api.createKey({ account });
+    await api.admin("POST", `/keys/${revoked.id}/revoke`);
+    assert.equal((await api.admin("POST", "/keys", { account, name: "x", parent: revoked.id })).json.field, "parent");
   });
 });

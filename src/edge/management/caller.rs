@@ -112,7 +112,13 @@ impl Caller {
 
     fn excess(&self, cfg: &Config, rec: &KeyRecord) -> Option<String> {
         let mine = self.powers()?;
-        powers::excess(mine, &powers_of(cfg, rec))
+        let theirs = powers_of(cfg, rec);
+        // A key carved from this admin key spends from it on every request: its
+        // limits, quotas and credits are this key's too (`Powers::carved`).
+        let carved = self
+            .key()
+            .is_some_and(|me| rec.parents.contains(&me.key_id));
+        powers::excess(mine, &if carved { theirs.carved() } else { theirs })
     }
 
     /// The account an admin key is confined to, refusing any other one asked for.

@@ -42,11 +42,7 @@ pub(super) async fn load(
     id: &str,
 ) -> Result<KeyRead, ApiError> {
     let not_found = || ApiError::NotFound { what: "key".into() };
-    let well_formed = id.len() <= 64
-        && id.strip_prefix("key_").is_some_and(|rest| {
-            !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric())
-        });
-    if !well_formed {
+    if !crate::key::names::is_key_id(id) {
         return Err(not_found());
     }
     let read: KeyRead = rpc::ask(env, Object::Key(id), &KeyCommand::Get).await?;
@@ -81,6 +77,52 @@ fn new_id(now: i64) -> Result<String, ApiError> {
         *slot = b;
     }
     Ok(format!("key_{}", base62_fixed(&bytes, 22)))
+}
+
+/// The key a new key is carved from: the one named by `parent`, else, for an
+/// admin key that holds credits, the admin key itself (what it makes spends from
+/// its balance). It must be a live key the caller reaches, of the same account,
+/// with room below it for another level.
+async fn parent_of(
+    caller: &Caller,
+    env: &Env,
+    cfg: &Config,
+    new: &input::NewKey,
+    account: &str,
+) -> Result<Option<KeyRecord>, ApiError> {
+    let named = new.parent.clone().or_else(|| {
+        caller
+            .key()
+            .filter(|me| {
+                matches!(
+                    me.powers.credits,
+                    Some(crate::key::powers::Spend::Balance { .. })
+                )
+            })
+            .map(|me| me.key_id.clone())
+    });
+    let Some(id) = named else { return Ok(None) };
+    let bad = |why: &str| ApiError::field("parent", why);
+    let parent = match load(caller, env, cfg, &id).await {
+        Ok(read) => read.record,
+        Err(ApiError::NotFound { .. }) => return Err(bad("is not a key this caller can see")),
+        Err(e) => return Err(e),
+    };
+    if parent.account != account {
+        return Err(bad(&format!("must be a key of account '{account}'")));
+    }
+    if parent.status == crate::key::record::AdminStatus::Revoked {
+        return Err(bad("is revoked"));
+    }
+    if parent.parents.len() >= crate::key::record::MAX_ANCESTORS {
+        return Err(bad(
+            "is already two levels below its root: keys form trees at most three deep",
+        ));
+    }
+    if new.environment.is_some_and(|e| e != parent.environment) {
+        return Err(ApiError::field("environment", "must be its parent's"));
+    }
+    Ok(Some(parent))
 }
 
 /// A key's view with its live counters: remaining per limit and quota, resets,
@@ -136,15 +178,19 @@ pub async fn create(
     let now = now_ms();
     let new = input::parse_create(body, now)?;
     let account = caller
-        .confine(new.account)?
+        .confine(new.account.clone())?
         .ok_or_else(|| ApiError::field("account", "is required"))?;
-    let environment = new.environment.unwrap_or(cfg.environment);
+    let parent = parent_of(caller, env, cfg, &new, &account).await?;
+    let environment = new
+        .environment
+        .or(parent.as_ref().map(|p| p.environment))
+        .unwrap_or(cfg.environment);
     let id = new_id(now)?;
     let (secret, prefix, hash) = new_secret(cfg, environment, &id)?;
     // The key keeps a copy of its account's plan and its version (`plan_change`).
     let account_state: AccountView =
         rpc::ask(env, Object::Account(&account), &AccountCommand::Get).await?;
-    let rec = lifecycle::create(
+    let mut rec = lifecycle::create(
         Birth {
             id,
             account: account.clone(),
@@ -157,6 +203,20 @@ pub async fn create(
         },
         &new.settings,
     );
+    if let Some(p) = &parent {
+        rec.parents = std::iter::once(p.id.clone())
+            .chain(p.parents.iter().cloned())
+            .collect();
+        // Never freer than its parent in what the parent does not decide itself
+        // on each request (its limits, quotas and credits it does: `Carve`).
+        let within = Powers::of(p, cfg.plan(p.plan.as_deref()).1);
+        let theirs = Powers::of(&rec, cfg.plan(rec.plan.as_deref()).1).carved();
+        if let Some(why) = crate::key::powers::excess(&within, &theirs) {
+            return Err(ApiError::Forbidden {
+                reason: format!("a child key cannot have {why} (beyond its parent's)"),
+            });
+        }
+    }
     caller.may_grant(cfg, &rec)?;
 
     // The key's place in its account's index (its alias, and one of at most
@@ -184,6 +244,7 @@ pub async fn create(
     }
     let entry = HashEntry {
         id: rec.id.clone(),
+        parents: rec.parents.clone(),
         account: account.clone(),
         written_at: None,
         object: None,
@@ -450,6 +511,7 @@ pub async fn rotate(
         &hash,
         &HashEntry {
             id: rec.id.clone(),
+            parents: rec.parents.clone(),
             account: rec.account.clone(),
             written_at: None,
             object: None,

@@ -52,6 +52,7 @@ pub fn index(rec: &KeyRecord, hash: &str, expires_at: Option<u64>) -> Notice {
         hash: hash.to_string(),
         entry: HashEntry {
             id: rec.id.clone(),
+            parents: rec.parents.clone(),
             account: rec.account.clone(),
             written_at: None,
             object: None,

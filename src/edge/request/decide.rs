@@ -27,7 +27,7 @@ use crate::objects::held_lease::LocalAdmission;
 use crate::objects::key::{Admitted, CheckItem, KeyCommand};
 use crate::request::faults::Target;
 use crate::request::policy::Needs;
-use futures_util::future::join;
+use futures_util::future::{join, join_all};
 
 pub async fn admit(
     rc: &RequestContext<'_>,
@@ -71,6 +71,7 @@ pub async fn admit(
         limit: admission::tighter(local.limit, budget_limit.clone()),
         started: rc.started,
         lease: Some(local.lease),
+        parents: Vec::new(),
     };
     // A hot key with a budget lease here: admitted without a call (`leased`).
     if let Some(plan) = &known_plan {
@@ -80,8 +81,10 @@ pub async fn admit(
     }
     // A key's traffic here counts towards a lease whether or not the plan is
     // known now: lent meanwhile, its lease admits once the plan is.
+    // A child key's ancestors admit each of its requests: it is never lent a slice.
+    let child = !entry.parents.is_empty();
     let want_lease = match facts.via {
-        Via::Gate => leased::want(rc.cfg, &entry.id, now_ms()),
+        Via::Gate if !child => leased::want(rc.cfg, &entry.id, now_ms()),
         _ => 0,
     };
     let hot = known_plan.is_some()
@@ -102,45 +105,55 @@ pub async fn admit(
     // check carries the account's plan as this isolate last saw it. While this
     // isolate holds a lease on the plan, or a slice of its account-wide limits,
     // the account's answer is known and only the key is asked.
-    let (mut key, mut account) = match known_plan.clone() {
-        Some(plan) => {
-            let check = KeyCommand::Check(item(Some(plan.clone()), None));
-            let key = check_key(rc, &entry.id, check).await;
-            let known = AccountAdmitted {
-                at: rc.started,
-                limit: budget_limit.clone(),
-                charged: 0,
-                plan,
-                lease_until: None,
-                budget: None,
-                credits_low: None,
-            };
-            (key, Ok(known))
-        }
-        None => {
-            let want = match facts.via {
-                Via::Gate => account_leased::want(rc.cfg, &entry.account, now_ms()),
-                _ => 0,
-            };
-            let first = KeyCommand::Check(item(runtime::known_plan(&entry.account), None));
-            join(
-                check_key(rc, &entry.id, first),
-                rpc::submit::<AccountAdmitted>(
-                    rc.env,
-                    rc.ctx,
-                    Object::Account(&entry.account),
-                    &AccountCommand::Admit {
-                        cost,
-                        want,
-                        free: !needs.spends,
-                    },
-                    rc.fault(Target::AccountObject),
-                    Waits::ForAdmissions,
-                ),
-            )
-            .await
+    // A child key's ancestors each admit it too, in the same round trip (`Carve`).
+    let carves = join_all(entry.parents.iter().map(|parent| {
+        let plan = known_plan
+            .clone()
+            .or_else(|| runtime::known_plan(&entry.account));
+        check_key(rc, parent, KeyCommand::Carve(item(plan, None)))
+    }));
+    let pair = async {
+        match known_plan.clone() {
+            Some(plan) => {
+                let check = KeyCommand::Check(item(Some(plan.clone()), None));
+                let key = check_key(rc, &entry.id, check).await;
+                let known = AccountAdmitted {
+                    at: rc.started,
+                    limit: budget_limit.clone(),
+                    charged: 0,
+                    plan,
+                    lease_until: None,
+                    budget: None,
+                    credits_low: None,
+                };
+                (key, Ok(known))
+            }
+            None => {
+                let want = match facts.via {
+                    Via::Gate => account_leased::want(rc.cfg, &entry.account, now_ms()),
+                    _ => 0,
+                };
+                let first = KeyCommand::Check(item(runtime::known_plan(&entry.account), None));
+                join(
+                    check_key(rc, &entry.id, first),
+                    rpc::submit::<AccountAdmitted>(
+                        rc.env,
+                        rc.ctx,
+                        Object::Account(&entry.account),
+                        &AccountCommand::Admit {
+                            cost,
+                            want,
+                            free: !needs.spends,
+                        },
+                        rc.fault(Target::AccountObject),
+                        Waits::ForAdmissions,
+                    ),
+                )
+                .await
+            }
         }
     };
+    let ((mut key, mut account), carved) = join(pair, carves).await;
     if let Ok(a) = &mut account {
         if let Some(grant) = a.budget.take() {
             account_leased::install(rc.ctx, rc.env, &entry.account, grant, a.plan.clone());
@@ -185,7 +198,30 @@ pub async fn admit(
         .ok()
         .filter(|a| a.charged > 0)
         .map(|a| (a.at, a.charged));
-    match check::combine(key, account) {
+    // All or nothing up the chain: what the ancestors reserved, and the lowest
+    // row any of them refused on.
+    let mut parents = Vec::with_capacity(carved.len());
+    let mut parent_limit = None;
+    let mut parent_refusal: Option<ApiError> = None;
+    for (id, answer) in entry.parents.iter().zip(carved) {
+        match answer {
+            Ok(a) => {
+                parents.push((id.clone(), a.reservation));
+                parent_limit = admission::tighter(parent_limit, a.limit);
+            }
+            Err(e) if parent_refusal.as_ref().is_none_or(|p| e.row() < p.row()) => {
+                parent_refusal = Some(e)
+            }
+            Err(_) => {}
+        }
+    }
+    let combined = match (check::combine(key, account), parent_refusal) {
+        (Ok(both), None) => Ok(both),
+        (Ok(_), Some(e)) => Err(e),
+        (Err(a), Some(b)) if b.row() < a.row() => Err(b),
+        (Err(a), _) => Err(a),
+    };
+    match combined {
         Ok((key, account)) => Ok(Admission {
             identity: key.identity,
             key_id: entry.id,
@@ -193,11 +229,22 @@ pub async fn admit(
             account: entry.account,
             account_charge,
             account_lease: budget_taken,
-            limit: admission::tighter(key.limit, account.limit),
+            limit: admission::tighter(admission::tighter(key.limit, account.limit), parent_limit),
             started: rc.started,
             lease: None,
+            parents,
         }),
         Err(e) => {
+            for (parent, id) in &parents {
+                let refused = Settlement {
+                    id: *id,
+                    origin_status: None,
+                    status: e.status(),
+                    code: Some(e.code().to_string()),
+                    duration_ms: rc.elapsed(),
+                };
+                settle::queue(rc.ctx, rc.env, rc.cfg, parent, refused);
+            }
             if let Some(id) = reservation {
                 let refused = Settlement {
                     id,

@@ -33,6 +33,8 @@ pub struct Admission {
     /// The budget lease it was admitted from in this isolate (`leased`): its
     /// `reservation` is its row there, settled here without a call.
     pub lease: Option<u64>,
+    /// A child key's ancestors and their reservations (`Carve`): settled alike.
+    pub parents: Vec<(String, u64)>,
 }
 
 /// Gives back what the account's object took for a request that is not charged.
@@ -99,6 +101,13 @@ pub fn settle(
         code: None,
         duration_ms,
     };
+    for (parent, reservation) in &a.parents {
+        let one = Settlement {
+            id: *reservation,
+            ..s.clone()
+        };
+        queue(ctx, env, cfg, parent, one);
+    }
     if let Some(lease) = a.lease {
         if !super::leased::settle(ctx, env, cfg, &a.key_id, lease, &s) {
             console_error!("key {}: lease {lease} lost row {}", a.key_id, a.reservation);

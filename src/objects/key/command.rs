@@ -15,6 +15,11 @@ pub enum KeyCommand {
     Get,
     /// The hot path: rows 3–14; counts the use and consumes `cost` when all pass.
     Check(CheckItem),
+    /// A child key's request, to each of its ancestors: rows 4–16 against this
+    /// key's own record (its status, expiry, permissions, scope, allowlist,
+    /// limits, quotas and credits), reserved and settled like a `Check`; the
+    /// child's secret is not this key's, so it is not compared.
+    Carve(CheckItem),
     /// Where `hash` leads when the KV index has no copy of it yet (`lookup`): the
     /// key's id and account if it is one of the key's live secrets. Reads only.
     Locate {

@@ -46,7 +46,9 @@ pub(super) fn lend(
 ) -> (Effects, Option<LeaseGrant>) {
     let none = (Effects::none(), None);
     // A balance is spent request by request here: never lent (row 16 stays exact).
-    if cfg.key_lease_ms == 0 || want == 0 || rec.hash != request.hash || rec.credits.is_some() {
+    // Nor is a child key's: each of its ancestors admits each of its requests.
+    let spent_here = rec.credits.is_some() || !rec.parents.is_empty();
+    if cfg.key_lease_ms == 0 || want == 0 || rec.hash != request.hash || spent_here {
         return none;
     }
     let plan = cfg.plan(rec.plan.as_deref()).1;

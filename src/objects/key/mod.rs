@@ -96,6 +96,7 @@ pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
         for item in items {
             let (one, reply) = match item {
                 KeyCommand::Check(_)
+                | KeyCommand::Carve(_)
                 | KeyCommand::Settle { .. }
                 | KeyCommand::Lease { .. }
                 | KeyCommand::Report(_) => apply(state, item, cfg, now),
@@ -150,7 +151,7 @@ fn apply_one(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
             return (fx, reply);
         }
         // An index entry without a record (a deleted key) is an unknown key.
-        (None, KeyCommand::Check { .. } | KeyCommand::Locate { .. }) => {
+        (None, KeyCommand::Check { .. } | KeyCommand::Carve(_) | KeyCommand::Locate { .. }) => {
             return (Effects::none(), Err(ApiError::InvalidKey))
         }
         (None, KeyCommand::Wake) => return (Effects::none(), Ok(Value::Null)),
@@ -195,6 +196,13 @@ fn apply_one(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
             }
             (fx, reply)
         }
+        KeyCommand::Carve(mut item) => {
+            item.request.hash = rec.hash.clone();
+            item.request.grace = false;
+            item.want_lease = 0;
+            item.hot = false;
+            check_item(rec, ledger, reservations, book, cfg, item, now)
+        }
         KeyCommand::Arrived { name, region } => {
             let from = placement.home.region;
             placement.arrived(region, now);
@@ -229,6 +237,7 @@ fn apply_one(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
         KeyCommand::Locate { hash } => {
             let found = rec.accepts_hash(&hash, now).then(|| HashEntry {
                 id: rec.id.clone(),
+                parents: rec.parents.clone(),
                 account: rec.account.clone(),
                 written_at: None,
                 object: None,
@@ -387,6 +396,7 @@ fn arrived(
             hash,
             entry: HashEntry {
                 id: rec.id.clone(),
+                parents: rec.parents.clone(),
                 account: rec.account.clone(),
                 written_at: None,
                 object: Some(name.to_string()),
