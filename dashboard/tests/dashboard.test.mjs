@@ -22,7 +22,9 @@ let origin, kw, api, browser;
 
 before(async () => {
   origin = await startOrigin();
-  kw = await startKeyward({ originUrl: origin.url });
+  // Sharing detection at 2 networks an hour: the dashboard tests' own requests
+  // all come from one address.
+  kw = await startKeyward({ originUrl: origin.url, vars: { SHARING_NETWORKS_PER_HOUR: "2" } });
   api = client(kw.base);
   browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
   fs.mkdirSync(DOCS, { recursive: true });
@@ -325,6 +327,42 @@ describe("the admin token's dashboard", () => {
     assert.equal((await api.admin("GET", `/accounts/${FREE}`)).json.plan, "pro");
     // The change's progress through the account's keys (one here).
     await page.getByText(/^[01] of 1 keys updated$/).waitFor();
+  });
+
+  test("credits on the key's and the account's page, child keys under their parent, and a sharing alert", async () => {
+    const CREDITED = `${ACCOUNT}-credits`;
+    const balance = { remaining: 900, refill: { amount: 900, interval: "month", day: 15 } };
+    assert.equal((await api.admin("PUT", `/accounts/${CREDITED}`, { credits: balance })).status, 200);
+    const parent = await api.createKey({ account: CREDITED, name: "reseller key", credits: { remaining: 5, refill: { amount: 5, interval: "day" } } });
+    const child = await api.createKey({ account: CREDITED, name: "customer key", parent: parent.id });
+    for (const ip of ["198.51.100.1", "203.0.113.1", "192.0.2.1"]) {
+      assert.equal((await api.call("GET", "/things", { key: child.key, headers: { "cf-connecting-ip": ip } })).status, 200);
+    }
+    await page.getByLabel("Account id").fill(CREDITED);
+    await page.getByRole("button", { name: "Show" }).click();
+    await page.locator('.credits [data-credits="897"]').waitFor();
+    await page.getByText("900 every month on day 15 (UTC)").waitFor();
+    // The list: the child right under its parent, though it is newer.
+    await page.getByRole("link", { name: "API keys" }).click();
+    await page.getByLabel("Account", { exact: true }).fill(CREDITED);
+    await page.getByLabel("Account", { exact: true }).press("Enter");
+    await row(page, "customer key").waitFor();
+    const order = await page.locator("table.keys tbody tr").evaluateAll((rows) => rows.map((r) => r.dataset.keyId));
+    assert.deepEqual(order, [parent.id, child.id]);
+    assert.equal(await row(page, "customer key").getAttribute("class"), "child depth-1");
+    // The parent's page: its balance, its refill, its children.
+    await page.goto(`${kw.base}/admin/#/keys/${parent.id}`);
+    await page.getByRole("heading", { name: "reseller key" }).waitFor();
+    await page.locator('[data-credits="2"]').waitFor();
+    await page.getByText("5 every day (UTC)").waitFor();
+    await page.getByRole("heading", { name: "Child keys" }).waitFor();
+    // The child's page: where it is carved from, and that it looks shared.
+    await page.locator("ul.children").getByRole("link", { name: "customer key" }).click();
+    await page.getByRole("alert").filter({ hasText: "Possibly shared" }).waitFor();
+    assert.match(await page.getByRole("alert").filter({ hasText: "Possibly shared" }).textContent(), /3 client networks in one hour \(more than 2\)/);
+    await page.getByRole("link", { name: parent.id }).waitFor();
+    await page.getByRole("link", { name: "← API keys" }).click();
+    await page.getByRole("heading", { name: "API keys" }).waitFor();
   });
 
   test("the audit trail, filtered by action", async () => {

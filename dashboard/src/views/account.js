@@ -3,6 +3,7 @@
 import { api } from "../api.js";
 import { errorBox } from "../dialogs.js";
 import { field, h, mount, select } from "../dom.js";
+import { credits } from "./detail.js";
 
 export function accountPage(main, me) {
   const root = me.account === null;
@@ -49,6 +50,8 @@ export function accountPage(main, me) {
         ? h("div", { class: "upgrade", role: "alert" }, h("strong", {}, "Upgrade required"), ` — the ${acct.plan} plan does not include API access.`)
         : null,
       h("dl", { class: "facts" }, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
+      h("h3", {}, "Credits"),
+      credits(acct.credits),
       root ? changePlan(acct, errors) : null,
       errors,
     );

@@ -26,18 +26,24 @@ export async function detailPage(main, id) {
     ["Last used", key.last_used_at ? exact(key.last_used_at) : "never"],
     ["Usage count", key.usage_count.toLocaleString("en")],
     ["IP allowlist", key.ip_allowlist.length ? key.ip_allowlist.join(", ") : "every address"],
+    ["Carved from", key.parent ? h("a", { href: `#/keys/${key.parent}` }, key.parent) : "—"],
   ];
   const metadata = Object.entries(key.metadata ?? {});
   const chartHost = h("div", { class: "chart-host" });
   const resolution = select({ name: "resolution", value: "hour", onchange: (e) => drawChart(e.target.value) }, [["hour", "Last 24 hours"], ["day", "Last 30 days"]]);
   const logsHost = h("div", { class: "table-host" });
+  const childrenHost = h("section", { "aria-labelledby": "children-h" });
+  children(key, childrenHost);
 
   mount(
     main,
     h("p", {}, h("a", { href: "#/keys" }, "← API keys")),
     h("div", { class: "page-head" }, h("h1", {}, key.name), badge(key.status)),
     h("p", {}, h("code", {}, key.prefix), key.suspended_until ? h("span", { class: "warning" }, ` Suspended by the circuit breaker until ${exact(key.suspended_until)}.`) : null),
+    sharingAlert(key.sharing),
     h("section", { "aria-labelledby": "limits-h" }, h("h2", { id: "limits-h" }, "Limits and quotas"), limits(key)),
+    h("section", { "aria-labelledby": "credits-h" }, h("h2", { id: "credits-h" }, "Credits"), credits(key.credits)),
+    childrenHost,
     h("section", { "aria-labelledby": "usage-h" }, h("div", { class: "page-head" }, h("h2", { id: "usage-h" }, "Usage"), field("Show", resolution)), chartHost),
     h("section", { "aria-labelledby": "logs-h" }, h("h2", { id: "logs-h" }, "Request log"), logs(key.id, logsHost), logsHost),
     h("section", { "aria-labelledby": "settings-h" }, h("h2", { id: "settings-h" }, "Settings"),
@@ -60,6 +66,40 @@ export async function detailPage(main, id) {
     if (mine()) mount(chartHost, drawn);
   }
   drawChart("hour");
+}
+
+/** A balance: what is left, and its refill. */
+export function credits(c) {
+  if (!c) return h("p", { class: "muted" }, "No credits: requests are not counted against a balance.");
+  const r = c.refill;
+  const every = r ? (r.interval === "day" ? "every day" : `every month on day ${r.day ?? 1}`) : null;
+  return h("dl", { class: "facts credits" },
+    h("dt", {}, "Remaining"), h("dd", { "data-credits": c.remaining }, c.remaining.toLocaleString("en")),
+    h("dt", {}, "Refill"), h("dd", {}, r ? `${r.amount.toLocaleString("en")} ${every} (UTC)` : "none"),
+    h("dt", {}, "Next refill"), h("dd", {}, c.next_refill_at ? exact(c.next_refill_at) : "—"));
+}
+
+/** The last suspicion that the key is shared, and this hour's spread. */
+function sharingAlert(s) {
+  if (!s?.last_suspected) return null;
+  const l = s.last_suspected;
+  const why = l.new_country ? `a request from a new country (${l.new_country})` : `${l.networks} client networks in one hour (more than ${l.threshold})`;
+  return h("div", { class: "upgrade sharing", role: "alert" },
+    h("strong", {}, "Possibly shared"), ` — ${why}, at ${exact(l.at)}. Countries that hour: ${l.countries.join(", ") || "unknown"}.`);
+}
+
+/** The keys carved from this one (among its account's 100 newest). */
+async function children(key, host) {
+  let page;
+  try {
+    page = await api("GET", `/keys${query({ account: key.account, limit: 100 })}`);
+  } catch {
+    return;
+  }
+  const kids = page.items.filter((k) => k.parent === key.id);
+  if (!kids.length) return;
+  mount(host, h("h2", { id: "children-h" }, "Child keys"),
+    h("ul", { class: "children" }, kids.map((k) => h("li", {}, h("a", { href: `#/keys/${k.id}` }, k.name), " ", badge(k.status)))));
 }
 
 function limits(key) {

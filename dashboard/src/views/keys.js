@@ -10,6 +10,29 @@ const COLUMNS = ["Name", "Prefix", "Category", "Environment", "Status", "Usage",
 const STATUSES = [["", "Any status"], ["active", "Active"], ["inactive", "Inactive"], ["revoked", "Revoked"], ["expired", "Expired"]];
 const ENVIRONMENTS = [["", "Any environment"], ["production", "Production"], ["staging", "Staging"], ["development", "Development"]];
 
+/**
+ * The page's keys with each child right after its parent (depth-first), when its
+ * parent is on the page too; the rest keep their order (newest first).
+ */
+export function treeOrder(items) {
+  const here = new Set(items.map((k) => k.id));
+  const children = new Map();
+  const roots = [];
+  for (const k of items) {
+    if (k.parent && here.has(k.parent)) {
+      if (!children.has(k.parent)) children.set(k.parent, []);
+      children.get(k.parent).push(k);
+    } else roots.push(k);
+  }
+  const out = [];
+  const visit = (k, depth) => {
+    out.push({ ...k, depth });
+    for (const c of children.get(k.id) ?? []) visit(c, depth + 1);
+  };
+  roots.forEach((k) => visit(k, 0));
+  return out;
+}
+
 /** The keys page. `me` is the caller (GET /me); `root` sees every account. */
 export function keysPage(main, me) {
   const root = me.account === null;
@@ -86,7 +109,7 @@ export function keysPage(main, me) {
       { class: "keys" },
       h("caption", { class: "visually-hidden" }, "API keys"),
       h("thead", {}, h("tr", {}, COLUMNS.map((c) => h("th", { scope: "col" }, c)))),
-      h("tbody", {}, items.map(row)),
+      h("tbody", {}, treeOrder(items).map(row)),
     );
   }
 
@@ -102,10 +125,14 @@ export function keysPage(main, me) {
     if (k.usage_count === 0) actions.push(act("Delete", remove, "danger"));
     // Each cell names its column (`data-label`): on a phone the rows are cards.
     const cell = (i, attrs, ...children) => h("td", { "data-label": COLUMNS[i], ...attrs }, ...children);
+    // A child key sits under its parent (when both are on this page).
+    const depth = k.depth ?? 0;
     return h(
       "tr",
-      { "data-key-id": k.id },
-      cell(0, {}, h("a", { href: `#/keys/${k.id}` }, k.name), k.alias ? h("div", { class: "muted" }, k.alias) : null),
+      { "data-key-id": k.id, "data-parent": k.parent ?? "", class: depth ? `child depth-${depth}` : null },
+      cell(0, {}, depth ? h("span", { class: "tree", "aria-hidden": "true" }, "↳ ") : null,
+        h("a", { href: `#/keys/${k.id}` }, k.name), k.alias ? h("div", { class: "muted" }, k.alias) : null,
+        k.parent && !depth ? h("div", { class: "muted" }, "child of ", h("a", { href: `#/keys/${k.parent}` }, k.parent)) : null),
       cell(1, {}, h("code", {}, k.prefix)),
       cell(2, {}, k.category ?? h("span", { class: "muted" }, "—")),
       cell(3, {}, k.environment),
