@@ -85,9 +85,9 @@ pub fn parse_query<'a>(
     })
 }
 
-/// When usage is reported (`USAGE_REPORT_INTERVAL`).
-pub fn period_of(at: i64, resolution: Resolution) -> (i64, i64) {
-    let step = resolution.step();
+/// The period (an hour or a UTC day, of hours of `hour` ms) holding `at`.
+pub fn period_of(at: i64, resolution: Resolution, hour: i64) -> (i64, i64) {
+    let step = resolution.step(hour);
     let start = at.div_euclid(step) * step;
     (start, start + step)
 }
@@ -115,12 +115,11 @@ pub struct KeyTotal {
 /// post each to `/v1/billing/meter_events` as it is.
 pub fn report(
     account: &str,
-    start: i64,
+    (start, end): (i64, i64),
     resolution: Resolution,
     event_name: &str,
     keys: &[KeyTotal],
 ) -> Value {
-    let (start, end) = period_of(start, resolution);
     let key = idempotency_key(account, start, resolution);
     // Stripe's timestamp is in seconds and must lie inside the period.
     let timestamp = (end - 1) / 1000;
@@ -224,7 +223,9 @@ mod tests {
                 credits: 1,
             },
         ];
-        let r = report("acme", start + 5, Resolution::Hour, "api_requests", &keys);
+        let period = period_of(start + 5, Resolution::Hour, 3_600_000);
+        assert_eq!(period, (start, start + 3_600_000));
+        let r = report("acme", period, Resolution::Hour, "api_requests", &keys);
         assert_eq!(r["idempotency_key"], "acme:hour:2027-01-15T07:00:00.000Z");
         assert_eq!(r["period"]["end"], "2027-01-15T08:00:00.000Z");
         assert_eq!(

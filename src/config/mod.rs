@@ -115,6 +115,14 @@ pub struct Config {
     /// Test-only (`TEST_COUNTRY_HEADER`, refused in production): a request's
     /// `X-Keyward-Test-Country` is its client's country (`request.cf.country`).
     pub test_country_header: bool,
+    /// `USAGE_REPORT_INTERVAL` (`hour` | `day`; none by default): each account's
+    /// `usage.reported` webhook, one per period with use.
+    pub usage_report: Option<crate::limits::usage::Resolution>,
+    /// The Stripe meter's event name in those reports (`USAGE_REPORT_EVENT_NAME`).
+    pub usage_report_event: String,
+    /// The length of a usage hour (ms): an hour, but `TEST_USAGE_HOUR_SECONDS`
+    /// (test-only, refused in production) shortens it.
+    pub usage_hour_ms: i64,
 }
 
 /// `WEBHOOK_URL` and its signing secrets — `WEBHOOK_SECRET`, then
@@ -382,6 +390,21 @@ impl Config {
             })?),
         };
         let test_country_header = flag("TEST_COUNTRY_HEADER", false)?;
+        let usage_report = match text("USAGE_REPORT_INTERVAL", "").trim() {
+            "" | "none" => None,
+            "hour" => Some(crate::limits::usage::Resolution::Hour),
+            "day" => Some(crate::limits::usage::Resolution::Day),
+            _ => return Err("USAGE_REPORT_INTERVAL must be hour, day or empty".into()),
+        };
+        let usage_report_event = text("USAGE_REPORT_EVENT_NAME", "api_credits");
+        let valid_event = (1..=100).contains(&usage_report_event.len())
+            && usage_report_event
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !valid_event {
+            return Err("USAGE_REPORT_EVENT_NAME must be 1-100 letters, digits, '_' or '-'".into());
+        }
+        let test_usage_hour_s = number("TEST_USAGE_HOUR_SECONDS", 0, 0)?.min(3600) as i64;
         let sharing_networks_per_hour = number("SHARING_NETWORKS_PER_HOUR", 20, 0)?;
         if sharing_networks_per_hour > 100_000 {
             return Err("SHARING_NETWORKS_PER_HOUR must be at most 100000".into());
@@ -398,6 +421,7 @@ impl Config {
             ("TEST_FAULTS", test_faults),
             ("TEST_GEO", test_geo.is_some()),
             ("TEST_COUNTRY_HEADER", test_country_header),
+            ("TEST_USAGE_HOUR_SECONDS", test_usage_hour_s > 0),
         ] {
             if on && environment == Environment::Production {
                 return Err(format!(
@@ -487,6 +511,13 @@ impl Config {
             sharing_networks_per_hour: sharing_networks_per_hour as u32,
             sharing_action,
             test_country_header,
+            usage_report,
+            usage_report_event,
+            usage_hour_ms: if test_usage_hour_s > 0 {
+                test_usage_hour_s * 1000
+            } else {
+                crate::limits::usage::HOUR
+            },
         })
     }
 

@@ -1,5 +1,7 @@
-//! A key's usage over time, for the dashboard's chart: admitted requests and the
-//! credits they cost, per UTC hour, kept 30 days. Read as 24 hours or 30 days.
+//! A key's usage over time, for the dashboard's chart and billing: admitted
+//! requests and the credits they cost, per UTC hour, kept 30 days. Read as 24
+//! hours or 30 days, or as the hours or days of a range. (Tests shorten the hour:
+//! `TEST_USAGE_HOUR_SECONDS`; a day is always 24 of them.)
 
 use crate::error::ApiError;
 use serde::{Deserialize, Serialize};
@@ -18,9 +20,20 @@ pub struct Tally {
 }
 
 /// A key's hours, keyed by their start (Unix ms).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Usage {
     hours: BTreeMap<i64, Tally>,
+    /// The length of an hour (ms): `HOUR` but under test.
+    hour: i64,
+}
+
+impl Default for Usage {
+    fn default() -> Self {
+        Usage {
+            hours: BTreeMap::new(),
+            hour: HOUR,
+        }
+    }
 }
 
 /// The two views of `GET /keys/{id}/usage`.
@@ -34,11 +47,11 @@ pub enum Resolution {
 }
 
 impl Resolution {
-    /// The length of one bucket.
-    pub fn step(self) -> i64 {
+    /// The length of one bucket, for an hour of `hour` ms.
+    pub fn step(self, hour: i64) -> i64 {
         match self {
-            Resolution::Hour => HOUR,
-            Resolution::Day => DAY,
+            Resolution::Hour => hour,
+            Resolution::Day => 24 * hour,
         }
     }
 
@@ -60,20 +73,26 @@ pub struct Point {
     pub credits: u64,
 }
 
-fn hour_of(at: i64) -> i64 {
-    at.div_euclid(HOUR) * HOUR
-}
-
 impl Usage {
     pub fn restore(rows: impl IntoIterator<Item = (i64, Tally)>) -> Self {
         Usage {
             hours: rows.into_iter().collect(),
+            ..Usage::default()
         }
+    }
+
+    /// Counts in hours of `hour` ms (the configuration's).
+    pub fn set_hour(&mut self, hour: i64) {
+        self.hour = hour.max(1);
+    }
+
+    fn hour_of(&self, at: i64) -> i64 {
+        at.div_euclid(self.hour) * self.hour
     }
 
     /// Counts one admitted request of `credits` at `at`; returns the hour's row.
     pub fn add(&mut self, at: i64, credits: u64) -> (i64, Tally) {
-        let hour = hour_of(at);
+        let hour = self.hour_of(at);
         let t = self.hours.entry(hour).or_default();
         t.requests += 1;
         t.credits += credits;
@@ -82,7 +101,7 @@ impl Usage {
 
     /// Takes back a request counted at `at` (a refund); returns the hour's row.
     pub fn remove(&mut self, at: i64, credits: u64) -> (i64, Tally) {
-        let hour = hour_of(at);
+        let hour = self.hour_of(at);
         let t = self.hours.entry(hour).or_default();
         t.requests = t.requests.saturating_sub(1);
         t.credits = t.credits.saturating_sub(credits);
@@ -91,7 +110,7 @@ impl Usage {
 
     /// Drops hours older than the retention; returns the cut-off when any went.
     pub fn prune(&mut self, now: i64) -> Option<i64> {
-        let cutoff = hour_of(now - RETENTION);
+        let cutoff = self.hour_of(now - RETENTION / HOUR * self.hour);
         let stale = self.hours.keys().next().is_some_and(|h| *h < cutoff);
         if stale {
             self.hours = self.hours.split_off(&cutoff);
@@ -101,11 +120,10 @@ impl Usage {
         }
     }
 
-    /// The series ending with the current hour (24 points) or day (30 points).
     /// The buckets (hours or UTC days) starting in `[from, to)` that hold any use,
     /// oldest first; `from` is taken back to the start of its bucket.
     pub fn between(&self, from: i64, to: i64, resolution: Resolution) -> Vec<Point> {
-        let step = resolution.step();
+        let step = resolution.step(self.hour);
         let first = from.div_euclid(step) * step;
         let mut out: Vec<Point> = Vec::new();
         for (hour, t) in self.hours.range(first..to.max(first)) {
@@ -126,10 +144,12 @@ impl Usage {
         out
     }
 
+    /// The series ending with the current hour (24 points) or day (30 points).
     pub fn series(&self, now: i64, resolution: Resolution) -> Vec<Point> {
-        let (step, points) = match resolution {
-            Resolution::Hour => (HOUR, 24),
-            Resolution::Day => (DAY, 30),
+        let step = resolution.step(self.hour);
+        let points = match resolution {
+            Resolution::Hour => 24,
+            Resolution::Day => 30,
         };
         let last = now.div_euclid(step) * step;
         (0..points)
@@ -216,7 +236,7 @@ mod tests {
         u.add(NOW, 3);
         assert_eq!(u.remove(NOW, 3).1, Tally::default());
         u.add(NOW - RETENTION - 2 * HOUR, 1);
-        assert_eq!(u.prune(NOW), Some(hour_of(NOW - RETENTION)));
+        assert_eq!(u.prune(NOW), Some(u.hour_of(NOW - RETENTION)));
         assert_eq!(u.prune(NOW), None);
         assert_eq!(
             u.series(NOW, Resolution::Day)

@@ -4,13 +4,16 @@
 // POST …/credits once per Idempotency-Key, audited, and announced as credits.low
 // (a Standard Webhook) when it falls to CREDIT_ALERT_PERCENTS of its last refill
 // or set. Child keys (§2): held by their own limits and every ancestor's, all or
-// nothing. Usage export: GET /accounts/{id}/usage, exact from the keys' own usage.
+// nothing. Usage for billing (§5): GET /accounts/{id}/usage, exact from the keys'
+// own usage, and usage.reported per account and period (hours of HOUR_S seconds
+// here, TEST_USAGE_HOUR_SECONDS).
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { Webhook } from "standardwebhooks";
 import { client, eventually, expectError, startKeyward, startOrigin, startReceiver, stays } from "./harness.mjs";
 
 const SECRET = "whsec_" + Buffer.alloc(32, 7).toString("base64");
+const HOUR_S = 4;
 let origin, kw, api, receiver;
 
 before(async () => {
@@ -26,6 +29,12 @@ before(async () => {
       // An origin's 5xx is not charged: its credits come back.
       CHARGE_ON: "success",
       ROUTE_COSTS: JSON.stringify([{ method: "POST", path: "/reports", cost: 3 }]),
+      // Usage reports every "hour", an hour lasting HOUR_S seconds here; a period
+      // is reported once its slowest request has settled (ORIGIN_TIMEOUT_SECONDS).
+      USAGE_REPORT_INTERVAL: "hour",
+      USAGE_REPORT_EVENT_NAME: "keyward_credits",
+      TEST_USAGE_HOUR_SECONDS: String(HOUR_S),
+      ORIGIN_TIMEOUT_SECONDS: "2",
     },
   });
   api = client(kw.base);
@@ -280,7 +289,7 @@ describe("GET /accounts/{id}/usage", () => {
     assert.equal((await use(b.key, "/status/503")).status, 503); // not charged
     await settled(a.id, 4);
     await settled(b.id, 2);
-    const from = new Date(Date.now() - 2 * 3600_000).toISOString();
+    const from = new Date(Date.now() - 120_000).toISOString();
     const to = new Date(Date.now() + 1000).toISOString();
     const hours = await api.admin("GET", `/accounts/${account}/usage?from=${from}&to=${to}&resolution=hour`);
     assert.equal(hours.status, 200, hours.text);
@@ -292,7 +301,7 @@ describe("GET /accounts/{id}/usage", () => {
     assert.ok(!hours.json.items.some((i) => i.key_id === idle.id), "a key without use has no rows");
     for (const item of hours.json.items) {
       assert.deepEqual(Object.keys(item).sort(), ["credits", "key_id", "requests", "start"]);
-      assert.match(item.start, /T\d\d:00:00\.000Z$/);
+      assert.equal(Date.parse(item.start) % (HOUR_S * 1000), 0, "on the hour");
     }
     // The same totals as each key's own usage.
     for (const k of [a, b]) {
@@ -301,7 +310,7 @@ describe("GET /accounts/{id}/usage", () => {
     }
     const days = await api.admin("GET", `/accounts/${account}/usage?from=${from}&to=${to}&resolution=day`);
     assert.deepEqual(total(days.json.items, a.id), { requests: 4, credits: 6 });
-    assert.ok(days.json.items.every((i) => i.start.endsWith("T00:00:00.000Z")));
+    assert.ok(days.json.items.every((i) => Date.parse(i.start) % (24 * HOUR_S * 1000) === 0), "on the day");
     // Paged by key: one key per page, three pages, the same rows.
     let cursor = null;
     const paged = [];
@@ -317,8 +326,46 @@ describe("GET /accounts/{id}/usage", () => {
     assert.deepEqual(total(paged, a.id), total(hours.json.items, a.id));
     assert.deepEqual(total(paged, b.id), total(hours.json.items, b.id));
     // A range after the use holds nothing.
-    const later = await api.admin("GET", `/accounts/${account}/usage?from=${new Date(Date.now() + 7200_000).toISOString()}&to=${new Date(Date.now() + 10800_000).toISOString()}`);
+    const later = await api.admin("GET", `/accounts/${account}/usage?from=${new Date(Date.now() + 60_000).toISOString()}&to=${new Date(Date.now() + 120_000).toISOString()}`);
     assert.deepEqual(later.json.items, []);
+  });
+
+  test("usage.reported: one webhook per account and period with each key's totals, ready for a Stripe meter", async () => {
+    const account = unique("report");
+    const a = await api.createKey({ account, permissions: ["write:all"] });
+    const b = await api.createKey({ account });
+    await api.createKey({ account }); // never used: not in any report
+    const sent = [];
+    for (let i = 0; i < 3; i++) sent.push(await use(a.key));
+    sent.push(await use(a.key, "/reports", "POST"));
+    sent.push(await use(b.key));
+    sent.push(await use(b.key, "/status/503")); // not charged
+    assert.deepEqual(sent.map((r) => r.status), [200, 200, 200, 200, 200, 503]);
+    const reports = () => hooks("usage.reported", (d) => d.account === account).map((b) => b.data);
+    const sum = (id) => reports().flatMap((r) => r.keys).filter((k) => k.key_id === id).reduce((n, k) => n + k.credits, 0);
+    await eventually(() => {
+      assert.equal(sum(a.id), 6);
+      assert.equal(sum(b.id), 1);
+    }, 40_000);
+    await stays(() => assert.equal(sum(a.id) + sum(b.id), 7, "each period once"), 2 * HOUR_S * 1000);
+    const keys = reports().map((r) => r.idempotency_key);
+    assert.equal(new Set(keys).size, keys.length, "one report per period");
+    for (const r of reports()) {
+      assert.equal(r.idempotency_key, `${account}:hour:${r.period.start}`);
+      assert.equal(Date.parse(r.period.end) - Date.parse(r.period.start), HOUR_S * 1000);
+      assert.ok(r.keys.every((k) => k.credits > 0), "keys without use are left out");
+      assert.equal(r.credits, r.keys.reduce((n, k) => n + k.credits, 0));
+      for (const e of r.meter_events) {
+        assert.equal(e.event_name, "keyward_credits");
+        assert.equal(e.payload.stripe_customer_id, account);
+        assert.match(e.payload.value, /^\d+$/);
+        assert.ok(e.timestamp * 1000 >= Date.parse(r.period.start) && e.timestamp * 1000 < Date.parse(r.period.end));
+        assert.ok(e.identifier.startsWith(r.idempotency_key));
+      }
+    }
+    // What was reported is what the export says.
+    const exported = await api.admin("GET", `/accounts/${account}/usage?from=${new Date(Date.now() - 120_000).toISOString()}`);
+    assert.equal(exported.json.items.reduce((n, i) => n + i.credits, 0), 7);
   });
 
   test("confinement and hostile input", async () => {

@@ -7,18 +7,20 @@
 //! batches and enforces the audit retention. Nothing here is global: an account's
 //! load is its own.
 
-use super::{index_store, ledger_store, object_stats, sql_row};
+use super::{index_store, ledger_store, object_stats, outbox, sql_row};
+use crate::admin::billing::KeyTotal;
 use crate::edge::js::rpc::{self, Object};
 use crate::edge::js::runtime::{self, now_ms};
 use crate::edge::js::task;
 use crate::error::ApiError;
 use crate::limits::ledger::ACCOUNT_LEVELS;
+use crate::objects::account::reporting;
 use crate::objects::account::{
     self as core, AccountCommand, AccountState, Effects, KeyCount, Meta, Reply,
 };
 use crate::objects::batch;
 use crate::objects::directory::DirectoryCommand;
-use crate::objects::key::KeyCommand;
+use crate::objects::key::{KeyCommand, Notice, UsageSeries};
 use futures_util::future::join_all;
 use serde::Deserialize;
 use serde_json::Value;
@@ -55,6 +57,7 @@ impl AccountObject {
         let replays = sql_row::schema("replays");
         for schema in [
             SCHEMA,
+            outbox::SCHEMA,
             meta.as_str(),
             replays.as_str(),
             ledger_store::SCHEMA,
@@ -257,6 +260,11 @@ impl Account {
         self.alarm_at.set(None);
         self.register().await;
         self.propagate().await;
+        self.report_usage().await;
+        if let Ok(cfg) = runtime::config(&self.env) {
+            let object = self.state.id().to_string();
+            outbox::deliver_due(&self.env, &cfg, &self.sql(), &object).await;
+        }
         if let Err(e) = self.prune() {
             console_error!("account object: retention failed: {e:?}");
         }
@@ -304,6 +312,77 @@ impl Account {
         });
         if let Err(e) = recorded {
             console_error!("account object: plan change progress not saved: {e:?}");
+        }
+    }
+
+    /// One batch of the due usage report (`reporting`): the next keys' charges
+    /// in the period; the webhook is queued when the last batch is in.
+    async fn report_usage(&self) {
+        let Ok(cfg) = runtime::config(&self.env) else {
+            return;
+        };
+        let size = cfg.plan_update_batch;
+        let batch = self.with_state(|sql, s| {
+            let (due, started) = reporting::due(s, &cfg, now_ms());
+            if started {
+                sql_row::write(sql, "meta", &s.meta)?;
+            }
+            let Some(due) = due else { return Ok(None) };
+            // Key ids are `key_` and letters and digits: all sort before `key_{`.
+            let ids = index_store::key_ids_between(sql, due.after.as_deref(), "key_{", size)?;
+            Ok(Some((due, ids)))
+        });
+        let (due, ids) = match batch {
+            Ok(Some(b)) => b,
+            Ok(None) => return,
+            Err(e) => {
+                console_error!("account object: usage report unreadable: {e:?}");
+                return;
+            }
+        };
+        let Some(resolution) = cfg.usage_report else {
+            return;
+        };
+        let ask = KeyCommand::UsageBetween {
+            from: due.period.0,
+            to: due.period.1,
+            resolution,
+        };
+        let answers = join_all(
+            ids.iter()
+                .map(|id| rpc::ask::<UsageSeries>(&self.env, Object::Key(id), &ask)),
+        )
+        .await;
+        let mut totals = Vec::with_capacity(ids.len());
+        for (id, answer) in ids.iter().zip(answers) {
+            match answer {
+                Ok(series) => totals.push(KeyTotal {
+                    key_id: id.clone(),
+                    requests: series.items.iter().map(|p| p.requests).sum(),
+                    credits: series.items.iter().map(|p| p.credits).sum(),
+                }),
+                Err(ApiError::NotFound { .. }) => {}
+                // Not this run: the next alarm asks the batch again.
+                Err(e) => {
+                    console_error!("account object: usage of {id} unread: {e:?}");
+                    return;
+                }
+            }
+        }
+        let more = ids.len() == size;
+        let saved = self.with_state(|sql, s| {
+            if let Some(data) = reporting::record(s, &cfg, &ids, totals, more) {
+                let notice = Notice::Webhook {
+                    event: "usage.reported".into(),
+                    at: due.period.1,
+                    data,
+                };
+                outbox::enqueue(sql, &notice, now_ms())?;
+            }
+            sql_row::write(sql, "meta", &s.meta)
+        });
+        if let Err(e) = saved {
+            console_error!("account object: usage report not saved: {e:?}");
         }
     }
 

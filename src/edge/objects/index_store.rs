@@ -247,6 +247,7 @@ pub fn oldest(sql: &SqlStorage) -> Result<Oldest, ApiError> {
         event: number(sql, "SELECT MIN(at) AS n FROM events", vec![])?,
         tombstone: number(sql, "SELECT MIN(at) AS n FROM removed", vec![])?,
         refusal: number(sql, "SELECT MIN(at) AS n FROM refusals", vec![])?,
+        outbox: super::outbox::next_due(sql),
     })
 }
 

@@ -25,8 +25,6 @@ CREATE TABLE IF NOT EXISTS logs (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGE
   path TEXT NOT NULL, status INTEGER NOT NULL, code TEXT, duration_ms INTEGER NOT NULL, ip TEXT, credits INTEGER NOT NULL,
   via TEXT NOT NULL DEFAULT 'gate');
 CREATE INDEX IF NOT EXISTS logs_at ON logs(at, id);
-CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, notice TEXT NOT NULL,
-  attempts INTEGER NOT NULL DEFAULT 0, due INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS usage (hour INTEGER PRIMARY KEY, requests INTEGER NOT NULL, credits INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS uses (one INTEGER PRIMARY KEY CHECK (one = 1), count INTEGER NOT NULL, last_used_at INTEGER);";
 
@@ -57,6 +55,7 @@ pub fn create_tables(sql: &SqlStorage) {
     ];
     for schema in [
         SCHEMA,
+        super::outbox::SCHEMA,
         ledger_store::SCHEMA,
         &rows[0],
         &rows[1],
@@ -285,11 +284,7 @@ pub fn persist(
         }
     }
     for notice in &fx.notices {
-        let text = serde_json::to_string(notice).map_err(ApiError::internal)?;
-        exec(
-            "INSERT INTO outbox (notice, due) VALUES (?, ?)",
-            vec![text.into(), now.into()],
-        )?;
+        super::outbox::enqueue(sql, notice, now)?;
     }
     Ok(())
 }

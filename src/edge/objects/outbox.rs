@@ -16,6 +16,22 @@ use serde::Deserialize;
 use serde_json::Value;
 use worker::{console_error, Env, Fetch, Headers, Method, Request, RequestInit, SqlStorage};
 
+/// The outbox table (a key's object and an account's).
+pub const SCHEMA: &str =
+    "CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, notice TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0, due INTEGER NOT NULL)";
+
+/// Queues `notice`, due at `now`.
+pub fn enqueue(sql: &SqlStorage, notice: &Notice, now: i64) -> Result<(), ApiError> {
+    let text = serde_json::to_string(notice).map_err(ApiError::internal)?;
+    sql.exec(
+        "INSERT INTO outbox (notice, due) VALUES (?, ?)",
+        vec![text.into(), now.into()],
+    )
+    .map(|_| ())
+    .map_err(ApiError::internal)
+}
+
 /// Delivery attempts of a notice before it is given up (logged as an error).
 const MAX_ATTEMPTS: i64 = 6;
 

@@ -9,6 +9,7 @@
 pub mod balance;
 mod command;
 mod lending;
+pub mod reporting;
 #[cfg(test)]
 mod tests;
 
@@ -67,6 +68,9 @@ pub struct Meta {
     /// The account's balance, shared by its keys (`balance`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credits: Option<crate::limits::credits::Credits>,
+    /// How far its usage reports got (`reporting`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reporting: Option<reporting::Reporting>,
 }
 
 pub struct AccountState {
@@ -498,10 +502,18 @@ pub fn next_alarm(state: &AccountState, cfg: &Config, now: i64, oldest: &Oldest)
     if !state.meta.registered && state.meta.account.is_some() {
         return Some(now + RETRY_MS);
     }
+    // The next usage report (an account not yet reporting starts now).
+    let report = match (&state.meta.reporting, cfg.usage_report) {
+        (_, None) => None,
+        (None, Some(_)) => state.meta.account.as_ref().map(|_| now),
+        (Some(r), Some(_)) => reporting::due_at(r, cfg),
+    };
     [
         oldest.event.map(|at| at + cfg.audit_retention_ms),
         oldest.tombstone.map(|at| at + TOMBSTONE_MS),
         oldest.refusal.map(|at| at + REFUSAL_WINDOW_MS),
+        oldest.outbox,
+        report,
     ]
     .into_iter()
     .flatten()
@@ -514,6 +526,8 @@ pub struct Oldest {
     pub event: Option<i64>,
     pub tombstone: Option<i64>,
     pub refusal: Option<i64>,
+    /// When the earliest webhook in the outbox is due.
+    pub outbox: Option<i64>,
 }
 
 /// What the alarm's retention removes at `now`: events at or before the first

@@ -371,6 +371,7 @@ fn the_alarm_wakes_for_registration_and_retention() {
     );
     s.meta.registered = true;
     let oldest = Oldest {
+        outbox: None,
         event: Some(NOW),
         tombstone: Some(NOW - TOMBSTONE_MS + 5),
         refusal: Some(NOW - REFUSAL_WINDOW_MS + 9),

@@ -112,6 +112,7 @@ pub fn apply(state: &mut KeyState, cmd: KeyCommand, cfg: &Config, now: i64) -> O
         }
         return (fx.compact(), to_value(&answers));
     }
+    state.usage.set_hour(cfg.usage_hour_ms);
     // Leases past their end without a report count at their end from now on.
     let lapsed = lending::lapse(&mut state.ledger, &mut state.book, now);
     let (fx, reply) = apply_one(state, cmd, cfg, now);
