@@ -8,3 +8,4 @@ pub mod names;
 pub mod powers;
 pub mod record;
 pub mod sharing;
+pub mod spend;

@@ -33,7 +33,7 @@ describe("a crash mid-burst", () => {
     origin = await startOrigin();
     const persistDir = tempDir("crash");
     // Long enough that the held requests are still reserved when keyward dies.
-    const vars = { ...VARS, RESERVATION_TIMEOUT_SECONDS: "15" };
+    const vars = { ...VARS, RESERVATION_TIMEOUT_SECONDS: "8" };
     kw = await startKeyward({ originUrl: origin.url, persistDir, vars });
     let api = client(kw.base);
     const LIMIT = 1000;

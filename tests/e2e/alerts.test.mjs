@@ -21,8 +21,8 @@ before(async () => {
       WEBHOOK_URL: receiver.url,
       WEBHOOK_SECRET: SECRET,
       BREAKER_ENABLED: "false",
-      // 0.0002 and 0.0001 days: 17.28 s and 8.64 s before a key expires.
-      EXPIRY_NOTICE_DAYS: "0.0002,0.0001",
+      // 0.0001 and 0.00005 days: 8.64 s and 4.32 s before a key expires.
+      EXPIRY_NOTICE_DAYS: "0.0001,0.00005",
     },
   });
   api = client(kw.base);
@@ -47,28 +47,28 @@ function hooks(keyId, type) {
 }
 
 test("key.expiring once per threshold, then key.expired, from the key's alarm", async () => {
-  const expiresAt = new Date(Date.now() + 20_000).toISOString();
+  const expiresAt = new Date(Date.now() + 11_000).toISOString();
   const k = await api.createKey({ account: "alerts", name: "expiring", expires_at: expiresAt });
   // Made inside both thresholds: one notice at once, for the nearer one.
-  const late = await api.createKey({ account: "alerts", name: "late", expires_at: new Date(Date.now() + 6_000).toISOString() });
+  const late = await api.createKey({ account: "alerts", name: "late", expires_at: new Date(Date.now() + 3_000).toISOString() });
   const kinds = async (id) => (await events(id)).filter((e) => e.action !== "key.created");
   await eventually(async () => assert.equal((await kinds(k.id)).length, 3), 35_000);
   await stays(async () => assert.equal((await kinds(k.id)).length, 3, "nothing more comes"), 2_000);
   const seen = await kinds(k.id);
   assert.deepEqual(seen.map((e) => e.action), ["key.expiring", "key.expiring", "key.expired"]);
-  assert.deepEqual(seen.slice(0, 2).map((e) => e.details.notice_days), [0.0002, 0.0001]);
+  assert.deepEqual(seen.slice(0, 2).map((e) => e.details.notice_days), [0.0001, 0.00005]);
   assert.ok(seen.every((e) => e.actor === "keyward"));
   assert.equal(seen[2].details.expires_at, expiresAt.replace(/\.\d+Z$/, (m) => m));
   const lateSeen = await kinds(late.id);
   assert.deepEqual(lateSeen.map((e) => e.action), ["key.expiring", "key.expired"]);
-  assert.equal(lateSeen[0].details.notice_days, 0.0001);
+  assert.equal(lateSeen[0].details.notice_days, 0.00005);
   // The same notices as webhooks, one each.
   await eventually(() => assert.equal(hooks(k.id).length, 3), 10_000);
   const delivered = hooks(k.id);
   assert.deepEqual(delivered.map((b) => b.type), ["key.expiring", "key.expiring", "key.expired"]);
   assert.equal(delivered[0].data.prefix, k.prefix);
   assert.equal(delivered[0].data.account, "alerts");
-  assert.ok(delivered[0].data.seconds_left > 0 && delivered[0].data.seconds_left <= 18);
+  assert.ok(delivered[0].data.seconds_left > 0 && delivered[0].data.seconds_left <= 9);
   expectError(assert, await api.call("GET", "/things", { key: k.key }), 401, "key_expired");
 });
 

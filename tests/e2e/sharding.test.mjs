@@ -182,7 +182,8 @@ describe("plan changes at any size", () => {
 describe("a stricter plan bites before the key's turn", () => {
   let kw, api;
   // The account's alarm is held: no key is brought to the new plan by it.
-  before(async () => ({ kw, api } = await instance({ TEST_HOLD_PLAN_UPDATES: "true" })));
+  // Plan leases of 1 s: each plan change waits out one (see leases.test.mjs).
+  before(async () => ({ kw, api } = await instance({ TEST_HOLD_PLAN_UPDATES: "true", PLAN_LEASE_SECONDS: "1" })));
   after(async () => kw?.stop());
 
   test("keys not yet updated are checked against the account's current plan", async () => {
