@@ -40,6 +40,7 @@ pub fn parse_query<'a>(
             "from" => from = Some(time("from", v)?),
             "to" => to = Some(time("to", v)?),
             "resolution" => resolution = Some(Resolution::parse(Some(v))?),
+            "cursor" if v.is_empty() => {}
             "cursor" => {
                 let ok = v.len() <= 64
                     && v.starts_with("key_")
@@ -67,17 +68,11 @@ pub fn parse_query<'a>(
     }
     let to = to.unwrap_or(now);
     let from = from.unwrap_or(to - crate::limits::usage::DAY);
-    if from >= to {
-        return Err(ApiError::field("to", "must be after from"));
-    }
-    if to - from > MAX_RANGE_MS {
-        return Err(ApiError::field(
-            "from",
-            "the range is at most 31 days (usage is kept 30 days)",
-        ));
-    }
+    // An empty range (`to` not after `from`) holds nothing.
+    let from = from.min(to);
     Ok(UsageQuery {
-        from,
+        // Nothing older is kept: a longer range reads what there is.
+        from: from.max(to - MAX_RANGE_MS),
         to,
         resolution: resolution.unwrap_or(Resolution::Hour),
         after,
@@ -187,20 +182,23 @@ mod tests {
         assert_eq!((r.resolution, r.limit), (Resolution::Day, 5));
         assert_eq!(field(q(&[("from", "yesterday")])), "from");
         assert_eq!(field(q(&[("to", "2026-13-01T00:00:00Z")])), "to");
+        let empty = q(&[
+            ("from", "2026-11-02T00:00:00Z"),
+            ("to", "2026-11-01T00:00:00Z"),
+        ])
+        .unwrap();
+        assert_eq!(empty.from, empty.to, "an empty range");
+        let long = q(&[
+            ("from", "2026-01-01T00:00:00Z"),
+            ("to", "2026-11-01T00:00:00Z"),
+        ])
+        .unwrap();
         assert_eq!(
-            field(q(&[
-                ("from", "2026-11-02T00:00:00Z"),
-                ("to", "2026-11-01T00:00:00Z")
-            ])),
-            "to"
+            long.to - long.from,
+            MAX_RANGE_MS,
+            "a long range reads the kept days"
         );
-        assert_eq!(
-            field(q(&[
-                ("from", "2026-01-01T00:00:00Z"),
-                ("to", "2026-11-01T00:00:00Z")
-            ])),
-            "from"
-        );
+        assert_eq!(q(&[("cursor", "")]).unwrap().after, None);
         assert_eq!(field(q(&[("resolution", "week")])), "resolution");
         assert_eq!(field(q(&[("limit", "0")])), "limit");
         assert_eq!(field(q(&[("limit", "101")])), "limit");

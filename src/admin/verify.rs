@@ -155,7 +155,7 @@ pub fn valid(id: &Identity, limit: Option<&LimitState>) -> Value {
 /// answer about the key and stays an error.
 pub fn invalid(e: &ApiError) -> Option<Value> {
     let about_the_request =
-        (2..=15).contains(&e.row()) || matches!(e, ApiError::InvalidPath { .. });
+        (2..=16).contains(&e.row()) || matches!(e, ApiError::InvalidPath { .. });
     about_the_request.then(|| {
         let retry_after = e
             .headers()

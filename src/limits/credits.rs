@@ -138,7 +138,10 @@ impl Credits {
                     .checked_add(change.amount)
                     .filter(|r| *r <= MAX_CREDITS)
                     .ok_or_else(|| {
-                        ApiError::field("amount", format!("takes the balance past {MAX_CREDITS}"))
+                        // A well-formed amount the balance cannot take: its state refuses.
+                        ApiError::Conflict {
+                            reason: format!("the increment takes the balance past {MAX_CREDITS}"),
+                        }
                     })?;
             }
             Op::Decrement => self.remaining = self.remaining.saturating_sub(change.amount),
@@ -242,8 +245,14 @@ fn month_boundary(y: i32, m: u32, day: Option<u8>) -> i64 {
         .map_or(0, |t| t.and_utc().timestamp_millis())
 }
 
-fn amount(v: &Value, field: &str, min: u64) -> Result<u64, ApiError> {
-    v.as_u64()
+/// A whole number, also when sent as `5.0`.
+fn whole(v: &Value, field: &str, min: u64) -> Result<u64, ApiError> {
+    let whole = v.as_u64().or_else(|| {
+        v.as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= MAX_CREDITS as f64)
+            .map(|f| f as u64)
+    });
+    whole
         .filter(|n| (min..=MAX_CREDITS).contains(n))
         .ok_or_else(|| {
             ApiError::field(
@@ -274,7 +283,7 @@ fn object<'a>(
 /// "interval", "day"}}` (`refill` optional or null).
 pub fn parse(v: &Value, now: i64) -> Result<Credits, ApiError> {
     let obj = object(v, "credits", &["remaining", "refill"])?;
-    let remaining = amount(
+    let remaining = whole(
         obj.get("remaining").unwrap_or(&Value::Null),
         "credits.remaining",
         0,
@@ -288,7 +297,7 @@ pub fn parse(v: &Value, now: i64) -> Result<Credits, ApiError> {
 
 fn parse_refill(v: &Value) -> Result<Refill, ApiError> {
     let obj = object(v, "credits.refill", &["amount", "interval", "day"])?;
-    let amount = amount(
+    let amount = whole(
         obj.get("amount").unwrap_or(&Value::Null),
         "credits.refill.amount",
         1,
@@ -312,7 +321,8 @@ fn parse_refill(v: &Value) -> Result<Refill, ApiError> {
             ))
         }
         Some(d) => Some(
-            d.as_u64()
+            whole(d, "credits.refill.day", 1)
+                .ok()
                 .filter(|d| (1..=31).contains(d))
                 .map(|d| d as u8)
                 .ok_or_else(|| {
@@ -347,7 +357,7 @@ pub fn parse_change(body: &Value) -> Result<Change, ApiError> {
         }
     };
     let min = if op == Op::Set { 0 } else { 1 };
-    let amount = amount(obj.get("amount").unwrap_or(&Value::Null), "amount", min)?;
+    let amount = whole(obj.get("amount").unwrap_or(&Value::Null), "amount", min)?;
     Ok(Change { op, amount })
 }
 
@@ -517,6 +527,10 @@ mod tests {
             })
         );
         let change = |v: Value| parse_change(&v);
+        assert_eq!(
+            change(json!({"op": "set", "amount": 6.0})).unwrap().amount,
+            6
+        );
         assert!(
             matches!(change(json!({"op": "add", "amount": 1})), Err(ApiError::InvalidField { field, .. }) if field == "op")
         );

@@ -102,10 +102,18 @@ async fn parent_of(
             .map(|me| me.key_id.clone())
     });
     let Some(id) = named else { return Ok(None) };
-    let bad = |why: &str| ApiError::field("parent", why);
+    // A parent beyond the caller's reach does not exist for it (404); one whose
+    // state refuses another child is a conflict (409).
+    let bad = |why: &str| ApiError::Conflict {
+        reason: format!("parent {id} {why}"),
+    };
     let parent = match load(caller, env, cfg, &id).await {
         Ok(read) => read.record,
-        Err(ApiError::NotFound { .. }) => return Err(bad("is not a key this caller can see")),
+        Err(ApiError::NotFound { .. }) => {
+            return Err(ApiError::NotFound {
+                what: "parent key".into(),
+            })
+        }
         Err(e) => return Err(e),
     };
     if parent.account != account {
@@ -120,7 +128,7 @@ async fn parent_of(
         ));
     }
     if new.environment.is_some_and(|e| e != parent.environment) {
-        return Err(ApiError::field("environment", "must be its parent's"));
+        return Err(bad("is of another environment"));
     }
     Ok(Some(parent))
 }

@@ -47,8 +47,19 @@ pub async fn handle(
     let refused = |who: refusals::Who, e: &ApiError| {
         refusals::record(ctx, env, cfg, &headers, line, who, e);
     };
+    // GitHub signs its reports instead of sending credentials: a report without
+    // its signature headers is refused before its body is measured or read.
+    let unsigned = [
+        "Github-Public-Key-Identifier",
+        "Github-Public-Key-Signature",
+    ]
+    .iter()
+    .any(|h| headers.get(h).ok().flatten().is_none());
+    if op == Operation::GithubLeaks && unsigned {
+        refused(refusals::Who::Anonymous, &ApiError::BadSignature);
+        return Err(ApiError::BadSignature);
+    }
     refuse_large_body(&req)?;
-    // GitHub signs its reports instead of sending credentials.
     if op == Operation::GithubLeaks {
         let body = read_bytes(&mut req).await?;
         let answer = leak_reports::github(&req, env, cfg, &body).await;
