@@ -59,19 +59,26 @@ pub(super) fn spend(rec: &mut KeyRecord, cfg: &Config, cost: u64, now: i64, fx: 
     if !crossed.is_empty() {
         fx.record = Change::Put;
     }
+    announce_low(fx, rec, cfg, now, &crossed, &details);
+}
+
+/// `credits.low` for each mark the balance fell to (`details`, with its percent).
+fn announce_low(
+    fx: &mut Effects,
+    rec: &KeyRecord,
+    cfg: &Config,
+    now: i64,
+    crossed: &[u32],
+    details: &Value,
+) {
     for percent in crossed {
         let mut d = details.clone();
         d["percent"] = json!(percent);
-        announce(
-            fx,
-            rec,
-            cfg,
-            now,
-            alerts::Alert {
-                event: "credits.low",
-                details: d,
-            },
-        );
+        let alert = alerts::Alert {
+            event: "credits.low",
+            details: d,
+        };
+        announce(fx, rec, cfg, now, alert);
     }
 }
 
@@ -144,15 +151,7 @@ pub(super) fn change(
     rec.updated_at = now;
     rec.revision += 1;
     let mut fx = Effects::put();
-    for percent in crossed {
-        let mut d = details.clone();
-        d["percent"] = json!(percent);
-        let alert = alerts::Alert {
-            event: "credits.low",
-            details: d,
-        };
-        announce(&mut fx, rec, cfg, now, alert);
-    }
+    announce_low(&mut fx, rec, cfg, now, &crossed, &details);
     if let Some(key) = idempotency_key {
         replays.keep(key, request, answer.clone(), now);
         fx.replays = true;
