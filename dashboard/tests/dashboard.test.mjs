@@ -346,6 +346,8 @@ describe("the admin token's dashboard", () => {
     await page.getByRole("link", { name: "API keys" }).click();
     await page.getByLabel("Account", { exact: true }).fill(CREDITED);
     await page.getByLabel("Account", { exact: true }).press("Enter");
+    // The unfiltered list (every account) also holds the newest keys: wait for the filtered one.
+    await page.locator(`.table-host[data-account="${CREDITED}"] table.keys`).waitFor();
     await row(page, "customer key").waitFor();
     const order = await page.locator("table.keys tbody tr").evaluateAll((rows) => rows.map((r) => r.dataset.keyId));
     assert.deepEqual(order, [parent.id, child.id]);

@@ -85,11 +85,14 @@ export function keysPage(main, me) {
     } catch (err) {
       if (!mine()) return;
       mount(tableHost, errorBox(err));
+      tableHost.dataset.account = account ?? "";
       pager.replaceChildren();
       return;
     }
     if (!mine()) return;
     mount(tableHost, table(page.items));
+    // Which account's keys the table shows now (tests wait on it after a filter change).
+    tableHost.dataset.account = account ?? "";
     pager.replaceChildren(
       state.cursors.length > 1
         ? h("button", { type: "button", class: "secondary", onclick: () => { state.cursors = [null]; refresh(); } }, "First page")
