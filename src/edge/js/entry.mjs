@@ -1,5 +1,6 @@
 // The Worker's module (wrangler's `main`): the dashboard's pages, the Rust fetch
-// handler as worker-build generates it, and the Durable Object classes.
+// handler (called past worker-build's per-request class, below), and the Durable
+// Object classes.
 //
 // The dashboard (built by dashboard/build.mjs) is served from this module for GET
 // and HEAD on its exact paths; everything else goes to Rust. (Workers Static
@@ -35,11 +36,30 @@ function dashboard(request) {
   return new Response(request.method === "HEAD" ? null : page.body, { headers: head });
 }
 
-export default class Keyward extends Rust {
-  fetch(request) {
-    return dashboard(request) ?? super.fetch(request);
-  }
-}
+// The Rust fetch handler, called straight from a plain module handler, as the
+// bare forwarder is: worker-build's module exports a class (the runtime builds
+// an instance of it for every request) wrapped in a Proxy that builds a second
+// Proxy and wraps every method it hands out, so as to restart the Wasm instance
+// after a panic: about 20 µs of CPU per request under Miniflare (bench/NOTES.md).
+// Here that recovery costs one check per request: once the instance is marked
+// broken, constructing the wrapped class (which the runtime would have done)
+// restarts it first.
+const rustFetch = Rust.prototype.fetch;
+const init = globalThis.__worker_init_state;
+
+export default {
+  fetch(request, env, ctx) {
+    const page = dashboard(request);
+    if (page !== undefined) return page;
+    if (init.criticalError) Reflect.construct(Rust, [ctx, env]);
+    try {
+      return rustFetch.call({ env, ctx }, request);
+    } catch (error) {
+      if (error instanceof WebAssembly.RuntimeError) init.criticalError = true;
+      throw error;
+    }
+  },
+};
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
