@@ -20,8 +20,10 @@ const server = http.createServer((req, res) => {
     }
     const url = new URL(req.url, "http://origin");
     // Test paths: /hold is never answered (a slow origin caught by a crash);
+    // /drop closes the connection unanswered (an origin that cannot be reached);
     // /status/NNN answers NNN (billing tests with a failing origin).
     if (url.pathname === "/hold") return;
+    if (url.pathname === "/drop") return req.socket.destroy();
     const forced = /^\/status\/([1-5][0-9][0-9])$/.exec(url.pathname);
     const body = JSON.stringify({
       origin: "example",

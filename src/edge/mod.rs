@@ -22,30 +22,61 @@ use request::respond;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use worker::worker_sys::{web_sys, Context as JsContext};
-use worker::{Context, Env, Request, Response};
+use worker::{Context, Env, Request};
 
 /// The fetch entry point (what `#[event(fetch)]` would generate, but polled by
 /// this crate's own executor, `task`: each request's code runs in its own request).
+/// What needs no waiting is decided at once: the configuration, the simulated
+/// region's header, row 1 and the request line; a public path's answer is the
+/// origin's promise itself (`gate::public_now`); everything else is a task.
 #[wasm_bindgen]
 pub fn fetch(req: web_sys::Request, env: Env, ctx: JsContext) -> js_sys::Promise {
+    let ctx = Context::new(ctx);
+    let read = runtime::config(&env).and_then(|cfg| {
+        let region = match cfg.test_geo {
+            Some(default) => {
+                let header = req.headers().get(regions::HEADER).ok().flatten();
+                Some(regions::of_request(header.as_deref(), default)?)
+            }
+            None => None,
+        };
+        let line = inbound::request_line(&req.method(), &req.url(), cfg.allow_http)?;
+        Ok((cfg, region, line))
+    });
+    let (cfg, region, line) = match read {
+        Ok(read) => read,
+        Err(e) => return answer(respond::rendered(&e)),
+    };
+    let under_admin = line
+        .path
+        .strip_prefix(cfg.admin_prefix.as_str())
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+    if !under_admin {
+        match request::gate::public_now(&req, &env, &cfg, &ctx, &line) {
+            Some(Ok(answer)) => return answer,
+            Some(Err(e)) => return answer(respond::rendered(&e)),
+            None => {}
+        }
+    }
     task::promise(async move {
-        let ctx = Context::new(ctx);
-        let outcome = match runtime::config(&env) {
-            Ok(cfg) => route(req, &env, &cfg, &ctx).await,
-            Err(e) => Err(e),
-        };
-        let resp = match outcome {
+        if cfg.test_geo.is_some() {
+            task::set_region(region);
+        }
+        let resp = match route(req, &env, &cfg, &ctx, line, under_admin).await {
             Ok(Reply::Passed(raw)) => return Ok(JsValue::from(raw)),
-            Ok(Reply::Built(resp)) => Ok(resp),
-            Err(e) => respond::error(&e),
+            Ok(Reply::Built(resp)) => Ok(web_sys::Response::from(resp)),
+            Err(e) => respond::rendered(&e),
         };
-        let resp = resp.or_else(|e| {
-            worker::console_error!("cannot answer: {e}");
-            Response::error("Internal error", 500)
-        });
-        resp.map(|r| JsValue::from(web_sys::Response::from(r)))
-            .map_err(JsValue::from)
+        resp.map(JsValue::from)
     })
+}
+
+/// An answer made at once.
+fn answer(resp: Result<web_sys::Response, JsValue>) -> js_sys::Promise {
+    match resp {
+        Ok(resp) => js_sys::Promise::resolve(&JsValue::from(resp)),
+        Err(e) => js_sys::Promise::reject(&e),
+    }
 }
 
 /// The region nearest the client and its country, from `request.cf` (absent
@@ -69,23 +100,16 @@ fn client_place(req: &web_sys::Request) -> (Option<Region>, Option<String>) {
 /// The header that names a request's client country (`TEST_COUNTRY_HEADER` only).
 const TEST_COUNTRY_HEADER: &str = "x-keyward-test-country";
 
-/// Row 1 and the request line, read once in canonical form; then the management
-/// routes or the gate, both deciding on that one form.
+/// The management routes or the gate, both deciding on the one canonical request
+/// line.
 async fn route(
     req: web_sys::Request,
     env: &Env,
     cfg: &crate::config::Config,
     ctx: &Context,
+    line: RequestLine,
+    under_admin: bool,
 ) -> std::result::Result<Reply, ApiError> {
-    if let Some(default) = cfg.test_geo {
-        let header = req.headers().get(regions::HEADER).ok().flatten();
-        task::set_region(Some(regions::of_request(header.as_deref(), default)?));
-    }
-    let line = inbound::request_line(&req.method(), &req.url(), cfg.allow_http)?;
-    let under_admin = line
-        .path
-        .strip_prefix(cfg.admin_prefix.as_str())
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
     // Where the client is matters to a key's object (where it lives), not to a
     // public path: read then, from `request.cf`.
     let placed = {

@@ -15,6 +15,7 @@ const kw = useKeyward({
   ORIGIN_TIMEOUT_SECONDS: String(ORIGIN_TIMEOUT_S),
   RESERVATION_TIMEOUT_SECONDS: "4",
   IP_BLOCK_THRESHOLD: "3",
+  PUBLIC_PATHS: "/health,/hold,/drop",
 });
 
 let seq = 0;
@@ -91,6 +92,26 @@ test("an origin that fails (502) or never answers (504 at ORIGIN_TIMEOUT_SECONDS
   assert.deepEqual(after.logs.map((l) => [l.state, l.status, l.credits]), [["completed", 504, 0]]);
   const { res } = await faulted((await key()).key, "origin:stall");
   assert.equal(res.json.error, "Origin did not answer in time");
+});
+
+test("a public path (answered without a task) whose origin drops the connection (502) or never answers (504 at ORIGIN_TIMEOUT_SECONDS)", async () => {
+  let res = await kw.api.call("GET", "/drop");
+  expectError(assert, res, 502, "origin_unreachable", "Origin unreachable");
+  assert.ok(Number(res.headers.get("retry-after")) >= 1, `Retry-After ${res.headers.get("retry-after")}`);
+  assert.equal(res.headers.get("x-content-type-options"), "nosniff");
+  assert.equal(res.headers.get("cache-control"), "no-store");
+  const started = Date.now();
+  res = await kw.api.call("GET", "/hold");
+  const ms = Date.now() - started;
+  expectError(assert, res, 504, "origin_timeout", "Origin did not answer in time");
+  assert.ok(Number(res.headers.get("retry-after")) >= 1, `Retry-After ${res.headers.get("retry-after")}`);
+  assert.ok(ms >= ORIGIN_TIMEOUT_S * 1000 - 100 && ms < ORIGIN_TIMEOUT_S * 1000 + 1500, `answered after ${ms} ms`);
+  // A fault asked of the origin takes the task's path: the same answer.
+  res = await kw.api.call("GET", "/health", { headers: { "x-keyward-test-fault": "origin:fail" } });
+  expectError(assert, res, 502, "origin_unreachable", "Origin unreachable");
+  res = await kw.api.call("GET", "/health");
+  assert.equal(res.status, 200, res.text);
+  assert.equal(res.json.path, "/health");
 });
 
 test("an address guard that fails or stalls: the invalid key is still refused, within the deadline", async () => {

@@ -1,7 +1,8 @@
 //! The request path, as SPEC §3's table, on the canonical request line:
 //!
 //! - row 1 (read with the line, by the caller): HTTPS, the one canonical path;
-//! - a method that can be forwarded; public paths, forwarded without a key;
+//! - a method that can be forwarded; public paths, forwarded without a key (and
+//!   without a task: `public_now`);
 //! - what the request needs: every method it may run, every project it names;
 //! - row 2: the client's address not blocked (`guard`);
 //! - row 3: the key located (`locate`), or a failed attempt counted;
@@ -20,6 +21,7 @@ use crate::error::ApiError;
 use crate::key::record::HashEntry;
 use crate::limits::admission::{self, LimitState};
 use crate::notify::logs::{RequestFacts, Via};
+use crate::request::faults::Target;
 use crate::request::inbound::{self, RequestLine};
 use crate::request::policy::{self, Needs};
 use worker::worker_sys::web_sys;
@@ -65,6 +67,32 @@ pub async fn handle(
         rc.elapsed(),
     );
     with_rate_limit_headers(outcome?, admission.limit.as_ref())
+}
+
+/// A public path's answer, made at once, without a task (`None`: not a public
+/// path, or a request whose faults ask the origin to fail, which `handle` serves):
+/// the same checks as `handle`'s, then the origin's promise as the answer.
+pub fn public_now(
+    req: &web_sys::Request,
+    env: &Env,
+    cfg: &Config,
+    ctx: &Context,
+    line: &RequestLine,
+) -> Option<Result<js_sys::Promise, ApiError>> {
+    if !policy::is_public(&cfg.public_paths, &line.path) {
+        return None;
+    }
+    let headers = Headers(req.headers());
+    let answer = (|| {
+        let rc = RequestContext::new(env, cfg, ctx, &headers)?;
+        if rc.fault(Target::Origin).is_some() {
+            return Ok(None);
+        }
+        inbound::check_method(&line.method)?;
+        let ip = guard::client_ip(&headers);
+        forward::answered(&rc, req, line, ip.as_deref()).map(Some)
+    })();
+    answer.transpose()
 }
 
 /// The gate's answer: the origin's response as the runtime gave it (nothing of it

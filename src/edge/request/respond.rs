@@ -4,7 +4,8 @@
 
 use crate::error::ApiError;
 use serde::Serialize;
-use worker::{console_error, Headers, Response, Result};
+use wasm_bindgen::JsValue;
+use worker::{console_error, web_sys, Headers, Response, Result};
 
 pub fn error(e: &ApiError) -> Result<Response> {
     match e {
@@ -19,6 +20,18 @@ pub fn error(e: &ApiError) -> Result<Response> {
     Ok(Response::from_json(&e.body())?
         .with_status(e.status())
         .with_headers(headers))
+}
+
+/// `e`'s answer as the runtime's Response (a plain 500 if it cannot be made; the
+/// runtime's failure if not even that).
+pub fn rendered(e: &ApiError) -> std::result::Result<web_sys::Response, JsValue> {
+    error(e)
+        .or_else(|e| {
+            console_error!("cannot answer: {e}");
+            Response::error("Internal error", 500)
+        })
+        .map(web_sys::Response::from)
+        .map_err(JsValue::from)
 }
 
 pub fn json<T: Serialize>(status: u16, body: &T) -> std::result::Result<Response, ApiError> {
