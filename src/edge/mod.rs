@@ -53,9 +53,9 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: JsContext) -> js_sys::Promise
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
     if !under_admin {
         match request::gate::public_now(&req, &env, &cfg, &ctx, &line) {
-            Some(Ok(answer)) => return answer,
-            Some(Err(e)) => return answer(respond::rendered(&e)),
-            None => {}
+            Ok(Some(answer)) => return answer,
+            Err(e) => return answer(respond::rendered(&e)),
+            Ok(None) => {}
         }
     }
     task::promise(async move {

@@ -78,21 +78,18 @@ pub fn public_now(
     cfg: &Config,
     ctx: &Context,
     line: &RequestLine,
-) -> Option<Result<js_sys::Promise, ApiError>> {
+) -> Result<Option<js_sys::Promise>, ApiError> {
     if !policy::is_public(&cfg.public_paths, &line.path) {
-        return None;
+        return Ok(None);
     }
     let headers = Headers(req.headers());
-    let answer = (|| {
-        let rc = RequestContext::new(env, cfg, ctx, &headers)?;
-        if rc.fault(Target::Origin).is_some() {
-            return Ok(None);
-        }
-        inbound::check_method(&line.method)?;
-        let ip = guard::client_ip(&headers);
-        forward::answered(&rc, req, line, ip.as_deref()).map(Some)
-    })();
-    answer.transpose()
+    let rc = RequestContext::new(env, cfg, ctx, &headers)?;
+    if rc.fault(Target::Origin).is_some() {
+        return Ok(None);
+    }
+    inbound::check_method(&line.method)?;
+    let ip = guard::client_ip(&headers);
+    forward::answered(&rc, req, line, ip.as_deref()).map(Some)
 }
 
 /// The gate's answer: the origin's response as the runtime gave it (nothing of it
