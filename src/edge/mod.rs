@@ -59,7 +59,7 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: JsContext) -> js_sys::Promise
         }
     }
     task::promise(async move {
-        if cfg.test_geo.is_some() {
+        if region.is_some() {
             task::set_region(region);
         }
         let resp = match route(req, &env, &cfg, &ctx, line, under_admin).await {

@@ -60,11 +60,7 @@ pub fn answered(sent: &Promise, url: &str, ms: i64, failed: &Failed) -> Promise 
     js_answered(sent, url, ms.max(1) as f64, failed)
 }
 
-/// The names of `headers` (lowercase, as the runtime keeps them).
-pub fn header_names(headers: &web_sys::Headers) -> Vec<String> {
+/// The names of `headers` (lowercase, as the runtime keeps them), one per line.
+pub fn header_names(headers: &web_sys::Headers) -> String {
     js_header_names(headers)
-        .split('\n')
-        .filter(|name| !name.is_empty())
-        .map(str::to_string)
-        .collect()
 }

@@ -114,8 +114,8 @@ fn send(
     // the runtime consumes them.)
     let names = origin::header_names(&req.headers());
     let drop: Vec<&str> = names
-        .iter()
-        .map(String::as_str)
+        .split('\n')
+        .filter(|name| !name.is_empty())
         .filter(|name| {
             matches!(*name, "authorization" | "proxy-authorization" | "host")
                 || is_reserved_header(name)
